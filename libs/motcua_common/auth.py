@@ -1,0 +1,169 @@
+"""Access tokens: identity signs short-lived JWTs (RS256) and publishes its public keys
+(JWKS); every other service verifies locally with the cached keys.
+
+Claims: sub (account id), role (citizen|officer|ward_admin|admin|monitor|kiosk), ward_id,
+mcp (must change password). Roles come from CONTRACT.md and DESIGN.md §3."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ISSUER = "motcua-identity"
+AUDIENCE = "motcua"
+ALGORITHM = "RS256"
+ROLES = ("citizen", "officer", "ward_admin", "admin", "monitor", "kiosk")
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: str
+    ward_id: str | None
+    must_change_password: bool = False
+    username: str | None = None
+
+    def is_staff_of(self, ward_id: str) -> bool:
+        """Officer or ward admin of `ward_id`, or a platform admin."""
+        if self.role == "admin":
+            return True
+        return self.role in ("officer", "ward_admin") and self.ward_id == ward_id
+
+    def can_watch(self, ward_id: str) -> bool:
+        """May read a ward's numbers: its staff, the monitoring centre, admins."""
+        return self.role == "monitor" or self.is_staff_of(ward_id)
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, detail: str, status: int = 401):
+        super().__init__(detail)
+        self.code, self.detail, self.status = code, detail, status
+
+
+# ---------------------------------------------------------------- signing (identity)
+class SigningKey:
+    def __init__(self, private_key: rsa.RSAPrivateKey):
+        self.private_key = private_key
+        public_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+        self.kid = jwt.PyJWK(public_jwk).key_id or _thumbprint(public_jwk)
+        public_jwk.update({"kid": self.kid, "use": "sig", "alg": ALGORITHM})
+        self.public_jwk = public_jwk
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> "SigningKey":
+        """Load the PEM at `path`, or create it (0600) on first start.
+
+        In a cluster the key comes from a Secret mounted at JWT_PRIVATE_KEY_FILE."""
+        path = Path(os.environ.get("JWT_PRIVATE_KEY_FILE") or path)
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            return cls(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        os.replace(tmp, path)  # atomic: two processes starting together keep one key
+        return cls(serialization.load_pem_private_key(path.read_bytes(), password=None))
+
+    def jwks(self) -> dict:
+        return {"keys": [self.public_jwk]}
+
+    def issue(self, subject: str, role: str, ward_id: str | None, ttl_seconds: int,
+              must_change_password: bool = False, username: str | None = None) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER, "aud": AUDIENCE, "sub": subject, "role": role, "ward_id": ward_id,
+            "mcp": must_change_password, "iat": now, "nbf": now, "exp": now + ttl_seconds,
+        }
+        if username:
+            claims["preferred_username"] = username
+        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+def _thumbprint(jwk: dict) -> str:
+    import base64
+    import hashlib
+
+    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+# ---------------------------------------------------------------- verifying (everyone)
+class TokenVerifier:
+    """Verifies bearer tokens with keys from a JWKS document.
+
+    Keys are cached; an unknown kid triggers one refetch (key rotation), at most every
+    30 s. When identity is unreachable the cached keys keep working."""
+
+    def __init__(self, jwks_source, refetch_interval: float = 30.0):
+        # jwks_source: a callable returning the JWKS dict (identity uses its own key,
+        # the others fetch over HTTP).
+        self._source = jwks_source
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._refetch_interval = refetch_interval
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float = 3.0) -> "TokenVerifier":
+        import requests
+
+        def fetch() -> dict:
+            response = requests.get(url, timeout=timeout)
+            response.raise_for_status()
+            return response.json()
+
+        return cls(fetch)
+
+    def _refresh(self, force: bool = False) -> None:
+        with self._lock:
+            if not force and self._keys:
+                return
+            if self._keys and time.monotonic() - self._fetched_at < self._refetch_interval:
+                return
+            try:
+                document = self._source()
+            except Exception as exc:
+                if self._keys:
+                    return  # keep serving with the cached keys
+                raise AuthError("auth_unavailable", "Không kiểm tra được phiên đăng nhập, vui lòng thử lại.", 503) from exc
+            self._keys = {k["kid"]: jwt.PyJWK(k) for k in document.get("keys", []) if "kid" in k}
+            self._fetched_at = time.monotonic()
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise AuthError("invalid_token", "Mã truy cập không hợp lệ.") from exc
+        kid = header.get("kid")
+        self._refresh()
+        if kid not in self._keys:
+            self._refresh(force=True)
+        key = self._keys.get(kid)
+        if key is None:
+            raise AuthError("invalid_token", "Mã truy cập không hợp lệ.")
+        try:
+            claims = jwt.decode(token, key.key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                                options={"require": ["exp", "sub", "iat"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthError("token_expired", "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.") from exc
+        except jwt.PyJWTError as exc:
+            raise AuthError("invalid_token", "Mã truy cập không hợp lệ.") from exc
+        if claims.get("role") not in ROLES:
+            raise AuthError("invalid_token", "Mã truy cập không hợp lệ.")
+        return Principal(
+            subject=claims["sub"], role=claims["role"], ward_id=claims.get("ward_id"),
+            must_change_password=bool(claims.get("mcp")), username=claims.get("preferred_username"),
+        )

@@ -1,0 +1,100 @@
+"""The `motcua` command.
+
+  motcua up [--demo] [--port 8080]        the whole platform on one machine
+  motcua api --service S | --all          serve the API(s) (gunicorn)
+  motcua worker --service S               the service's nameko worker
+  motcua relay --service S                the service's outbox relay
+  motcua topology                         declare exchanges, queues and bindings
+  motcua prepare --service S [--demo]     indexes, bootstrap admin, reference data
+
+Heavy imports happen inside each command: the worker must monkey-patch with eventlet
+before anything else is imported."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+SERVICES = ("identity", "dossier", "queue", "notify", "rating")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="motcua", description="Một Cửa — the ward one-stop-shop platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_up = sub.add_parser("up", help="run the whole platform on this machine")
+    p_up.add_argument("--demo", action="store_true", help="load demo wards, queue services, counters and the catalog")
+    p_up.add_argument("--port", type=int, default=8080)
+    p_up.add_argument("--host", default="127.0.0.1")
+    p_up.add_argument("--profile", choices=["central", "edge"], default="central")
+    p_up.add_argument("--ward")
+    p_up.add_argument("--upstream")
+    p_up.add_argument("--central")
+
+    p_api = sub.add_parser("api", help="serve the HTTP API")
+    group = p_api.add_mutually_exclusive_group(required=True)
+    group.add_argument("--service", choices=SERVICES)
+    group.add_argument("--all", action="store_true")
+    p_api.add_argument("--host", default="0.0.0.0")
+    p_api.add_argument("--port", type=int, default=8080)
+    p_api.add_argument("--threads", type=int, default=16)
+    p_api.add_argument("--workers", type=int, default=1)
+
+    for name in ("worker", "relay"):
+        p = sub.add_parser(name, help=f"run a service's {name}")
+        p.add_argument("--service", choices=SERVICES, required=True)
+
+    sub.add_parser("topology", help="declare the broker topology")
+    p_prep = sub.add_parser("prepare", help="create indexes and reference data")
+    p_prep.add_argument("--service", choices=SERVICES, required=True)
+    p_prep.add_argument("--demo", action="store_true")
+
+    args = parser.parse_args(argv)
+
+    if args.command == "worker":
+        import eventlet
+
+        eventlet.monkey_patch()
+        from .worker import run
+
+        run(args.service)
+        return 0
+    if args.command == "up":
+        if args.profile == "edge":
+            print("motcua: the edge profile is not built yet (see README, 'Not done yet')", file=sys.stderr)
+            return 2
+        from .launcher import up
+
+        return up(port=args.port, demo=args.demo, host=args.host)
+    if args.command == "api":
+        from .apiserver import combined_app, serve, service_app
+        from .config import Settings
+        from .logs import configure_logging
+
+        settings = Settings.from_env()
+        configure_logging(args.service or "platform", "api", settings.log_level)
+        app = combined_app(settings) if args.all else service_app(args.service, settings)
+        serve(app, args.host, args.port, threads=args.threads, workers=args.workers)
+        return 0
+    if args.command == "relay":
+        from .relay import main as relay_main
+
+        relay_main(args.service)
+        return 0
+    if args.command == "topology":
+        from .config import Settings
+        from .topology import declare_with_url
+
+        declare_with_url(Settings.from_env())
+        return 0
+    if args.command == "prepare":
+        import importlib
+
+        from .config import Settings
+
+        importlib.import_module(f"motcua_{args.service}.bootstrap").prepare(Settings.from_env(), demo=args.demo)
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

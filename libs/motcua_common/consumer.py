@@ -1,0 +1,220 @@
+"""Idempotent, never-forgetting event consumers for nameko.
+
+`event_handler(event_type)` is nameko's EventHandler with three changes:
+  * it consumes the queue of motcua_common.topology (declared up front, never by nameko,
+    so the arguments cannot disagree), and refuses to start for an undeclared subscription;
+  * a malformed message (not JSON, not an envelope, payload against its schema) goes to
+    the dead-letter queue with the reason, instead of killing the consumer or being acked;
+  * a handler that raises is retried after a delay (through Q.retry) a bounded number of
+    times, then dead-lettered with the reason. nameko's default acks and forgets.
+
+`handle_once(db, consumer, event, work)` runs `work(session)` in one transaction with the
+record of the event's id (unique), so a redelivered event changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import datetime, timezone
+from functools import partial
+from typing import Callable
+
+from eventlet.semaphore import Semaphore
+from kombu import Connection, Producer, Queue
+from nameko.events import EventHandler
+from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from . import metrics, topology
+from .config import Settings
+from .events import Event, InvalidEvent, parse_envelope
+from .mongo import in_transaction
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-motcua-attempts"
+ERROR_HEADER = "x-motcua-error"
+PROCESSED = "processed_events"
+
+
+class SafeQueueConsumer(QueueConsumer):
+    """Shared by every motcua event handler of a container. Owns a second connection,
+    in confirm mode, used to move failed messages to the retry and dead-letter queues."""
+
+    def setup(self):
+        super().setup()
+        self._producer_lock = Semaphore()
+        self._producer_connection = None
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for provider, consumer in self._consumers.items():
+            consumer.on_decode_error = partial(self._on_decode_error, provider)
+        return consumers
+
+    def _on_decode_error(self, provider, message, exc):
+        provider.dead_letter(message, f"undecodable message: {exc}")
+
+    def republish(self, message, routing_key: str, exchange: str = "", headers: dict | None = None) -> None:
+        """Publish a copy of `message` (same body and properties), waiting for the confirm."""
+        with self._producer_lock:
+            if self._producer_connection is None:
+                self._producer_connection = Connection(
+                    self.amqp_uri, transport_options={"confirm_publish": True}, heartbeat=15
+                )
+            producer = Producer(self._producer_connection)
+            props = message.properties or {}
+            publish = self._producer_connection.ensure(producer, producer.publish, max_retries=5)
+            publish(
+                message.body,
+                exchange=exchange,
+                routing_key=routing_key,
+                headers={**(message.headers or {}), **(headers or {})},
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                delivery_mode=2,
+                message_id=props.get("message_id"),
+                type=props.get("type"),
+            )
+
+    def stop(self):
+        if getattr(self, "_producer_connection", None) is not None:
+            try:
+                self._producer_connection.release()
+            except Exception:
+                pass
+        super().stop()
+
+
+class MotcuaEventHandler(EventHandler):
+    queue_consumer = SafeQueueConsumer()
+
+    def __init__(self, event_type: str, **kwargs):
+        self.subscription = None
+        source = topology.EVENT_TYPES[event_type][0] if event_type in topology.EVENT_TYPES else "?"
+        super().__init__(source, event_type, **kwargs)
+
+    @property
+    def _settings(self) -> Settings:
+        return self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
+
+    def setup(self):
+        self.subscription = topology.subscription(self.container.service_name, self.event_type)
+        # no_declare: the topology module declared it (with its arguments) at start-up.
+        self.queue = Queue(self.subscription.queue, no_declare=True)
+        # Skip EventHandler.setup, which would declare nameko's own queue name.
+        super(EventHandler, self).setup()
+
+    def handle_message(self, body, message):
+        try:
+            event = parse_envelope(body)
+        except InvalidEvent as exc:
+            self.dead_letter(message, f"invalid event: {exc}")
+            return
+        if event.type != self.event_type:
+            self.dead_letter(message, f"event of type {event.type} on the queue for {self.event_type}")
+            return
+        context_data = self.unpack_message_headers(message)
+        handle_result = partial(self.handle_result, message, event)
+        try:
+            self.container.spawn_worker(self, (event,), {}, context_data=context_data, handle_result=handle_result)
+        except Exception:  # container being killed: give the message back
+            self.queue_consumer.requeue_message(message)
+
+    def handle_result(self, message, event, worker_ctx, result=None, exc_info=None):
+        service = self.container.service_name
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            metrics.EVENTS_CONSUMED.labels(service, event.type, result if result in ("duplicate",) else "processed").inc()
+            return result, exc_info
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        reason = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()[:500]
+        if attempts < self._settings.consumer_max_attempts:
+            log.warning(
+                "handler failed, will retry",
+                extra={"event_id": event.event_id, "event_type": event.type, "attempt": attempts, "error": reason},
+            )
+            self.queue_consumer.republish(
+                message, self.subscription.retry_queue, headers={ATTEMPTS_HEADER: attempts, ERROR_HEADER: reason}
+            )
+            self.queue_consumer.ack_message(message)
+            metrics.EVENTS_CONSUMED.labels(service, event.type, "retried").inc()
+        else:
+            self.dead_letter(message, f"handler failed {attempts} times: {reason}", attempts=attempts)
+        return result, exc_info
+
+    def dead_letter(self, message, reason: str, attempts: int | None = None) -> None:
+        """Move a message to its dead-letter queue with the reason, then ack it."""
+        service = self.container.service_name
+        log.error(
+            "message dead-lettered",
+            extra={"queue": self.subscription.queue, "reason": reason, "message_id": (message.properties or {}).get("message_id")},
+        )
+        headers = {ERROR_HEADER: reason[:1000], "x-motcua-queue": self.subscription.queue,
+                   "x-motcua-dead-at": datetime.now(timezone.utc).isoformat()}
+        if attempts is not None:
+            headers[ATTEMPTS_HEADER] = attempts
+        self.queue_consumer.republish(
+            message, self.subscription.queue, exchange=topology.DEAD_LETTER_EXCHANGE, headers=headers
+        )
+        self.queue_consumer.ack_message(message)
+        metrics.EVENTS_CONSUMED.labels(service, self.event_type, "dead_lettered").inc()
+
+
+event_handler = MotcuaEventHandler.decorator
+
+
+def ensure_processed_index(db: Database) -> None:
+    # _id is the unique key; this index lets old records expire after 30 days.
+    db[PROCESSED].create_index("at", expireAfterSeconds=30 * 24 * 3600)
+
+
+def handle_once(db: Database, consumer: str, event: Event, work: Callable[[ClientSession], object]) -> str:
+    """Apply `work(session)` for `event` at most once, atomically with its processed mark.
+
+    Returns "processed", or "duplicate" when the event was already handled."""
+    key = f"{consumer}:{event.event_id}"
+
+    def tx(session: ClientSession) -> str:
+        if db[PROCESSED].find_one({"_id": key}, session=session) is not None:
+            return "duplicate"
+        db[PROCESSED].insert_one(
+            {"_id": key, "type": event.type, "at": datetime.now(timezone.utc)}, session=session
+        )
+        work(session)
+        return "processed"
+
+    try:
+        return in_transaction(db, tx)
+    except DuplicateKeyError:
+        return "duplicate"  # a concurrent delivery of the same event won the race
+
+
+class ServiceDatabase(DependencyProvider):
+    """Injects the service's own pymongo Database; the client is made in setup()."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.client = None
+
+    def setup(self):
+        from .mongo import connect, service_database
+
+        settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
+        self.client = connect(settings)
+        self.database = service_database(self.client, settings, self.service)
+
+    def stop(self):
+        if self.client is not None:
+            self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.database
+
+
+class SettingsProvider(DependencyProvider):
+    def get_dependency(self, worker_ctx):
+        return self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()

@@ -1,0 +1,317 @@
+"""Flask plumbing shared by the five APIs: the app factory (health, readiness, metrics,
+OpenAPI), RFC 9457 problem details with a stable `code`, bearer authentication, JSON body
+checks and Idempotency-Key handling."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Callable, Iterable
+
+import yaml
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+from werkzeug.exceptions import HTTPException
+
+from . import metrics
+from .auth import AuthError, Principal, TokenVerifier
+from .config import Settings
+from .mongo import ping
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+MAX_BODY_BYTES = 1 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- problem details
+class Problem(Exception):
+    """An error answered as RFC 9457 problem details."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str | None = None,
+                 errors: list[dict] | None = None, headers: dict | None = None, **extra):
+        super().__init__(detail or title)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.errors, self.headers, self.extra = errors, headers or {}, extra
+
+    def to_response(self) -> Response:
+        body = {
+            "type": f"https://motcua.gov.vn/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        try:
+            body["instance"] = request.path
+        except RuntimeError:
+            pass
+        response = Response(json.dumps(body, ensure_ascii=False), status=self.status, mimetype=PROBLEM_JSON)
+        for k, v in self.headers.items():
+            response.headers[k] = v
+        return response
+
+
+class ValidationFailed(Problem):
+    def __init__(self, errors: list[dict], detail: str = "Dữ liệu gửi lên chưa hợp lệ. / The request has invalid fields."):
+        super().__init__(422, "validation_failed", "Dữ liệu không hợp lệ", detail, errors=errors)
+
+
+def field_error(field: str, message: str) -> dict:
+    return {"field": field, "message": message}
+
+
+def not_found(detail: str = "Không tìm thấy. / Not found.") -> Problem:
+    return Problem(404, "not_found", "Không tìm thấy", detail)
+
+
+def forbidden(detail: str = "Bạn không có quyền thực hiện thao tác này. / Not allowed.") -> Problem:
+    return Problem(403, "forbidden", "Không có quyền", detail)
+
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 429: "rate_limited",
+}
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return exc.to_response()
+
+    @app.errorhandler(AuthError)
+    def _auth(exc: AuthError):
+        headers = {"WWW-Authenticate": 'Bearer realm="motcua"'} if exc.status == 401 else {}
+        return Problem(exc.status, exc.code, "Chưa xác thực" if exc.status == 401 else "Không thể xác thực",
+                       exc.detail, headers=headers).to_response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = _HTTP_CODES.get(exc.code or 500, "http_error")
+        return Problem(exc.code or 500, code, exc.name, exc.description).to_response()
+
+    @app.errorhandler(PyMongoError)
+    def _db(exc: PyMongoError):
+        log.error("database error: %s", exc.__class__.__name__)
+        return Problem(503, "service_unavailable", "Dịch vụ tạm thời gián đoạn",
+                       "Cơ sở dữ liệu tạm thời không truy cập được, vui lòng thử lại. / Database unavailable, retry.",
+                       headers={"Retry-After": "5"}).to_response()
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return Problem(500, "internal_error", "Lỗi hệ thống",
+                       "Đã có lỗi, vui lòng thử lại sau. / Something went wrong.").to_response()
+
+
+# ---------------------------------------------------------------- request bodies
+def json_body() -> dict:
+    """The request's JSON object, or a 415/400 problem."""
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise Problem(413, "payload_too_large", "Dữ liệu quá lớn", "Nội dung gửi lên quá lớn. / Body too large.")
+    if not request.is_json:
+        raise Problem(415, "unsupported_media_type", "Sai định dạng",
+                      "Hãy gửi JSON (Content-Type: application/json). / Send application/json.")
+    try:
+        body = json.loads(request.get_data(cache=True) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid_json", "JSON không hợp lệ", f"Không đọc được JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise Problem(400, "invalid_json", "JSON không hợp lệ", "Nội dung phải là một đối tượng JSON. / Body must be a JSON object.")
+    return body
+
+
+# ---------------------------------------------------------------- authentication
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        return header[7:].strip()
+    return None
+
+
+def current_principal(optional: bool = False, allow_password_change: bool = False) -> Principal | None:
+    """The caller, from the bearer token (cached on `g`)."""
+    if "principal" not in g:
+        token = _bearer_token()
+        if token is None:
+            if optional:
+                return None
+            raise AuthError("unauthorized", "Cần đăng nhập. / Authentication required.")
+        verifier: TokenVerifier = request_context().verifier
+        g.principal = verifier.verify(token)
+    principal: Principal = g.principal
+    if principal.must_change_password and not allow_password_change:
+        raise Problem(403, "password_change_required", "Cần đổi mật khẩu",
+                      "Bạn cần đổi mật khẩu tạm thời trước khi tiếp tục (PUT /identity/api/v1/me/password). "
+                      "/ Change your temporary password first.")
+    return principal
+
+
+def authenticated(*roles: str, allow_password_change: bool = False):
+    """Route decorator: a valid token, and one of `roles` when given."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            principal = current_principal(allow_password_change=allow_password_change)
+            if roles and principal.role not in roles:
+                raise forbidden()
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# ---------------------------------------------------------------- idempotency
+IDEMPOTENCY = "idempotency_keys"
+_IN_PROGRESS_STALE = timedelta(seconds=60)
+
+
+def ensure_idempotency_index(db: Database) -> None:
+    db[IDEMPOTENCY].create_index("created_at", expireAfterSeconds=24 * 3600)
+
+
+def idempotent(db: Database, scope: str, handler: Callable[[], tuple[dict, int]]) -> Response:
+    """Answer `handler()` once per Idempotency-Key (and caller, and scope).
+
+    The same key with the same body replays the first answer and creates nothing new;
+    with another body it is refused (422 idempotency_key_reused)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        body, status = handler()
+        return _json(body, status)
+    if not 1 <= len(key) <= 200:
+        raise Problem(400, "invalid_idempotency_key", "Idempotency-Key không hợp lệ",
+                      "Idempotency-Key phải dài 1–200 ký tự. / Idempotency-Key must be 1-200 characters.")
+    principal = g.get("principal")
+    owner = principal.subject if principal else "anonymous"
+    record_id = f"{scope}:{owner}:{key}"
+    fingerprint = hashlib.sha256(request.get_data(cache=True)).hexdigest()
+    now = datetime.now(timezone.utc)
+    try:
+        db[IDEMPOTENCY].insert_one({"_id": record_id, "fingerprint": fingerprint, "state": "in_progress", "created_at": now})
+    except DuplicateKeyError:
+        existing = db[IDEMPOTENCY].find_one({"_id": record_id})
+        if existing is None:
+            return idempotent(db, scope, handler)
+        if existing["fingerprint"] != fingerprint:
+            raise Problem(422, "idempotency_key_reused", "Idempotency-Key đã dùng",
+                          "Khóa này đã được dùng cho một yêu cầu khác. / This key was used with another body.")
+        if existing["state"] == "done":
+            response = _json(existing["body"], existing["status"])
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        created = existing["created_at"]
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        if now - created < _IN_PROGRESS_STALE:
+            raise Problem(409, "idempotency_in_progress", "Yêu cầu đang được xử lý",
+                          "Yêu cầu cùng khóa đang được xử lý, vui lòng thử lại sau giây lát. / Retry shortly.",
+                          headers={"Retry-After": "2"})
+        db[IDEMPOTENCY].update_one({"_id": record_id}, {"$set": {"created_at": now}})
+    try:
+        body, status = handler()
+    except Exception:
+        db[IDEMPOTENCY].delete_one({"_id": record_id, "state": "in_progress"})
+        raise
+    if 200 <= status < 300:
+        db[IDEMPOTENCY].update_one({"_id": record_id}, {"$set": {"state": "done", "status": status, "body": body}})
+    else:
+        db[IDEMPOTENCY].delete_one({"_id": record_id})
+    return _json(body, status)
+
+
+def _json(body, status: int) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status, mimetype="application/json")
+
+
+# ---------------------------------------------------------------- the app factory
+class ServiceContext:
+    """What a service's request handlers need, built once in create_app (never at import)."""
+
+    def __init__(self, service: str, settings: Settings, db: Database, verifier: TokenVerifier, **extra):
+        self.service, self.settings, self.db, self.verifier = service, settings, db, verifier
+        self.__dict__.update(extra)
+
+
+def request_context() -> ServiceContext:
+    from flask import current_app
+
+    return current_app.extensions["motcua"]
+
+
+class BrokerProbe:
+    """Is the broker reachable? Cached a few seconds so /readyz stays cheap."""
+
+    def __init__(self, amqp_url: str, ttl: float = 5.0):
+        self.amqp_url, self.ttl = amqp_url, ttl
+        self._checked_at, self._ok = 0.0, False
+
+    def __call__(self) -> bool:
+        if time.monotonic() - self._checked_at < self.ttl:
+            return self._ok
+        import pika
+
+        try:
+            params = pika.URLParameters(self.amqp_url)
+            params.socket_timeout = 2
+            params.connection_attempts = 1
+            pika.BlockingConnection(params).close()
+            self._ok = True
+        except Exception:
+            self._ok = False
+        self._checked_at = time.monotonic()
+        return self._ok
+
+
+def create_service_app(ctx: ServiceContext, blueprints: Iterable[Blueprint], openapi_file: Path,
+                       extra_collectors=()) -> Flask:
+    service = ctx.service
+    app = Flask(f"motcua_{service}")
+    app.config["MAX_CONTENT_LENGTH"] = 12 * 1024 * 1024  # attachments are bounded again per route
+    app.json.ensure_ascii = False
+    app.extensions["motcua"] = ctx
+    broker_ok = BrokerProbe(ctx.settings.amqp_url)
+    _register_error_handlers(app)
+    metrics.instrument_flask(app, service)
+
+    ops = Blueprint(f"{service}_ops", __name__, url_prefix=f"/{service}")
+
+    @ops.get("/healthz")
+    def healthz():
+        return {"status": "ok", "service": service}
+
+    @ops.get("/readyz")
+    def readyz():
+        checks = {"database": ping(ctx.db), "broker": broker_ok()}
+        if all(checks.values()):
+            return {"status": "ready", "service": service, "checks": checks}
+        raise Problem(503, "not_ready", "Chưa sẵn sàng", "Một thành phần phụ thuộc chưa sẵn sàng.", checks=checks)
+
+    @ops.get("/metrics")
+    def metrics_endpoint():
+        output, content_type = metrics.render(extra_collectors)
+        return Response(output, mimetype=content_type.split(";")[0], content_type=content_type)
+
+    spec = yaml.safe_load(Path(openapi_file).read_text(encoding="utf-8"))
+
+    @ops.get("/api/v1/openapi.json")
+    def openapi():
+        return jsonify(spec)
+
+    app.register_blueprint(ops)
+    for bp in blueprints:
+        app.register_blueprint(bp)
+    return app

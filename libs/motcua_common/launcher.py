@@ -1,0 +1,195 @@
+"""`motcua up`: the whole platform on one machine.
+
+Starts the embedded database (unless MONGO_URL is set), makes sure the local RabbitMQ runs
+(unless AMQP_URL is set), declares the broker topology, prepares every service's database
+(indexes, bootstrap admin, demo data), then runs and supervises the child processes: the
+five APIs on one port, and a worker and a relay per service. A child that dies is
+restarted. SIGINT/SIGTERM stop everything cleanly."""
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+from .config import SERVICES, Settings
+from .embedded import EmbeddedMongo
+
+
+def say(message: str) -> None:
+    print(f"motcua: {message}", file=sys.stderr, flush=True)
+
+
+class LaunchError(SystemExit):
+    def __init__(self, message: str):
+        say(f"error: {message}")
+        super().__init__(2)
+
+
+def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_local_rabbitmq(amqp_url: str, wait_seconds: float = 90) -> None:
+    parsed = urlparse(amqp_url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
+    if _reachable(host, port):
+        return
+    if host not in ("127.0.0.1", "localhost"):
+        raise LaunchError(f"the broker at {host}:{port} is not reachable (AMQP_URL)")
+    server = shutil.which("rabbitmq-server") or ("/usr/sbin/rabbitmq-server" if os.path.exists("/usr/sbin/rabbitmq-server") else None)
+    if server is None:
+        raise LaunchError("RabbitMQ is not running on 127.0.0.1:5672 and is not installed. "
+                          "Install the Debian package: apt-get install rabbitmq-server (or set AMQP_URL).")
+    say("starting the local RabbitMQ (rabbitmq-server -detached)")
+    subprocess.run([server, "-detached"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait_seconds
+    while not _reachable(host, port):
+        if time.monotonic() > deadline:
+            raise LaunchError("RabbitMQ did not start; see /var/log/rabbitmq/")
+        time.sleep(1)
+    time.sleep(2)  # the listener opens slightly before the broker accepts logins
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict) -> None:
+        self.process = subprocess.Popen(self.argv, env=env)
+        self.started_at = time.monotonic()
+
+
+class Platform:
+    def __init__(self, port: int, demo: bool, host: str = "127.0.0.1", services=SERVICES):
+        self.port, self.demo, self.host, self.services = port, demo, host, services
+        self.children: list[Child] = []
+        self.database: EmbeddedMongo | None = None
+        self.stopping = False
+
+    def _environment(self) -> dict:
+        env = dict(os.environ)
+        data_dir = Path(env.get("MOTCUA_DATA_DIR", ".motcua")).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env["MOTCUA_DATA_DIR"] = str(data_dir)
+        if not env.get("MONGO_URL"):
+            self.database = EmbeddedMongo(data_dir / "db")
+            say(f"starting the embedded database in {data_dir / 'db'}")
+            self.database.start()
+            env["MONGO_URL"] = self.database.url
+        env.setdefault("AMQP_URL", Settings.amqp_url)
+        env.setdefault("IDENTITY_URL", f"http://127.0.0.1:{self.port}")
+        if self.demo:
+            env["MOTCUA_DEMO"] = "true"
+        return env
+
+    def _prepare(self, settings: Settings) -> None:
+        from . import topology
+
+        topology.declare_with_url(settings)
+        for service in self.services:
+            importlib.import_module(f"motcua_{service}.bootstrap").prepare(settings, demo=self.demo)
+
+    def _wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.services)
+        while pending:
+            for service in sorted(pending):
+                try:
+                    if requests.get(f"http://127.0.0.1:{self.port}/{service}/readyz", timeout=2).status_code == 200:
+                        pending.discard(service)
+                except requests.RequestException:
+                    pass
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LaunchError(f"not ready after {timeout:.0f} s: {', '.join(sorted(pending))}")
+            self._supervise_once()
+            time.sleep(0.3)
+
+    def _supervise_once(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.process is None or child.process.poll() is None:
+                continue
+            if child.next_start == 0.0:
+                # A child that ran a while gets restarted at once; a crash loop backs off.
+                quick_crash = now - child.started_at < 10
+                delay = min(30.0, 2.0 ** min(child.restarts, 5)) if quick_crash else 0.5
+                child.next_start = now + delay
+                say(f"{child.name} exited with code {child.process.returncode}; restarting in {delay:.0f} s")
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                child.start(self.env)
+
+    def run(self) -> int:
+        settings_env = self._environment()
+        self.env = settings_env
+        ensure_local_rabbitmq(settings_env["AMQP_URL"])
+        settings = Settings.from_env(settings_env)
+        self._prepare(settings)
+        if _reachable(self.host if self.host != "0.0.0.0" else "127.0.0.1", self.port, 0.5):
+            raise LaunchError(f"port {self.port} is already in use; choose another with --port")
+        cli = [sys.executable, "-m", "motcua_common.cli"]
+        self.children = [Child("api", cli + ["api", "--all", "--host", self.host, "--port", str(self.port)])]
+        for service in self.services:
+            self.children.append(Child(f"{service}-worker", cli + ["worker", "--service", service]))
+            self.children.append(Child(f"{service}-relay", cli + ["relay", "--service", service]))
+
+        def _stop(*_args):
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        for child in self.children:
+            child.start(self.env)
+        try:
+            self._wait_ready()
+            print(f"motcua ready http://127.0.0.1:{self.port}", flush=True)
+            while not self.stopping:
+                self._supervise_once()
+                time.sleep(0.5)
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        say("stopping")
+        for child in self.children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 20
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        if self.database is not None:
+            self.database.stop()
+        say("stopped")
+
+
+def up(port: int, demo: bool, host: str = "127.0.0.1") -> int:
+    return Platform(port=port, demo=demo, host=host).run()

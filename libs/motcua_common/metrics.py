@@ -1,0 +1,93 @@
+"""The Prometheus metrics the monitoring centre relies on (CONTRACT.md), defined once.
+
+API processes expose them at /<svc>/metrics; workers and relays on METRICS_PORT when set.
+Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR (prometheus-client's
+multiprocess mode)."""
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, REGISTRY
+
+QUEUE_WAITING = Gauge("motcua_queue_waiting_tickets", "Tickets waiting", ["ward_id", "service_code"], multiprocess_mode="livemax")
+QUEUE_WAIT_SECONDS = Histogram(
+    "motcua_queue_wait_seconds", "Wait from ticket issue to call", ["ward_id"],
+    buckets=(60, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200),
+)
+DOSSIERS_SUBMITTED = Counter("motcua_dossiers_submitted_total", "Dossiers submitted", ["ward_id", "channel"])
+DOSSIERS_RETURNED = Counter("motcua_dossiers_returned_total", "Dossiers returned", ["ward_id", "on_time"])
+DOSSIERS_OVERDUE = Gauge("motcua_dossiers_overdue", "Dossiers past their due date", ["ward_id"], multiprocess_mode="livemax")
+RATINGS = Counter("motcua_ratings_total", "Ratings given", ["ward_id", "score"])
+NOTIFICATIONS = Counter("motcua_notifications_total", "Notifications by outcome", ["channel", "status"])
+CITIZENS_REGISTERED = Counter("motcua_citizens_registered_total", "Citizens registered", ["ward_id", "channel"])
+EVENTS_CONSUMED = Counter("motcua_events_consumed_total", "Events consumed", ["service", "event_type", "outcome"])
+EVENTS_PUBLISHED = Counter("motcua_events_published_total", "Events confirmed by the broker", ["service", "event_type"])
+HTTP_REQUESTS = Counter("motcua_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+HTTP_SECONDS = Histogram("motcua_http_request_seconds", "HTTP request duration", ["service", "route"])
+
+
+class OutboxPendingCollector:
+    """motcua_outbox_pending{service}, counted at scrape time from the service's outbox."""
+
+    def __init__(self, service: str, count_pending):
+        self.service = service
+        self.count_pending = count_pending
+
+    def collect(self):
+        family = GaugeMetricFamily("motcua_outbox_pending", "Events waiting in the outbox", labels=["service"])
+        try:
+            family.add_metric([self.service], float(self.count_pending()))
+        except Exception:
+            family.add_metric([self.service], float("nan"))
+        yield family
+
+
+def render(extra_collectors=()) -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    output = generate_latest(registry)
+    if extra_collectors:
+        extra = CollectorRegistry()
+        for collector in extra_collectors:
+            extra.register(collector)
+        output += generate_latest(extra)
+    return output, CONTENT_TYPE_LATEST
+
+
+def instrument_flask(app, service: str) -> None:
+    """Count and time every request by its route template (not its raw path)."""
+    from flask import g, request
+
+    @app.before_request
+    def _start_timer():
+        g._motcua_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response):
+        started = getattr(g, "_motcua_started", None)
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        if started is not None:
+            HTTP_SECONDS.labels(service, route).observe(time.perf_counter() - started)
+        return response
+
+
+def serve_worker_metrics(service: str, role: str) -> None:
+    """Expose a worker's or relay's metrics on METRICS_PORT, when the deployment sets one."""
+    port = os.environ.get("METRICS_PORT")
+    if port:
+        start_http_server(int(port))

@@ -1,0 +1,66 @@
+"""The transactional outbox: an event is stored in the service's own database in the same
+transaction as the state change it describes, and published later by the relay.
+
+Outbox states: pending -> sent (only after the broker's publisher confirm)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable, Iterable, TypeVar
+
+from pymongo import ASCENDING
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from .events import exchange_for
+from .mongo import in_transaction
+
+T = TypeVar("T")
+OUTBOX = "outbox"
+SENT_RETENTION_SECONDS = 7 * 24 * 3600
+
+
+def ensure_outbox_indexes(db: Database) -> None:
+    db[OUTBOX].create_index([("status", ASCENDING), ("seq", ASCENDING), ("n", ASCENDING)], name="pending_in_order")
+    # Sent events are kept a week for audit and replays, then expire.
+    db[OUTBOX].create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS, name="sent_expiry")
+
+
+def add_events(db: Database, session: ClientSession | None, envelopes: Iterable[dict]) -> None:
+    """Store envelopes as pending, inside the caller's transaction."""
+    now = datetime.now(timezone.utc)
+    docs = [
+        {
+            "_id": env["event_id"],
+            "status": "pending",
+            # Publication order: time of the write, then id. The relay publishes in this order.
+            "seq": now,
+            "n": index,
+            "exchange": exchange_for(env["source"]),
+            "routing_key": env["type"],
+            "envelope": env,
+            "created_at": now,
+            "attempts": 0,
+        }
+        for index, env in enumerate(envelopes)
+    ]
+    if docs:
+        db[OUTBOX].insert_many(docs, session=session, ordered=True)
+
+
+def commit(db: Database, change: Callable[[ClientSession], T], events: Callable[[T], Iterable[dict]] | Iterable[dict] = ()) -> T:
+    """Apply `change(session)` and store its events atomically.
+
+    `events` is a list of envelopes, or a function of change's result returning them
+    (so events can carry ids the change produced)."""
+
+    def work(session: ClientSession) -> T:
+        result = change(session)
+        envs = events(result) if callable(events) else events
+        add_events(db, session, envs)
+        return result
+
+    return in_transaction(db, work)
+
+
+def pending_count(db: Database) -> int:
+    return db[OUTBOX].count_documents({"status": "pending"})

@@ -1,0 +1,123 @@
+"""Test fixtures (a pytest plugin, loaded by the root conftest.py).
+
+  mongo_url      a SecantusDB server on a free port, one per test session
+  amqp_url       a fresh RabbitMQ virtual host on the local broker, one per test
+  settings       Settings pointing at both, with a database prefix of the test's own
+  service_db     a factory: service name -> that service's Database for this test
+
+The local RabbitMQ must run (the CI script starts it); each test gets its own vhost so
+that queues, messages and a running `motcua up` never meet."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from .config import Settings
+from .embedded import EmbeddedMongo
+
+BROKER = os.environ.get("MOTCUA_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "-q", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+
+def create_vhost(name: str) -> str:
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    return f"{BROKER}/{name}"
+
+
+def delete_vhost(name: str) -> None:
+    try:
+        _rabbitmqctl("delete_vhost", name)
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory):
+    server = EmbeddedMongo(tmp_path_factory.mktemp("secantus") / "db").start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def amqp_url():
+    name = f"motcua-test-{uuid.uuid4().hex[:10]}"
+    url = create_vhost(name)
+    yield url
+    delete_vhost(name)
+
+
+@pytest.fixture
+def settings(mongo_url, tmp_path) -> Settings:
+    """Settings without a broker of its own; tests that need one ask for `broker_settings`."""
+    return replace(
+        Settings.from_env({}),
+        mongo_url=mongo_url,
+        db_prefix=f"t{uuid.uuid4().hex[:8]}_",
+        data_dir=Path(tmp_path),
+        consumer_retry_delay_ms=200,
+        consumer_max_attempts=3,
+        relay_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def broker_settings(settings, amqp_url) -> Settings:
+    return replace(settings, amqp_url=amqp_url)
+
+
+@pytest.fixture
+def mongo_client(mongo_url):
+    from .mongo import connect
+
+    client = connect(Settings(mongo_url=mongo_url))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def service_db(mongo_client, settings):
+    def get(service: str):
+        return mongo_client[settings.database_name(service)]
+
+    return get
+
+
+def settings_env(settings: Settings) -> dict:
+    """Environment variables that reproduce `settings` in a child process."""
+    env = dict(os.environ)
+    env.update({
+        "MONGO_URL": settings.mongo_url,
+        "AMQP_URL": settings.amqp_url,
+        "MOTCUA_DB_PREFIX": settings.db_prefix,
+        "MOTCUA_DATA_DIR": str(settings.data_dir),
+        "MOTCUA_CONSUMER_RETRY_DELAY_MS": str(settings.consumer_retry_delay_ms),
+        "MOTCUA_CONSUMER_MAX_ATTEMPTS": str(settings.consumer_max_attempts),
+        "MOTCUA_RELAY_POLL_SECONDS": str(settings.relay_poll_seconds),
+        "MOTCUA_QUEUE_TYPE": settings.queue_type,
+        "IDENTITY_URL": settings.identity_url,
+    })
+    return env
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,156 @@
+"""Outbox -> relay -> broker -> idempotent nameko consumer, against the real RabbitMQ and
+the SecantusDB server: atomicity, confirms, redelivery, retries and dead-lettering."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pika
+import pytest
+
+from motcua_common import topology
+from motcua_common.events import new_event
+from motcua_common.outbox import OUTBOX, commit, pending_count
+from motcua_common.relay import Relay
+from motcua_common.testing import settings_env, wait_for
+
+SUPPORT = Path(__file__).resolve().parents[3] / "tests" / "support"
+
+
+def submitted(code: str) -> dict:
+    return new_event("DossierSubmitted", "w1", {
+        "dossier_id": str(uuid.uuid4()), "receipt_code": code, "procedure_code": "KS01",
+        "ward_id": "w1", "channel": "online", "due_date": "2026-12-01",
+    })
+
+
+@pytest.fixture
+def worker(broker_settings):
+    env = settings_env(broker_settings)
+    env["MOTCUA_WORKER_MODULE"] = "probe_worker"
+    env["PYTHONPATH"] = str(SUPPORT)
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "notify"], env=env)
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def publish_raw(settings, body: bytes, content_type="application/json"):
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    ch = conn.channel()
+    topology.declare(ch, settings)
+    ch.confirm_delivery()
+    ch.basic_publish("dossier.events", "DossierSubmitted", body,
+                     pika.BasicProperties(content_type=content_type, delivery_mode=2))
+    conn.close()
+
+
+def dead_letters(settings, queue="notify.dossier.DossierSubmitted.dead"):
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    ch = conn.channel()
+    out = []
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        out.append((props.headers or {}, body))
+    conn.close()
+    return out
+
+
+def test_outbox_write_is_atomic_with_the_state_change(service_db):
+    db = service_db("dossier")
+    event = submitted("A1")
+
+    def change(session):
+        db.dossiers.insert_one({"_id": "d1"}, session=session)
+        raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        commit(db, change, [event])
+    assert db.dossiers.count_documents({}) == 0
+    assert db[OUTBOX].count_documents({}) == 0
+
+    commit(db, lambda s: db.dossiers.insert_one({"_id": "d1"}, session=s), [event])
+    assert db.dossiers.count_documents({}) == 1
+    assert pending_count(db) == 1
+
+
+def test_relay_publishes_in_order_and_marks_sent_after_confirm(broker_settings, service_db):
+    db = service_db("dossier")
+    events = [submitted(f"R{i}") for i in range(5)]
+    commit(db, lambda s: None, events)
+    relay = Relay(db, broker_settings, "dossier")
+    conn = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
+    topology.declare(conn.channel(), broker_settings)
+    assert relay.publish_pending() == 5
+    relay.close()
+    assert pending_count(db) == 0
+    ch = conn.channel()
+    received = []
+    for _ in range(5):
+        method, props, body = ch.basic_get("notify.dossier.DossierSubmitted", auto_ack=True)
+        assert props.content_type == "application/json" and props.delivery_mode == 2
+        received.append(json.loads(body)["payload"]["receipt_code"])
+    conn.close()
+    assert received == [f"R{i}" for i in range(5)]
+
+
+def test_relay_leaves_events_pending_while_the_broker_is_unreachable(broker_settings, service_db):
+    from dataclasses import replace
+
+    db = service_db("dossier")
+    commit(db, lambda s: None, [submitted("X1")])
+    dead = Relay(db, replace(broker_settings, amqp_url="amqp://guest:guest@127.0.0.1:1/%2F"), "dossier")
+    with pytest.raises(Exception):
+        dead.publish_pending()
+    assert pending_count(db) == 1
+    alive = Relay(db, broker_settings, "dossier")
+    assert alive.publish_pending() == 1
+    alive.close()
+    assert pending_count(db) == 0
+
+
+def test_consumer_is_idempotent_and_dead_letters_failures(broker_settings, service_db, worker):
+    notify = service_db("notify")
+    dossier = service_db("dossier")
+    ok, failing = submitted("OK1"), submitted("FAIL1")
+    commit(dossier, lambda s: None, [ok, failing])
+    relay = Relay(dossier, broker_settings, "dossier")
+    relay.publish_pending()
+    # The same event published again (a relay crash after confirm) changes nothing.
+    dossier[OUTBOX].update_one({"_id": ok["event_id"]}, {"$set": {"status": "pending"}})
+    relay.publish_pending()
+    relay.close()
+
+    wait_for(lambda: notify.seen.count_documents({}) >= 1, message="the event to be consumed")
+    wait_for(lambda: notify.processed_events.count_documents({}) == 1, message="the processed mark")
+    dead = wait_for(lambda: dead_letters(broker_settings), timeout=30, message="the failing event to be dead-lettered")
+    headers, body = dead[0]
+    assert json.loads(body)["payload"]["receipt_code"] == "FAIL1"
+    assert "cannot handle FAIL1" in headers["x-motcua-error"]
+    assert headers["x-motcua-attempts"] == broker_settings.consumer_max_attempts
+    assert notify.failures.count_documents({}) == broker_settings.consumer_max_attempts
+    assert notify.seen.count_documents({}) == 1
+
+
+@pytest.mark.parametrize("body,content_type", [
+    (b"{not json", "application/json"),
+    (json.dumps({"event_id": "x", "type": "DossierSubmitted", "payload": {}}).encode(), "application/json"),
+    (b"hello", "text/plain"),
+])
+def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(broker_settings, service_db, worker, body, content_type):
+    publish_raw(broker_settings, body, content_type)
+    dead = wait_for(lambda: dead_letters(broker_settings), timeout=30, message="the malformed message in the DLQ")
+    assert dead[0][1] == body
+    assert dead[0][0]["x-motcua-error"]
+    # and good traffic still flows
+    publish_raw(broker_settings, json.dumps(submitted("AFTER")).encode())
+    wait_for(lambda: service_db("notify").seen.find_one({"receipt_code": "AFTER"}), timeout=30, message="later traffic")
+    assert worker.poll() is None

@@ -1,0 +1,108 @@
+"""The whole broker topology, defined once and declared by every process at start-up.
+
+A topic exchange drops a message that no queue is bound for, so every consumer queue is
+declared before anything is published, whichever process starts first. Each consumer
+queue Q has:
+  Q.retry  holds a failed message for a delay, then dead-letters it back into Q;
+  Q.dead   receives a message that failed too often or is malformed, with the reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import SERVICES, Settings
+from .events import EVENT_TYPES, exchange_for
+
+DEAD_LETTER_EXCHANGE = "motcua.dead-letter"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    consumer: str        # the service that consumes
+    event_type: str      # the event it consumes
+
+    @property
+    def source(self) -> str:
+        return EVENT_TYPES[self.event_type][0]
+
+    @property
+    def queue(self) -> str:
+        return f"{self.consumer}.{self.source}.{self.event_type}"
+
+    @property
+    def retry_queue(self) -> str:
+        return f"{self.queue}.retry"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.queue}.dead"
+
+
+# Who consumes what (DESIGN.md §3). A handler for an event not listed here refuses to start.
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription("dossier", "CitizenRegistered"),
+    Subscription("queue", "DossierSubmitted"),
+    Subscription("notify", "CitizenRegistered"),
+    Subscription("notify", "DossierSubmitted"),
+    Subscription("notify", "DossierStatusChanged"),
+    Subscription("notify", "DossierResultReady"),
+    Subscription("rating", "TicketServed"),
+    Subscription("rating", "DossierResultReady"),
+    Subscription("rating", "DossierStatusChanged"),
+)
+
+
+def subscription(consumer: str, event_type: str) -> Subscription:
+    for sub in SUBSCRIPTIONS:
+        if sub.consumer == consumer and sub.event_type == event_type:
+            return sub
+    raise LookupError(f"{consumer} does not subscribe to {event_type} in motcua_common.topology.SUBSCRIPTIONS")
+
+
+def queue_arguments(settings: Settings) -> dict:
+    args = {}
+    if settings.queue_type == "quorum":
+        args["x-queue-type"] = "quorum"
+    return args
+
+
+def _at_least_once(settings: Settings) -> dict:
+    # Quorum queues dead-letter at most once unless told otherwise; the retry queue hands
+    # messages back to the consumer queue by dead-lettering, so it must not lose them.
+    if settings.queue_type != "quorum":
+        return {}
+    return {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
+def declare(channel, settings: Settings) -> None:
+    """Declare exchanges, queues and bindings on a pika channel (idempotent)."""
+    for service in SERVICES:
+        channel.exchange_declare(exchange_for(service), exchange_type="topic", durable=True)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
+    base = queue_arguments(settings)
+    for sub in SUBSCRIPTIONS:
+        channel.queue_declare(sub.queue, durable=True, arguments=dict(base))
+        channel.queue_bind(sub.queue, exchange_for(sub.source), routing_key=sub.event_type)
+        channel.queue_declare(
+            sub.retry_queue,
+            durable=True,
+            arguments={
+                **base,
+                "x-message-ttl": settings.consumer_retry_delay_ms,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": sub.queue,
+                **_at_least_once(settings),
+            },
+        )
+        channel.queue_declare(sub.dead_queue, durable=True, arguments=dict(base))
+        channel.queue_bind(sub.dead_queue, DEAD_LETTER_EXCHANGE, routing_key=sub.queue)
+
+
+def declare_with_url(settings: Settings) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        declare(connection.channel(), settings)
+    finally:
+        connection.close()

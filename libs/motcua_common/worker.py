@@ -1,0 +1,59 @@
+"""Run a service's nameko worker (event handlers, RPC, timers).
+
+Called by `motcua worker --service <svc>` after eventlet's monkey patching."""
+from __future__ import annotations
+
+import importlib
+import os
+import logging
+import signal
+
+import eventlet
+
+from . import metrics, topology
+from .config import Settings
+from .logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def nameko_config(settings: Settings) -> dict:
+    return {
+        "AMQP_URI": settings.amqp_url,
+        "serializer": "json",
+        "max_workers": 10,
+        # Detect a dead broker link in seconds, not nameko's default minute.
+        "HEARTBEAT": 15,
+        "MOTCUA_SETTINGS": settings,
+    }
+
+
+def run(service: str) -> None:
+    from nameko.runners import ServiceRunner
+
+    settings = Settings.from_env()
+    configure_logging(service, "worker", settings.log_level)
+    # MOTCUA_WORKER_MODULE lets tests run a probe service under the real runner.
+    module = importlib.import_module(os.environ.get("MOTCUA_WORKER_MODULE") or f"motcua_{service}.worker")
+    # Declare the whole topology before consuming anything (see topology.py).
+    topology.declare_with_url(settings)
+    runner = ServiceRunner(nameko_config(settings))
+    for cls in module.SERVICES:
+        runner.add_service(cls)
+    metrics.serve_worker_metrics(service, "worker")
+
+    stopping = eventlet.event.Event()
+
+    def _stop(*_args):
+        if not stopping.ready():
+            stopping.send(True)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.start()
+    log.info("worker started")
+    stopping.wait()
+    log.info("worker stopping")
+    with eventlet.Timeout(20, False):
+        runner.stop()
+    runner.kill()
