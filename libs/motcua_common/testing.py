@@ -121,3 +121,31 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: s
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------- tokens for API tests
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory):
+    from .auth import SigningKey
+
+    return SigningKey.load_or_create(tmp_path_factory.mktemp("keys") / "signing.pem")
+
+
+@pytest.fixture
+def verifier(signing_key):
+    """A TokenVerifier that trusts `signing_key`; pass it to create_app(settings, verifier=...)."""
+    from .auth import TokenVerifier
+
+    return TokenVerifier(signing_key.jwks)
+
+
+@pytest.fixture
+def token(signing_key):
+    """token(role, ward_id=None, subject=None, must_change_password=False) -> 'Bearer ...' header value."""
+
+    def make(role: str, ward_id: str | None = None, subject: str | None = None, must_change_password: bool = False) -> dict:
+        jwt_ = signing_key.issue(subject or f"{role}-{uuid.uuid4().hex[:6]}", role, ward_id, 600,
+                                 must_change_password=must_change_password)
+        return {"Authorization": f"Bearer {jwt_}"}
+
+    return make

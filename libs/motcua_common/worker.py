@@ -42,18 +42,28 @@ def run(service: str) -> None:
         runner.add_service(cls)
     metrics.serve_worker_metrics(service, "worker")
 
-    stopping = eventlet.event.Event()
-
     def _stop(*_args):
-        if not stopping.ready():
-            stopping.send(True)
+        # Signal handlers must not block: stop the runner from a green thread, the way
+        # nameko's own `run` command does; runner.wait() below then returns.
+        eventlet.spawn_n(_graceful_stop, runner)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     runner.start()
     log.info("worker started")
-    stopping.wait()
+    waiter = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiter.wait()
+            break
+        except OSError:  # interrupted system call while the hub waited
+            continue
+    log.info("worker stopped")
+
+
+def _graceful_stop(runner) -> None:
     log.info("worker stopping")
     with eventlet.Timeout(20, False):
         runner.stop()
+        return
     runner.kill()
