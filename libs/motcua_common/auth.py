@@ -70,11 +70,18 @@ class SigningKey:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
-        os.replace(tmp, path)  # atomic: two processes starting together keep one key
+        try:
+            # link() fails if the key exists: of two processes starting together, the
+            # first wins and both then load the same key from disk.
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
         return cls(serialization.load_pem_private_key(path.read_bytes(), password=None))
 
     def jwks(self) -> dict:

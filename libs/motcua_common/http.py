@@ -279,7 +279,10 @@ class BrokerProbe:
 def create_service_app(ctx: ServiceContext, blueprints: Iterable[Blueprint], openapi_file: Path,
                        extra_collectors=()) -> Flask:
     service = ctx.service
-    app = Flask(f"motcua_{service}")
+    # root_path given explicitly: editable installs map packages through an import hook
+    # that Flask cannot always trace back to a folder. Templates live beside openapi.yaml.
+    root = Path(openapi_file).resolve().parent
+    app = Flask(f"motcua_{service}", root_path=str(root), instance_path=str(root / "instance"))
     app.config["MAX_CONTENT_LENGTH"] = 12 * 1024 * 1024  # attachments are bounded again per route
     app.json.ensure_ascii = False
     app.extensions["motcua"] = ctx

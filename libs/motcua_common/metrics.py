@@ -59,13 +59,23 @@ def render(extra_collectors=()) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    output = generate_latest(registry)
-    if extra_collectors:
-        extra = CollectorRegistry()
-        for collector in extra_collectors:
-            extra.register(collector)
-        output += generate_latest(extra)
-    return output, CONTENT_TYPE_LATEST
+    # A metric defined above but computed at scrape time by an extra collector (e.g.
+    # QUEUE_WAITING counted from the database) must appear once: the text format allows
+    # one HELP/TYPE per name, so the collector's family replaces the registry's.
+    extra = [family for collector in extra_collectors for family in collector.collect()]
+    computed = {family.name for family in extra}
+    families = [family for family in registry.collect() if family.name not in computed] + extra
+    return generate_latest(_Families(families)), CONTENT_TYPE_LATEST
+
+
+class _Families:
+    """Already collected metric families, in the shape generate_latest expects."""
+
+    def __init__(self, families):
+        self.families = families
+
+    def collect(self):
+        return iter(self.families)
 
 
 def instrument_flask(app, service: str) -> None:

@@ -1,0 +1,1 @@
+"""identity: e-citizen accounts, officers, credentials, wards and their populations."""

@@ -1,0 +1,267 @@
+"""identity's HTTP API (CONTRACT.md "identity")."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, jsonify, request
+from pymongo.errors import DuplicateKeyError
+
+from motcua_common import metrics
+from motcua_common.auth import SigningKey, TokenVerifier
+from motcua_common.config import Settings
+from motcua_common.http import (
+    Problem, ServiceContext, ValidationFailed, authenticated, create_service_app, current_principal,
+    field_error, forbidden, idempotent, json_body, request_context,
+)
+from motcua_common.mongo import connect, service_database
+
+from . import domain, store
+
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+
+
+def signing_key_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "keys" / "jwt-signing.pem"
+
+
+def _today(settings: Settings):
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def _client() -> str:
+    return request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip()
+
+
+def _errors(found: list[domain.FieldError]) -> list[dict]:
+    return [field_error(e.field, e.message) for e in found]
+
+
+def _invalid_credentials() -> Problem:
+    return Problem(401, "invalid_credentials", "Sai thông tin đăng nhập",
+                   "Tên đăng nhập hoặc mật khẩu không đúng. / Wrong username or password.")
+
+
+def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None,
+               signing_key: SigningKey | None = None):
+    settings = settings or Settings.from_env()
+    db = service_database(connect(settings), settings, "identity")
+    signing_key = signing_key or SigningKey.load_or_create(signing_key_path(settings))
+    verifier = verifier or TokenVerifier(signing_key.jwks)
+    ctx = ServiceContext("identity", settings, db, verifier, signing_key=signing_key)
+    api = Blueprint("identity_api", __name__, url_prefix="/identity")
+
+    @api.get("/.well-known/jwks.json")
+    def jwks():
+        response = jsonify(signing_key.jwks())
+        response.headers["Cache-Control"] = "public, max-age=300"
+        return response
+
+    # ------------------------------------------------------------ wards
+    @api.get("/api/v1/wards")
+    def wards():
+        public = ("ward_id", "name", "province", "district", "target_population")
+        return jsonify([{k: w[k] for k in public if k in w} for w in store.list_wards(db)])
+
+    @api.post("/api/v1/wards")
+    @authenticated("admin")
+    def create_ward():
+        body = json_body()
+        errors = []
+        ward_id = body.get("ward_id")
+        if not isinstance(ward_id, str) or not 2 <= len(ward_id) <= 40 or not ward_id.replace("-", "").isalnum():
+            errors.append(field_error("ward_id", "Mã phường: 2–40 chữ, số hoặc '-'."))
+        for name in ("name", "province"):
+            if not isinstance(body.get(name), str) or not body[name].strip():
+                errors.append(field_error(name, "Bắt buộc. / Required."))
+        population = body.get("target_population", 0)
+        if not isinstance(population, int) or isinstance(population, bool) or population < 0:
+            errors.append(field_error("target_population", "Phải là số nguyên không âm."))
+        if errors:
+            raise ValidationFailed(errors)
+        ward = {"ward_id": ward_id, "name": body["name"].strip(), "province": body["province"].strip(),
+                "target_population": population}
+        if isinstance(body.get("district"), str):
+            ward["district"] = body["district"].strip()
+        store.upsert_ward(db, ward)
+        return jsonify(ward), 201
+
+    # ------------------------------------------------------------ citizens
+    @api.post("/api/v1/citizens")
+    def register():
+        principal = current_principal(optional=True)
+        body = json_body()
+        at_counter = principal is not None and principal.role in ("officer", "ward_admin")
+        if principal is not None and not at_counter and principal.role != "admin":
+            raise forbidden("Chỉ cán bộ một cửa đăng ký hộ công dân. / Only officers register on a citizen's behalf.")
+
+        def handle():
+            fields = _validate_registration(body, settings)
+            ward_id = fields["ward_id"]
+            if at_counter and not principal.is_staff_of(ward_id):
+                raise forbidden("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
+            channel = "counter" if at_counter else "web"
+            try:
+                citizen_id = store.register_citizen(db, channel=channel, today=_today(settings), **fields)
+            except DuplicateKeyError:
+                store.audit(db, "register", outcome="national_id_taken", client=_client())
+                raise Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
+                              "Số CCCD này đã có tài khoản. Hãy đăng nhập hoặc đặt lại mật khẩu. "
+                              "/ An account already exists for this national id.")
+            metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
+            store.audit(db, "register", account_id=citizen_id, client=_client(), channel=channel)
+            return {"citizen_id": citizen_id}, 201
+
+        return idempotent(db, "citizens", handle)
+
+    # ------------------------------------------------------------ sessions
+    @api.post("/api/v1/sessions")
+    def login():
+        body = json_body()
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not username.strip() or not isinstance(password, str) or not password:
+            raise ValidationFailed([field_error(f, "Bắt buộc. / Required.") for f in ("username", "password")
+                                    if not isinstance(body.get(f), str) or not body.get(f)])
+        username = username.strip()
+        candidates = store.citizens_by_username(db, username)
+        if not candidates:
+            officer = store.officer_by_username(db, username)
+            candidates = [officer] if officer else []
+        now = store.now()
+        for account in candidates:
+            locked_until = account.get("locked_until")
+            if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > now:
+                raise _locked(locked_until)
+        matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
+        if not candidates:
+            store.burn_verification_time(password)
+        if len(matching) != 1:
+            for account in candidates:
+                until = store.record_failed_login(db, account)
+                store.audit(db, "login", account_id=account["_id"], outcome="locked" if until else "failed", client=_client())
+                if until is not None and len(candidates) == 1:
+                    raise _locked(until)
+            if not candidates:
+                store.audit(db, "login", outcome="unknown_user", client=_client())
+            raise _invalid_credentials()
+        account = matching[0]
+        expires = account.get("password_expires_at")
+        if account.get("must_change_password") and expires is not None and expires.replace(tzinfo=timezone.utc) < now:
+            store.audit(db, "login", account_id=account["_id"], outcome="temporary_password_expired", client=_client())
+            raise Problem(401, "temporary_password_expired", "Mật khẩu tạm đã hết hạn",
+                          "Mật khẩu tạm thời đã quá 72 giờ. Nhắn tin hoặc đến bộ phận một cửa để được cấp lại. "
+                          "/ The temporary password has expired.")
+        store.record_successful_login(db, account)
+        store.audit(db, "login", account_id=account["_id"], client=_client())
+        role = account.get("role", "citizen")
+        must_change = bool(account.get("must_change_password"))
+        token = signing_key.issue(account["_id"], role, account.get("ward_id"), settings.token_ttl_seconds,
+                                  must_change_password=must_change, username=account.get("username"))
+        return jsonify({"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds,
+                        "must_change_password": must_change, "role": role, "ward_id": account.get("ward_id")})
+
+    @api.put("/api/v1/me/password")
+    @authenticated(allow_password_change=True)
+    def change_password():
+        principal = current_principal(allow_password_change=True)
+        body = json_body()
+        account = store.find_account(db, principal.subject)
+        if account is None:
+            raise _invalid_credentials()
+        current, new = body.get("current_password"), body.get("new_password")
+        if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
+            store.audit(db, "password_change", account_id=account["_id"], outcome="wrong_current", client=_client())
+            raise Problem(401, "invalid_credentials", "Sai mật khẩu hiện tại",
+                          "Mật khẩu hiện tại không đúng. / The current password is wrong.")
+        errors = domain.check_password(new, forbidden=(account.get("national_id", ""), account.get("phone", "")))
+        if not errors and new == current:
+            errors = [domain.FieldError("new_password", "Mật khẩu mới phải khác mật khẩu cũ. / Must differ from the old one.")]
+        if errors:
+            raise ValidationFailed([field_error("new_password", e.message) for e in errors])
+        store.change_password(db, account, new, channel="web")
+        store.audit(db, "password_change", account_id=account["_id"], client=_client())
+        return "", 204
+
+    # ------------------------------------------------------------ officers
+    @api.post("/api/v1/officers")
+    @authenticated("admin", "ward_admin")
+    def create_officer():
+        principal = current_principal()
+        body = json_body()
+        errors = []
+        username = body.get("username")
+        if not isinstance(username, str) or not 3 <= len(username) <= 40 or not all(c.isalnum() or c in "._-" for c in username) or username.isdigit():
+            errors.append(field_error("username", "Tên đăng nhập 3–40 ký tự: chữ, số, '.', '_' hoặc '-' (không chỉ gồm số)."))
+        full_name = domain.normalise_name(body.get("full_name"))
+        if full_name is None:
+            errors.append(field_error("full_name", "Họ tên không hợp lệ. / Invalid name."))
+        role = body.get("role")
+        if role not in ("officer", "ward_admin"):
+            errors.append(field_error("role", "Vai trò phải là officer hoặc ward_admin."))
+        ward_id = body.get("ward_id")
+        if not isinstance(ward_id, str) or store.get_ward(db, ward_id) is None:
+            errors.append(field_error("ward_id", "Phường không tồn tại. / Unknown ward."))
+        errors += _errors(domain.check_password(body.get("password")))
+        if errors:
+            raise ValidationFailed(errors)
+        if principal.role == "ward_admin" and (principal.ward_id != ward_id or role != "officer"):
+            raise forbidden("Trưởng bộ phận chỉ tạo cán bộ cho phường mình. / Ward admins create officers of their ward.")
+        try:
+            officer_id = store.create_officer(db, username=username, full_name=full_name, ward_id=ward_id, role=role,
+                                              password=body["password"], created_by=principal.subject)
+        except DuplicateKeyError:
+            raise Problem(409, "username_taken", "Tên đăng nhập đã tồn tại", "Hãy chọn tên đăng nhập khác.")
+        store.audit(db, "create_officer", account_id=officer_id, client=_client(), by=principal.subject, role=role)
+        return jsonify({"officer_id": officer_id}), 201
+
+    # ------------------------------------------------------------ coverage (R3)
+    @api.get("/api/v1/wards/<ward_id>/coverage")
+    @authenticated()
+    def coverage(ward_id: str):
+        principal = current_principal()
+        if not principal.can_watch(ward_id):
+            raise forbidden()
+        ward = store.get_ward(db, ward_id)
+        if ward is None:
+            raise Problem(404, "ward_not_found", "Không tìm thấy phường", f"Không có phường {ward_id}.")
+        registered = store.count_registered_aged(db, ward_id, _today(settings), 18, 60)
+        target = ward.get("target_population") or 0
+        return jsonify({"ward_id": ward_id, "registered_18_60": registered, "target_population": target,
+                        "ratio": round(registered / target, 4) if target else None})
+
+    def _validate_registration(body: dict, settings: Settings) -> dict:
+        errors: list[domain.FieldError] = []
+        dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), _today(settings))
+        errors += dob_errors
+        errors += domain.check_national_id(body.get("national_id"), dob)
+        full_name = domain.normalise_name(body.get("full_name"))
+        if full_name is None:
+            errors.append(domain.FieldError("full_name", "Họ tên 2–100 ký tự, chỉ gồm chữ cái và khoảng trắng. / Invalid name."))
+        phone = domain.normalise_phone(body.get("phone"))
+        if phone is None:
+            errors.append(domain.FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). / Invalid phone."))
+        ward_id = body.get("ward_id")
+        if not isinstance(ward_id, str) or store.get_ward(db, ward_id) is None:
+            errors.append(domain.FieldError("ward_id", "Phường không tồn tại. / Unknown ward."))
+        password = body.get("password")
+        if password is None:
+            errors.append(domain.FieldError("password", "Cần đặt mật khẩu. / A password is required."))
+        else:
+            errors += domain.check_password(password, forbidden=(str(body.get("national_id") or ""), phone or ""))
+        if errors:
+            raise ValidationFailed(_errors(errors))
+        return {"national_id": body["national_id"], "full_name": full_name, "date_of_birth": dob,
+                "phone": phone, "ward_id": ward_id, "password": password}
+
+    return create_service_app(ctx, [api], OPENAPI)
+
+
+def _locked(until: datetime) -> Problem:
+    until = until.replace(tzinfo=timezone.utc)
+    local = until.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    return Problem(423, "locked", "Tài khoản tạm khóa",
+                   f"Đăng nhập sai quá nhiều lần. Tài khoản bị khóa đến {local:%H:%M ngày %d/%m/%Y}. "
+                   "/ Too many failed logins; locked until the given time.",
+                   locked_until=until.isoformat().replace("+00:00", "Z"),
+                   headers={"Retry-After": str(max(1, int((until - store.now()).total_seconds())))})

@@ -1,0 +1,42 @@
+"""Prepare identity's database: indexes, the signing key, the bootstrap admin, demo data."""
+from __future__ import annotations
+
+import logging
+
+from motcua_common import demo as demo_data
+from motcua_common.auth import SigningKey
+from motcua_common.config import Settings
+from motcua_common.consumer import ensure_processed_index
+from motcua_common.http import ensure_idempotency_index
+from motcua_common.mongo import connect, service_database
+from motcua_common.outbox import ensure_outbox_indexes
+
+from . import store
+from .api import signing_key_path
+
+log = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings, demo: bool = False) -> None:
+    client = connect(settings)
+    try:
+        db = service_database(client, settings, "identity")
+        store.ensure_indexes(db)
+        ensure_outbox_indexes(db)
+        ensure_processed_index(db)
+        ensure_idempotency_index(db)
+        SigningKey.load_or_create(signing_key_path(settings))
+        if settings.admin_password and store.officer_by_username(db, "admin") is None:
+            # Like Grafana's admin bootstrap: only on first start; later changes go through the API.
+            store.create_officer(db, username="admin", full_name="Quản trị hệ thống", ward_id=None, role="admin",
+                                 password=settings.admin_password, created_by="bootstrap")
+            log.info("created the platform administrator 'admin'")
+        if demo:
+            for ward in demo_data.WARDS:
+                store.upsert_ward(db, {k: v for k, v in ward.items() if k != "province_code"})
+            for username, full_name, ward_id, role in demo_data.DEMO_STAFF:
+                if store.officer_by_username(db, username) is None:
+                    store.create_officer(db, username=username, full_name=full_name, ward_id=ward_id, role=role,
+                                         password=demo_data.DEMO_STAFF_PASSWORD, created_by="demo")
+    finally:
+        client.close()

@@ -1,0 +1,153 @@
+"""Pure rules of identity: national ids (CCCD), phone numbers, names, dates of birth,
+the password policy, age bands. No framework imports: tested in microseconds."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+# The 63 provincial codes that open a CCCD number (Circular 07/2016/TT-BCA, Annex I).
+# People keep their number after the 2025 merger of provinces, so the old codes stay valid.
+PROVINCE_CODES: dict[str, str] = {
+    "001": "Hà Nội", "002": "Hà Giang", "004": "Cao Bằng", "006": "Bắc Kạn", "008": "Tuyên Quang",
+    "010": "Lào Cai", "011": "Điện Biên", "012": "Lai Châu", "014": "Sơn La", "015": "Yên Bái",
+    "017": "Hòa Bình", "019": "Thái Nguyên", "020": "Lạng Sơn", "022": "Quảng Ninh", "024": "Bắc Giang",
+    "025": "Phú Thọ", "026": "Vĩnh Phúc", "027": "Bắc Ninh", "030": "Hải Dương", "031": "Hải Phòng",
+    "033": "Hưng Yên", "034": "Thái Bình", "035": "Hà Nam", "036": "Nam Định", "037": "Ninh Bình",
+    "038": "Thanh Hóa", "040": "Nghệ An", "042": "Hà Tĩnh", "044": "Quảng Bình", "045": "Quảng Trị",
+    "046": "Thừa Thiên Huế", "048": "Đà Nẵng", "049": "Quảng Nam", "051": "Quảng Ngãi", "052": "Bình Định",
+    "054": "Phú Yên", "056": "Khánh Hòa", "058": "Ninh Thuận", "060": "Bình Thuận", "062": "Kon Tum",
+    "064": "Gia Lai", "066": "Đắk Lắk", "067": "Đắk Nông", "068": "Lâm Đồng", "070": "Bình Phước",
+    "072": "Tây Ninh", "074": "Bình Dương", "075": "Đồng Nai", "077": "Bà Rịa - Vũng Tàu",
+    "079": "Hồ Chí Minh", "080": "Long An", "082": "Tiền Giang", "083": "Bến Tre", "084": "Trà Vinh",
+    "086": "Vĩnh Long", "087": "Đồng Tháp", "089": "An Giang", "091": "Kiên Giang", "092": "Cần Thơ",
+    "093": "Hậu Giang", "094": "Sóc Trăng", "095": "Bạc Liêu", "096": "Cà Mau",
+}
+
+# The 4th digit encodes gender and century: even = male, odd = female.
+_CENTURY_BY_DIGIT = {0: 1900, 1: 1900, 2: 2000, 3: 2000, 4: 2100, 5: 2100, 6: 2200, 7: 2200, 8: 1800, 9: 1800}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+def check_national_id(value: object, date_of_birth: date | None) -> list[FieldError]:
+    """CCCD: 12 digits; province code; gender/century digit and birth year matching the DOB."""
+    field = "national_id"
+    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+        return [FieldError(field, "Số CCCD phải gồm đúng 12 chữ số. / The national id must be 12 digits.")]
+    if value[:3] not in PROVINCE_CODES:
+        return [FieldError(field, f"Mã tỉnh {value[:3]} trong số CCCD không tồn tại. / Unknown province code.")]
+    if date_of_birth is not None:
+        century = _CENTURY_BY_DIGIT[int(value[3])]
+        year = century + int(value[4:6])
+        if year != date_of_birth.year:
+            return [FieldError(field, "Số CCCD không khớp với năm sinh (chữ số thứ 4–6). "
+                                      "/ The national id does not match the year of birth.")]
+    return []
+
+
+def normalise_phone(value: object) -> str | None:
+    """A Vietnamese mobile number in any common form -> E.164 (+84xxxxxxxxx), or None."""
+    if not isinstance(value, str):
+        return None
+    digits = re.sub(r"[\s.\-()]", "", value.strip())
+    if digits.startswith("+84"):
+        national = digits[3:]
+    elif digits.startswith("84") and len(digits) == 11:
+        national = digits[2:]
+    elif digits.startswith("0"):
+        national = digits[1:]
+    else:
+        return None
+    # Mobile numbers: 9 digits after the country code, networks 3x, 5x, 7x, 8x, 9x.
+    if not re.fullmatch(r"[35789]\d{8}", national):
+        return None
+    return f"+84{national}"
+
+
+def parse_date(value: object) -> date | None:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def check_date_of_birth(value: object, today: date) -> tuple[date | None, list[FieldError]]:
+    parsed = parse_date(value)
+    if parsed is None:
+        return None, [FieldError("date_of_birth", "Ngày sinh phải có dạng YYYY-MM-DD. / Use YYYY-MM-DD.")]
+    if parsed > today:
+        return None, [FieldError("date_of_birth", "Ngày sinh không thể ở tương lai. / Date of birth is in the future.")]
+    if today.year - parsed.year > 130:
+        return None, [FieldError("date_of_birth", "Ngày sinh không hợp lệ. / Implausible date of birth.")]
+    return parsed, []
+
+
+def normalise_name(value: object) -> str | None:
+    """Collapse spaces and NFC-normalise; letters (any script's), spaces, ' and - only."""
+    if not isinstance(value, str):
+        return None
+    name = " ".join(unicodedata.normalize("NFC", value).split())
+    if not 2 <= len(name) <= 100:
+        return None
+    if not all(ch.isalpha() or ch in " '-" for ch in name):
+        return None
+    return name
+
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def check_password(password: object, *, forbidden: tuple[str, ...] = ()) -> list[FieldError]:
+    """A policy a citizen can meet on a phone keypad: 8+ characters, not one repeated
+    character, not a simple run, not their national id or phone number."""
+    field = "password"
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        return [FieldError(field, f"Mật khẩu cần ít nhất {MIN_PASSWORD_LENGTH} ký tự. / At least {MIN_PASSWORD_LENGTH} characters.")]
+    if len(password) > 128:
+        return [FieldError(field, "Mật khẩu quá dài (tối đa 128 ký tự). / At most 128 characters.")]
+    if len(set(password)) == 1 or password in "0123456789012345678901234567890" or password in "abcdefghijklmnopqrstuvwxyz":
+        return [FieldError(field, "Mật khẩu quá dễ đoán. / Too easy to guess.")]
+    for value in forbidden:
+        if value and value.lstrip("+") in password:
+            return [FieldError(field, "Mật khẩu không được chứa số CCCD hay số điện thoại. / Must not contain your id or phone.")]
+    return []
+
+
+def age_on(date_of_birth: date, today: date) -> int:
+    return today.year - date_of_birth.year - ((today.month, today.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def age_band(date_of_birth: date, today: date) -> str:
+    age = age_on(date_of_birth, today)
+    if age < 18:
+        return "under-18"
+    if age <= 60:
+        return "18-60"
+    return "60+"
+
+
+def birth_date_range_for_ages(today: date, youngest: int, oldest: int) -> tuple[date, date]:
+    """Dates of birth of people aged youngest..oldest (inclusive) on `today`."""
+    def years_ago(n: int) -> date:
+        try:
+            return today.replace(year=today.year - n)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year - n, day=28)
+
+    earliest = years_ago(oldest + 1)
+    from datetime import timedelta
+
+    return earliest + timedelta(days=1), years_ago(youngest)
+
+
+# Lockout after repeated failures (CONTRACT: 423 `locked`).
+MAX_FAILED_LOGINS = 5
+LOCKOUT_MINUTES = 15

@@ -1,0 +1,176 @@
+"""identity's own database: wards, citizens, officers and the security audit log."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pymongo import ASCENDING
+from pymongo.database import Database
+
+from motcua_common.events import new_event
+from motcua_common.outbox import commit
+
+from . import domain
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# A hash verified when no account matches, so a missing account costs the same time.
+_DUMMY_HASH = _hasher.hash("motcua-no-such-account")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def burn_verification_time(password: str) -> None:
+    verify_password(_DUMMY_HASH, password)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ensure_indexes(db: Database) -> None:
+    db.citizens.create_index("national_id", unique=True, name="one_account_per_national_id")
+    db.citizens.create_index("phone")
+    db.citizens.create_index([("ward_id", ASCENDING), ("date_of_birth", ASCENDING)])
+    db.officers.create_index("username", unique=True)
+    db.audit.create_index([("at", ASCENDING)])
+
+
+# ---------------------------------------------------------------- wards
+def list_wards(db: Database) -> list[dict]:
+    return list(db.wards.find({}, {"_id": 0}).sort("ward_id", ASCENDING))
+
+
+def get_ward(db: Database, ward_id: str) -> dict | None:
+    return db.wards.find_one({"ward_id": ward_id}, {"_id": 0})
+
+
+def upsert_ward(db: Database, ward: dict) -> None:
+    db.wards.update_one({"_id": ward["ward_id"]}, {"$set": ward}, upsert=True)
+
+
+# ---------------------------------------------------------------- citizens
+def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_birth: date, phone: str,
+                     ward_id: str, password: str, channel: str, today: date) -> str:
+    """Insert the account and its CitizenRegistered event atomically.
+
+    One account per national id holds under any load through the unique index: a second
+    insert raises DuplicateKeyError, which the API answers with 409 national_id_taken."""
+    citizen_id = str(uuid.uuid4())
+    doc = {
+        "_id": citizen_id,
+        "national_id": national_id,
+        "full_name": full_name,
+        "date_of_birth": date_of_birth.isoformat(),
+        "phone": phone,
+        "ward_id": ward_id,
+        "password_hash": hash_password(password),
+        "must_change_password": False,
+        "password_expires_at": None,
+        "failed_logins": 0,
+        "locked_until": None,
+        "channel": channel,
+        "created_at": now(),
+    }
+    event = new_event("CitizenRegistered", ward_id, {
+        "citizen_id": citizen_id, "ward_id": ward_id, "channel": channel,
+        "age_band": domain.age_band(date_of_birth, today),
+    })
+    commit(db, lambda session: db.citizens.insert_one(doc, session=session), [event])
+    return citizen_id
+
+
+def citizens_by_username(db: Database, username: str) -> list[dict]:
+    if username.isdigit() and len(username) == 12:
+        found = db.citizens.find_one({"national_id": username})
+        return [found] if found else []
+    phone = domain.normalise_phone(username)
+    if phone:
+        # A family may share one phone: the password tells the accounts apart.
+        return list(db.citizens.find({"phone": phone}).limit(10))
+    return []
+
+
+def citizen(db: Database, citizen_id: str) -> dict | None:
+    return db.citizens.find_one({"_id": citizen_id})
+
+
+def count_registered_aged(db: Database, ward_id: str, today: date, youngest: int, oldest: int) -> int:
+    first, last = domain.birth_date_range_for_ages(today, youngest, oldest)
+    return db.citizens.count_documents({
+        "ward_id": ward_id, "date_of_birth": {"$gte": first.isoformat(), "$lte": last.isoformat()},
+    })
+
+
+# ---------------------------------------------------------------- officers
+def create_officer(db: Database, *, username: str, full_name: str, ward_id: str | None, role: str,
+                   password: str, created_by: str) -> str:
+    officer_id = str(uuid.uuid4())
+    db.officers.insert_one({
+        "_id": officer_id, "username": username, "full_name": full_name, "ward_id": ward_id,
+        "role": role, "password_hash": hash_password(password), "must_change_password": False,
+        "failed_logins": 0, "locked_until": None, "created_at": now(), "created_by": created_by,
+    })
+    return officer_id
+
+
+def officer_by_username(db: Database, username: str) -> dict | None:
+    return db.officers.find_one({"username": username})
+
+
+# ---------------------------------------------------------------- credentials
+def collection_of(account: dict) -> str:
+    return "officers" if "username" in account else "citizens"
+
+
+def record_failed_login(db: Database, account: dict) -> datetime | None:
+    """Count a failure; lock the account after too many. Returns the lock end, if locked."""
+    coll = db[collection_of(account)]
+    updated = coll.find_one_and_update(
+        {"_id": account["_id"]}, {"$inc": {"failed_logins": 1}}, return_document=True
+    )
+    if updated and updated["failed_logins"] >= domain.MAX_FAILED_LOGINS:
+        until = now() + timedelta(minutes=domain.LOCKOUT_MINUTES)
+        coll.update_one({"_id": account["_id"]}, {"$set": {"locked_until": until, "failed_logins": 0}})
+        return until
+    return None
+
+
+def record_successful_login(db: Database, account: dict) -> None:
+    db[collection_of(account)].update_one(
+        {"_id": account["_id"]}, {"$set": {"failed_logins": 0, "locked_until": None, "last_login_at": now()}}
+    )
+
+
+def change_password(db: Database, account: dict, new_password: str, channel: str) -> None:
+    coll = db[collection_of(account)]
+    event = new_event("PasswordChanged", account.get("ward_id") or "", {
+        "account_id": account["_id"], "ward_id": account.get("ward_id") or "", "channel": channel,
+    })
+    commit(db, lambda session: coll.update_one(
+        {"_id": account["_id"]},
+        {"$set": {"password_hash": hash_password(new_password), "must_change_password": False,
+                  "password_expires_at": None, "password_changed_at": now()}},
+        session=session,
+    ), [event])
+
+
+def find_account(db: Database, account_id: str) -> dict | None:
+    return db.citizens.find_one({"_id": account_id}) or db.officers.find_one({"_id": account_id})
+
+
+def audit(db: Database, action: str, *, account_id: str | None = None, outcome: str = "ok",
+          client: str | None = None, **details) -> None:
+    """Security events. Never a password, token, national id or phone number."""
+    db.audit.insert_one({"at": now(), "action": action, "account_id": account_id, "outcome": outcome,
+                         "client": client, **details})

@@ -1,0 +1,165 @@
+"""identity's API against the SecantusDB server."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from motcua_common import demo
+from motcua_common.outbox import OUTBOX
+from motcua_identity import bootstrap
+from motcua_identity.api import create_app
+
+WARD = "dn-hai-chau"
+
+
+def citizen_body(**overrides):
+    body = {"national_id": "048090001234", "full_name": "Nguyễn Văn An", "date_of_birth": "1990-05-01",
+            "phone": "0905 123 456", "ward_id": WARD, "password": "hoa-sen-2026"}
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def app(settings):
+    from dataclasses import replace
+
+    settings = replace(settings, admin_password="admin-secret-1")
+    bootstrap.prepare(settings, demo=True)
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def login(client, username, password):
+    return client.post("/identity/api/v1/sessions", json={"username": username, "password": password})
+
+
+def bearer(response):
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+def test_wards_and_jwks(client):
+    wards = client.get("/identity/api/v1/wards").get_json()
+    assert {w["ward_id"] for w in wards} == set(demo.ward_ids())
+    assert all(set(w) >= {"ward_id", "name", "province", "target_population"} for w in wards)
+    keys = client.get("/identity/.well-known/jwks.json").get_json()["keys"]
+    assert keys[0]["kty"] == "RSA" and keys[0]["kid"]
+
+
+def test_register_login_and_the_event_in_the_outbox(client, service_db):
+    created = client.post("/identity/api/v1/citizens", json=citizen_body())
+    assert created.status_code == 201, created.get_json()
+    citizen_id = created.get_json()["citizen_id"]
+    outbox = list(service_db("identity")[OUTBOX].find())
+    assert [o["envelope"]["type"] for o in outbox] == ["CitizenRegistered"]
+    payload = outbox[0]["envelope"]["payload"]
+    assert payload == {"citizen_id": citizen_id, "ward_id": WARD, "channel": "web", "age_band": "18-60"}
+    assert "048090001234" not in str(outbox) and "905123456" not in str(outbox)
+
+    for username in ("048090001234", "+84905123456", "0905.123.456"):
+        session = login(client, username, "hoa-sen-2026")
+        assert session.status_code == 200, session.get_json()
+        body = session.get_json()
+        assert body["token_type"] == "Bearer" and body["role"] == "citizen" and body["ward_id"] == WARD
+        assert body["must_change_password"] is False and body["expires_in"] > 0
+    stored = service_db("identity").citizens.find_one({"_id": citizen_id})
+    assert stored["password_hash"].startswith("$argon2id$")
+
+
+def test_one_account_per_national_id_under_concurrency(client):
+    def attempt(i):
+        return client.post("/identity/api/v1/citizens", json=citizen_body(phone=f"090512{i:04d}")).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(attempt, range(8)))
+    assert codes.count(201) == 1 and codes.count(409) == 7
+    again = client.post("/identity/api/v1/citizens", json=citizen_body())
+    assert again.status_code == 409 and again.get_json()["code"] == "national_id_taken"
+
+
+def test_registration_errors_name_each_field(client):
+    response = client.post("/identity/api/v1/citizens", json=citizen_body(
+        national_id="003090001234", phone="12345", ward_id="nowhere", password="123", full_name="", date_of_birth="1990-13-01"))
+    assert response.status_code == 422
+    assert response.headers["Content-Type"] == "application/problem+json"
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert fields >= {"phone", "ward_id", "password", "full_name", "date_of_birth"}
+    assert client.post("/identity/api/v1/citizens", data="x", content_type="text/plain").status_code == 415
+    assert client.post("/identity/api/v1/citizens", data="{bad", content_type="application/json").get_json()["code"] == "invalid_json"
+
+
+def test_idempotency_key_replays_the_first_answer(client, service_db):
+    headers = {"Idempotency-Key": "portal-retry-1"}
+    first = client.post("/identity/api/v1/citizens", json=citizen_body(), headers=headers)
+    second = client.post("/identity/api/v1/citizens", json=citizen_body(), headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.get_json() == second.get_json()
+    assert service_db("identity").citizens.count_documents({}) == 1
+    other = client.post("/identity/api/v1/citizens", json=citizen_body(full_name="Trần Thị B"), headers=headers)
+    assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
+
+
+def test_lockout_after_repeated_failures(client):
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    for _ in range(4):
+        assert login(client, "048090001234", "wrong-password").get_json()["code"] == "invalid_credentials"
+    locked = login(client, "048090001234", "wrong-password")
+    assert locked.status_code == 423 and locked.get_json()["code"] == "locked"
+    assert locked.get_json()["locked_until"] and int(locked.headers["Retry-After"]) > 0
+    assert login(client, "048090001234", "hoa-sen-2026").status_code == 423
+
+
+def test_password_change_and_must_change_password(client, app, service_db):
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    headers = bearer(login(client, "048090001234", "hoa-sen-2026"))
+    bad = client.put("/identity/api/v1/me/password", json={"current_password": "nope", "new_password": "moi-2026-abc"}, headers=headers)
+    assert bad.status_code == 401
+    weak = client.put("/identity/api/v1/me/password", json={"current_password": "hoa-sen-2026", "new_password": "1"}, headers=headers)
+    assert weak.status_code == 422
+    ok = client.put("/identity/api/v1/me/password", json={"current_password": "hoa-sen-2026", "new_password": "moi-2026-abc"}, headers=headers)
+    assert ok.status_code == 204
+    assert login(client, "048090001234", "moi-2026-abc").status_code == 200
+    # An account flagged must_change_password may only change it.
+    service_db("identity").citizens.update_one({}, {"$set": {"must_change_password": True}})
+    flagged = bearer(login(client, "048090001234", "moi-2026-abc"))
+    refused = client.get(f"/identity/api/v1/wards/{WARD}/coverage", headers=flagged)
+    assert refused.status_code == 403 and refused.get_json()["code"] == "password_change_required"
+    assert client.put("/identity/api/v1/me/password", json={"current_password": "moi-2026-abc", "new_password": "lan-3-2026"},
+                      headers=flagged).status_code == 204
+
+
+def test_officers_by_admin_and_ward_admin(client):
+    admin = bearer(login(client, "admin", "admin-secret-1"))
+    ward_admin = bearer(login(client, "truongbp.haichau", demo.DEMO_STAFF_PASSWORD))
+    new = {"username": "canbo.moi", "full_name": "Vũ Thị Hạnh", "ward_id": WARD, "role": "officer", "password": "quay-so-1-2026"}
+    assert client.post("/identity/api/v1/officers", json=new, headers=ward_admin).status_code == 201
+    assert client.post("/identity/api/v1/officers", json=new, headers=admin).get_json()["code"] == "username_taken"
+    other_ward = dict(new, username="canbo.khac", ward_id="hn-ba-dinh")
+    assert client.post("/identity/api/v1/officers", json=other_ward, headers=ward_admin).status_code == 403
+    assert client.post("/identity/api/v1/officers", json=other_ward, headers=admin).status_code == 201
+    officer = bearer(login(client, "canbo.moi", "quay-so-1-2026"))
+    assert client.post("/identity/api/v1/officers", json=dict(new, username="x.y.z"), headers=officer).status_code == 403
+    assert client.post("/identity/api/v1/officers", json=new).status_code == 401
+
+
+def test_coverage_counts_registered_adults(client):
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    client.post("/identity/api/v1/citizens", json=citizen_body(national_id="048210001234", date_of_birth="2010-02-02", phone="0905000111"))
+    officer = bearer(login(client, "canbo.haichau", demo.DEMO_STAFF_PASSWORD))
+    body = client.get(f"/identity/api/v1/wards/{WARD}/coverage", headers=officer).get_json()
+    assert body == {"ward_id": WARD, "registered_18_60": 1, "target_population": 8027, "ratio": round(1 / 8027, 4)}
+    other = bearer(login(client, "canbo.badinh", demo.DEMO_STAFF_PASSWORD))
+    assert client.get(f"/identity/api/v1/wards/{WARD}/coverage", headers=other).status_code == 403
+    monitor = bearer(login(client, "giamsat.thanhpho", demo.DEMO_STAFF_PASSWORD))
+    assert client.get(f"/identity/api/v1/wards/{WARD}/coverage", headers=monitor).status_code == 200
+
+
+def test_health_readiness_metrics_openapi(client):
+    assert client.get("/identity/healthz").get_json()["status"] == "ok"
+    assert client.get("/identity/api/v1/openapi.json").get_json()["openapi"].startswith("3.")
+    metrics = client.get("/identity/metrics")
+    assert metrics.status_code == 200 and b"motcua_http_requests_total" in metrics.data
