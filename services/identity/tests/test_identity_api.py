@@ -57,7 +57,8 @@ def test_register_login_and_the_event_in_the_outbox(client, service_db):
     outbox = list(service_db("identity")[OUTBOX].find())
     assert [o["envelope"]["type"] for o in outbox] == ["CitizenRegistered"]
     payload = outbox[0]["envelope"]["payload"]
-    assert payload == {"citizen_id": citizen_id, "ward_id": WARD, "channel": "web", "age_band": "18-60"}
+    assert payload == {"citizen_id": citizen_id, "ward_id": WARD, "channel": "web", "age_band": "18-60",
+                       "phone_last4": "3456"}
     assert "048090001234" not in str(outbox) and "905123456" not in str(outbox)
 
     for username in ("048090001234", "+84905123456", "0905.123.456"):

@@ -1,0 +1,74 @@
+"""Pure units of the shared library: envelopes, tokens, problem details."""
+import time
+import uuid
+
+import jwt
+import pytest
+
+from motcua_common.auth import AuthError, SigningKey, TokenVerifier
+from motcua_common.events import InvalidEvent, new_event, parse_envelope
+
+
+def test_envelope_round_trip_and_contract_fields():
+    env = new_event("RatingGiven", "w1", {"rating_id": "r", "ward_id": "w1", "subject_type": "ticket",
+                                         "subject_id": "t", "officer_id": "o", "counter_id": "c", "score": "satisfied"})
+    assert set(env) == {"event_id", "type", "version", "source", "ward_id", "occurred_at", "traceparent", "payload"}
+    assert env["source"] == "rating" and env["occurred_at"].endswith("Z")
+    uuid.UUID(env["event_id"])
+    event = parse_envelope(env)
+    assert event.payload["score"] == "satisfied" and event.type == "RatingGiven"
+
+
+@pytest.mark.parametrize("body", [
+    None, [], "text", {"type": "RatingGiven", "payload": {}},
+    {"event_id": "not-a-uuid", "type": "RatingGiven", "payload": {}},
+    {"event_id": str(uuid.uuid4()), "type": "Nope", "payload": {}},
+    {"event_id": str(uuid.uuid4()), "type": "TicketServed", "payload": {"wait_seconds": "long"}},
+    {"event_id": str(uuid.uuid4()), "type": "TicketServed", "payload": "x"},
+])
+def test_malformed_envelopes_are_refused(body):
+    with pytest.raises(InvalidEvent):
+        parse_envelope(body)
+
+
+def test_new_fields_from_a_newer_publisher_are_tolerated():
+    env = new_event("TicketIssued", "w", {"ticket_id": "t"})
+    env["payload"]["added_later"] = 1
+    env["added_later"] = True
+    assert parse_envelope(env).payload["ticket_id"] == "t"
+
+
+def test_tokens_verify_and_fail_clearly(tmp_path):
+    key = SigningKey.load_or_create(tmp_path / "k.pem")
+    assert SigningKey.load_or_create(tmp_path / "k.pem").kid == key.kid  # reloaded, not regenerated
+    verifier = TokenVerifier(key.jwks)
+    principal = verifier.verify(key.issue("o1", "officer", "w1", 60))
+    assert (principal.subject, principal.role, principal.ward_id) == ("o1", "officer", "w1")
+    assert principal.is_staff_of("w1") and not principal.is_staff_of("w2")
+
+    with pytest.raises(AuthError) as expired:
+        verifier.verify(key.issue("o1", "officer", "w1", -10))
+    assert expired.value.code == "token_expired"
+    other = SigningKey.load_or_create(tmp_path / "other.pem")
+    with pytest.raises(AuthError):
+        verifier.verify(other.issue("o1", "admin", None, 60))
+    forged = jwt.encode({"sub": "x", "role": "admin", "exp": time.time() + 60}, "secret", algorithm="HS256",
+                        headers={"kid": key.kid})
+    with pytest.raises(AuthError):
+        verifier.verify(forged)
+
+
+def test_verifier_keeps_cached_keys_when_identity_is_unreachable(tmp_path):
+    key = SigningKey.load_or_create(tmp_path / "k.pem")
+    calls = {"n": 0}
+
+    def source():
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise ConnectionError("identity down")
+        return key.jwks()
+
+    verifier = TokenVerifier(source, refetch_interval=0)
+    token = key.issue("c1", "citizen", "w1", 60)
+    assert verifier.verify(token).subject == "c1"
+    assert verifier.verify(token).subject == "c1"
