@@ -29,6 +29,10 @@ class Principal:
     ward_id: str | None
     must_change_password: bool = False
     username: str | None = None
+    # A citizen's own token carries the last four digits of their phone (never the number):
+    # dossier stores them for the public lookup check without asking identity, so online
+    # submission keeps working while the broker is down.
+    phone_last4: str | None = None
 
     def is_staff_of(self, ward_id: str) -> bool:
         """Officer or ward admin of `ward_id`, or a platform admin."""
@@ -88,7 +92,8 @@ class SigningKey:
         return {"keys": [self.public_jwk]}
 
     def issue(self, subject: str, role: str, ward_id: str | None, ttl_seconds: int,
-              must_change_password: bool = False, username: str | None = None) -> str:
+              must_change_password: bool = False, username: str | None = None,
+              phone_last4: str | None = None) -> str:
         now = int(time.time())
         claims = {
             "iss": ISSUER, "aud": AUDIENCE, "sub": subject, "role": role, "ward_id": ward_id,
@@ -96,6 +101,8 @@ class SigningKey:
         }
         if username:
             claims["preferred_username"] = username
+        if phone_last4:
+            claims["phone_last4"] = phone_last4
         return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
@@ -173,4 +180,5 @@ class TokenVerifier:
         return Principal(
             subject=claims["sub"], role=claims["role"], ward_id=claims.get("ward_id"),
             must_change_password=bool(claims.get("mcp")), username=claims.get("preferred_username"),
+            phone_last4=claims.get("phone_last4"),
         )

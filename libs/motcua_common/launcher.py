@@ -74,7 +74,9 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self, env: dict) -> None:
-        self.process = subprocess.Popen(self.argv, env=env)
+        # Children write to our stderr only: stdout carries just the "motcua ready" line,
+        # so a caller that stops reading it can never block a child on a full pipe.
+        self.process = subprocess.Popen(self.argv, env=env, stdout=sys.stderr)
         self.started_at = time.monotonic()
 
 
@@ -111,7 +113,7 @@ class Platform:
     def _wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         pending = set(self.services)
-        while pending:
+        while pending and not self.stopping:
             for service in sorted(pending):
                 try:
                     if requests.get(f"http://127.0.0.1:{self.port}/{service}/readyz", timeout=2).status_code == 200:
@@ -164,7 +166,8 @@ class Platform:
             child.start(self.env)
         try:
             self._wait_ready()
-            print(f"motcua ready http://127.0.0.1:{self.port}", flush=True)
+            if not self.stopping:
+                print(f"motcua ready http://127.0.0.1:{self.port}", flush=True)
             while not self.stopping:
                 self._supervise_once()
                 time.sleep(0.5)

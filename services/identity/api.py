@@ -157,7 +157,8 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         role = account.get("role", "citizen")
         must_change = bool(account.get("must_change_password"))
         token = signing_key.issue(account["_id"], role, account.get("ward_id"), settings.token_ttl_seconds,
-                                  must_change_password=must_change, username=account.get("username"))
+                                  must_change_password=must_change, username=account.get("username"),
+                                  phone_last4=account["phone"][-4:] if role == "citizen" else None)
         return jsonify({"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds,
                         "must_change_password": must_change, "role": role, "ward_id": account.get("ward_id")})
 

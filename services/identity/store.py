@@ -84,7 +84,7 @@ def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_
     }
     event = new_event("CitizenRegistered", ward_id, {
         "citizen_id": citizen_id, "ward_id": ward_id, "channel": channel,
-        "age_band": domain.age_band(date_of_birth, today), "phone_last4": phone[-4:],
+        "age_band": domain.age_band(date_of_birth, today),
     })
     commit(db, lambda session: db.citizens.insert_one(doc, session=session), [event])
     return citizen_id

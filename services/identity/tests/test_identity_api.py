@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import pytest
 
 from motcua_common import demo
@@ -57,8 +58,7 @@ def test_register_login_and_the_event_in_the_outbox(client, service_db):
     outbox = list(service_db("identity")[OUTBOX].find())
     assert [o["envelope"]["type"] for o in outbox] == ["CitizenRegistered"]
     payload = outbox[0]["envelope"]["payload"]
-    assert payload == {"citizen_id": citizen_id, "ward_id": WARD, "channel": "web", "age_band": "18-60",
-                       "phone_last4": "3456"}
+    assert payload == {"citizen_id": citizen_id, "ward_id": WARD, "channel": "web", "age_band": "18-60"}
     assert "048090001234" not in str(outbox) and "905123456" not in str(outbox)
 
     for username in ("048090001234", "+84905123456", "0905.123.456"):
@@ -67,6 +67,8 @@ def test_register_login_and_the_event_in_the_outbox(client, service_db):
         body = session.get_json()
         assert body["token_type"] == "Bearer" and body["role"] == "citizen" and body["ward_id"] == WARD
         assert body["must_change_password"] is False and body["expires_in"] > 0
+        claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+        assert claims["phone_last4"] == "3456" and "phone" not in claims and "national_id" not in claims
     stored = service_db("identity").citizens.find_one({"_id": citizen_id})
     assert stored["password_hash"].startswith("$argon2id$")
 
