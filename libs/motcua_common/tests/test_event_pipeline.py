@@ -154,3 +154,26 @@ def test_malformed_messages_are_dead_lettered_and_the_consumer_lives_on(broker_s
     publish_raw(broker_settings, json.dumps(submitted("AFTER")).encode())
     wait_for(lambda: service_db("notify").seen.find_one({"receipt_code": "AFTER"}), timeout=30, message="later traffic")
     assert worker.poll() is None
+
+
+def test_relay_keeps_an_event_pending_when_the_broker_nacks_it(broker_settings, service_db):
+    """A queue that refuses more messages (x-overflow reject-publish) makes the broker nack:
+    the event stays pending, in order, and goes out once there is room again."""
+    db = service_db("dossier")
+    conn = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
+    ch = conn.channel()
+    topology.declare(ch, broker_settings)
+    ch.queue_declare("full-audit", durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.queue_bind("full-audit", "dossier.events", routing_key="DossierSubmitted")
+    first, second, third = submitted("N1"), submitted("N2"), submitted("N3")
+    commit(db, lambda s: None, [first, second, third])
+    relay = Relay(db, broker_settings, "dossier")
+    assert relay.publish_pending() == 1
+    assert [d["envelope"]["payload"]["receipt_code"] for d in db[OUTBOX].find({"status": "pending"}).sort("n", 1)] == ["N2", "N3"]
+    ch.queue_purge("full-audit")
+    assert relay.publish_pending() == 1
+    ch.queue_purge("full-audit")
+    assert relay.publish_pending() == 1
+    relay.close()
+    assert pending_count(db) == 0
+    conn.close()
