@@ -1,0 +1,100 @@
+"""The rating database: rating opportunities (what may be rated) and ratings.
+
+Uniqueness lives in indexes, never in a read-then-write: one opportunity per subject
+(subject_type, subject_id), one rating per opportunity."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from motcua_common import outbox
+
+from .domain import DOSSIER, RatingCount
+
+OPPORTUNITIES = "opportunities"
+RATINGS = "ratings"
+
+
+class AlreadyRated(Exception):
+    """The opportunity has its one rating already."""
+
+
+def ensure_indexes(db: Database) -> None:
+    db[OPPORTUNITIES].create_index(
+        [("subject_type", ASCENDING), ("subject_id", ASCENDING)], unique=True, name="one_opportunity_per_subject"
+    )
+    # A return without its receipt code is matched to the opportunity by dossier id.
+    db[OPPORTUNITIES].create_index("dossier_id", name="by_dossier", sparse=True)
+    db[RATINGS].create_index(
+        [("subject_type", ASCENDING), ("subject_id", ASCENDING)], unique=True, name="one_rating_per_opportunity"
+    )
+    db[RATINGS].create_index([("ward_id", ASCENDING), ("rated_at", DESCENDING)], name="by_ward_and_time")
+    db[RATINGS].create_index("rated_at", name="by_time")  # rankings across wards
+
+
+# ---------------------------------------------------------------- opportunities
+def _subject(subject_type: str, subject_id: str) -> dict:
+    return {"subject_type": subject_type, "subject_id": subject_id}
+
+
+def open_opportunity(db: Database, opportunity: dict, session: ClientSession | None = None) -> None:
+    """Record an opportunity unless its subject is known already (then the first one stands:
+    a second event about the same subject neither duplicates nor downgrades it)."""
+    key = _subject(opportunity["subject_type"], opportunity["subject_id"])
+    on_insert = {**opportunity, "created_at": datetime.now(timezone.utc)}
+    db[OPPORTUNITIES].update_one(key, {"$setOnInsert": on_insert}, upsert=True, session=session)
+
+
+def open_returned_dossier(db: Database, receipt_code: str, known: dict, changes: dict,
+                          session: ClientSession | None = None) -> None:
+    """Make a dossier's opportunity ratable (`changes`), creating it from `known` when its
+    DossierResultReady has not been seen (events of different types may arrive in any order)."""
+    on_insert = {k: v for k, v in known.items() if k not in changes}
+    on_insert["created_at"] = datetime.now(timezone.utc)
+    db[OPPORTUNITIES].update_one(
+        _subject(DOSSIER, receipt_code), {"$set": changes, "$setOnInsert": on_insert}, upsert=True, session=session
+    )
+
+
+def receipt_code_of(db: Database, dossier_id: str, session: ClientSession | None = None) -> str | None:
+    doc = db[OPPORTUNITIES].find_one({"subject_type": DOSSIER, "dossier_id": dossier_id},
+                                     {"subject_id": 1}, session=session)
+    return doc["subject_id"] if doc else None
+
+
+def find_opportunity(db: Database, subject_type: str, subject_id: str) -> dict | None:
+    return db[OPPORTUNITIES].find_one(_subject(subject_type, subject_id))
+
+
+# ---------------------------------------------------------------- ratings
+def add_rating(db: Database, rating: dict, events: list[dict]) -> None:
+    """Store the rating and its events in one transaction; AlreadyRated when the
+    opportunity has a rating (the unique index decides, so concurrent attempts get one)."""
+    try:
+        outbox.commit(db, lambda session: db[RATINGS].insert_one(rating, session=session), events)
+    except DuplicateKeyError as exc:
+        raise AlreadyRated(rating["subject_type"], rating["subject_id"]) from exc
+
+
+def _count(db: Database, match: dict, by: Iterable[str]) -> list[RatingCount]:
+    group_id = {name: f"${name}" for name in ("score", *by)}
+    pipeline = [{"$match": match}, {"$group": {"_id": group_id, "count": {"$sum": 1}}}]
+    return [
+        RatingCount(count=row["count"], **{k: v or "" for k, v in row["_id"].items()})
+        for row in db[RATINGS].aggregate(pipeline)
+    ]
+
+
+def count_ward_ratings(db: Database, ward_id: str, start: datetime, end: datetime) -> list[RatingCount]:
+    """A ward's ratings in [start, end), counted per officer, counter and score."""
+    return _count(db, {"ward_id": ward_id, "rated_at": {"$gte": start, "$lt": end}}, ("officer_id", "counter_id"))
+
+
+def count_ratings_by_ward(db: Database, start: datetime, end: datetime) -> list[RatingCount]:
+    """All wards' ratings in [start, end), counted per ward and score."""
+    return _count(db, {"rated_at": {"$gte": start, "$lt": end}}, ("ward_id",))
