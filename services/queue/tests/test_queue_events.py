@@ -1,0 +1,149 @@
+"""The queue on the real broker: TicketServed leaves the outbox through the relay for its
+consumers, and the worker keeps the appointments projection from DossierSubmitted, once
+per event however often it is delivered."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import pika
+import pytest
+
+from motcua_common import topology
+from motcua_common.events import new_event, parse_envelope
+from motcua_common.outbox import OUTBOX, commit, pending_count
+from motcua_common.relay import Relay
+from motcua_common.testing import settings_env, wait_for
+from motcua_queue.api import create_app
+from motcua_queue.bootstrap import prepare
+from motcua_queue.store import APPOINTMENTS, QueueStore
+
+WARD = "dn-lien-chieu"
+BASE = "/queue/api/v1"
+
+
+def take_all(settings, queue: str) -> list[dict]:
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    channel = connection.channel()
+    bodies = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        bodies.append(json.loads(body))
+    connection.close()
+    return bodies
+
+
+def test_ticket_served_reaches_the_broker_through_the_relay(broker_settings, verifier, token, service_db):
+    prepare(broker_settings, demo=True)
+    app = create_app(broker_settings, verifier=verifier)
+    try:
+        client = app.test_client()
+        officer = token("officer", WARD, subject="officer-hoa")
+        issued = client.post(f"{BASE}/wards/{WARD}/tickets", json={"service_code": "B"}, headers=officer).get_json()
+        called = client.post(f"{BASE}/wards/{WARD}/counters/quay-2/call-next", headers=officer).get_json()
+        assert called["ticket_id"] == issued["ticket_id"]
+        assert client.post(f"{BASE}/tickets/{issued['ticket_id']}/actions", json={"action": "serve"},
+                           headers=officer).status_code == 200
+    finally:
+        app.extensions["motcua"].mongo_client.close()
+
+    db = service_db("queue")
+    assert pending_count(db) == 3  # issued, called, served: stored, not yet published
+    relay = Relay(db, broker_settings, "queue")
+    try:
+        assert relay.publish_pending() == 3  # declares the topology, then publishes with confirms
+    finally:
+        relay.close()
+    assert pending_count(db) == 0
+    assert db[OUTBOX].count_documents({"status": "sent"}) == 3
+
+    # rating consumes TicketServed; its queue now holds exactly the served ticket.
+    [body] = take_all(broker_settings, topology.subscription("rating", "TicketServed").queue)
+    event = parse_envelope(body)
+    assert (event.type, event.source, event.ward_id) == ("TicketServed", "queue", WARD)
+    assert event.payload["ticket_id"] == issued["ticket_id"]
+    assert event.payload["officer_id"] == "officer-hoa"
+    assert event.payload["counter_id"] == "quay-2"
+    assert set(event.payload) == {"ticket_id", "ward_id", "counter_id", "officer_id", "wait_seconds",
+                                  "service_seconds", "service_code", "number"}
+
+
+# ---------------------------------------------------------------- the worker
+def submitted(dossier_id: str, receipt_code: str) -> dict:
+    return new_event("DossierSubmitted", WARD, {
+        "dossier_id": dossier_id, "receipt_code": receipt_code, "procedure_code": "HT-KS-01",
+        "ward_id": WARD, "channel": "counter", "due_date": "2026-03-05",
+    })
+
+
+def messages_in(settings, queue: str) -> int:
+    """Ready plus unacknowledged messages of a queue (what basic_get cannot see)."""
+    vhost = settings.amqp_url.rsplit("/", 1)[1]
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    out = subprocess.run([ctl, "-q", "list_queues", "-p", vhost, "name", "messages"], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == queue:
+            return int(parts[1])
+    return 0
+
+
+@pytest.fixture
+def worker(broker_settings):
+    prepare(broker_settings)
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "queue"],
+                            env=settings_env(broker_settings))
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_the_worker_projects_appointments_once_per_event(broker_settings, service_db, worker):
+    dossier_db, queue_db = service_db("dossier"), service_db("queue")
+    dossier_id = str(uuid.uuid4())
+    event = submitted(dossier_id, "HC-2603-0001")
+    commit(dossier_db, lambda session: None, [event])
+    relay = Relay(dossier_db, broker_settings, "dossier")
+    try:
+        relay.publish_pending()
+        wait_for(lambda: queue_db[APPOINTMENTS].find_one({"_id": dossier_id}), message="the appointment")
+        first = queue_db[APPOINTMENTS].find_one({"_id": dossier_id})
+        # The same event again, as after a relay crash between the confirm and the mark.
+        dossier_db[OUTBOX].update_one({"_id": event["event_id"]}, {"$set": {"status": "pending"}})
+        assert relay.publish_pending() == 1
+    finally:
+        relay.close()
+    queue = topology.subscription("queue", "DossierSubmitted").queue
+    wait_for(lambda: messages_in(broker_settings, queue) == 0, message="the redelivery to be consumed")
+    assert queue_db[APPOINTMENTS].count_documents({}) == 1
+    assert queue_db[APPOINTMENTS].find_one({"_id": dossier_id}) == first
+    assert first["receipt_code"] == "HC-2603-0001" and first["due_date"] == "2026-03-05"
+    assert queue_db.processed_events.count_documents({}) == 1
+    assert take_all(broker_settings, f"{queue}.dead") == []
+    assert worker.poll() is None
+
+
+def test_record_appointment_is_idempotent_in_process(service_db, settings):
+    """The same projection without a broker: handle_once twice with one event."""
+    from motcua_common.consumer import handle_once
+
+    db = service_db("queue")
+    store = QueueStore(db, settings.timezone)
+    event = parse_envelope(submitted("d-1", "HC-2603-0002"))
+    outcomes = [handle_once(db, "queue", event, lambda s: store.record_appointment(event.payload, s))
+                for _ in range(2)]
+    assert outcomes == ["processed", "duplicate"]
+    doc = db[APPOINTMENTS].find_one({"_id": "d-1"})
+    assert {k: doc[k] for k in ("receipt_code", "ward_id", "procedure_code", "due_date")} == {
+        "receipt_code": "HC-2603-0002", "ward_id": WARD, "procedure_code": "HT-KS-01", "due_date": "2026-03-05"}
+    assert doc["recorded_at"] <= datetime.now(timezone.utc)
