@@ -1,0 +1,148 @@
+"""Submitting a dossier (nộp hồ sơ): who may, what must be filled in, whose dossier it is,
+when it is due; one dossier, or a chain of them (liên thông).
+
+A plain function of its dependencies (the service context) and the caller, so the route
+only translates HTTP; the failures are problem details the route passes on unchanged."""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date, datetime
+
+from motcua_common import metrics, rpc
+from motcua_common.auth import Principal
+from motcua_common.http import Problem, ServiceContext, ValidationFailed, field_error, forbidden
+
+from . import domain, store
+from .catalog import Procedure, chain_form, clean_form, form_errors
+
+log = logging.getLogger(__name__)
+
+STAFF_ROLES = ("officer", "ward_admin", "admin")
+
+
+def submit(ctx: ServiceContext, principal: Principal, body: dict) -> list[dict]:
+    """Store the submission and its events; the dossiers, the one asked for first."""
+    procedure, ward_id, form, with_chain = _check_request(ctx, principal, body)
+    channel = "online" if principal.role == "citizen" else "counter"
+    chain = [procedure] + (_next_procedures(ctx, procedure) if with_chain else [])
+    if channel == "online":
+        _refuse_counter_only(chain)
+    problems = form_errors(chain_form(chain), form)
+    if problems:
+        raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])
+    citizen = _resolve_citizen(ctx, principal, body)
+
+    now, today = ctx.clock.now(), ctx.clock.today()
+    chain_id = str(uuid.uuid4()) if len(chain) > 1 else None
+    dossiers = []
+    for position, p in enumerate(chain):
+        due = ctx.calendar.add_working_days(today, _working_days(p, head=procedure, is_head=position == 0))
+        dossiers.append(_new_dossier(p, ward_id, channel, citizen, clean_form(list(p.form), form),
+                                     principal, now, today, due, chain_id))
+    for linked in dossiers[1:]:
+        linked["linked_from"] = dossiers[0]["_id"]
+    store.insert_dossiers(ctx.db, dossiers, lambda d: domain.new_receipt_code(d["ward_id"], today))
+    for d in dossiers:
+        metrics.DOSSIERS_SUBMITTED.labels(d["ward_id"], channel).inc()
+    log.info("dossier submitted", extra={"dossier_id": dossiers[0]["_id"], "procedure_code": procedure.code,
+                                         "ward_id": ward_id, "channel": channel, "linked": len(dossiers) - 1})
+    return dossiers
+
+
+def _check_request(ctx: ServiceContext, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:
+    if principal.role not in ("citizen", *STAFF_ROLES):
+        raise forbidden("Chỉ công dân hoặc cán bộ một cửa mới nộp được hồ sơ. / Citizens and ward staff only.")
+    errors = []
+    code, ward_id, form = body.get("procedure_code"), body.get("ward_id"), body.get("form", {})
+    with_chain = body.get("with_chain", False)
+    procedure = store.get_procedure(ctx.db, code) if isinstance(code, str) else None
+    if procedure is None:
+        errors.append(field_error("procedure_code", "Không có thủ tục với mã này."))
+    if not domain.is_ward_id(ward_id):
+        errors.append(field_error("ward_id", "Mã phường không hợp lệ."))
+    if not isinstance(form, dict):
+        errors.append(field_error("form", "Tờ khai phải là một đối tượng JSON."))
+    if not isinstance(with_chain, bool):
+        errors.append(field_error("with_chain", "Phải là true hoặc false."))
+    national_id = body.get("citizen_national_id")
+    if principal.role == "citizen" and national_id is not None:
+        errors.append(field_error("citizen_national_id", "Chỉ cán bộ một cửa nộp hộ mới dùng trường này."))
+    if principal.role != "citizen" and not domain.is_national_id(national_id):
+        errors.append(field_error("citizen_national_id", "Nhập số định danh cá nhân (CCCD) 12 chữ số của công dân."))
+    if errors:
+        raise ValidationFailed(errors)
+    if principal.role != "citizen" and not principal.is_staff_of(ward_id):
+        raise forbidden("Cán bộ chỉ nộp hộ hồ sơ tại phường của mình. / Staff of this ward only.")
+    return procedure, ward_id, form, with_chain
+
+
+def _next_procedures(ctx: ServiceContext, head: Procedure) -> list[Procedure]:
+    found = [store.get_procedure(ctx.db, code) for code in head.next_procedures]
+    return [p for p in found if p is not None]
+
+
+def _refuse_counter_only(chain: list[Procedure]) -> None:
+    counter_only = [p for p in chain if not p.online]
+    if counter_only:
+        names = ", ".join(f"«{p.name}»" for p in counter_only)
+        raise Problem(
+            422, "counter_only", "Thủ tục chỉ nộp tại quầy",
+            f"Thủ tục {names} (mức độ 2) chưa nhận hồ sơ trực tuyến: vui lòng mang giấy tờ đến Bộ phận "
+            "một cửa của phường để nộp. / This procedure is accepted at the counter only.",
+            errors=[field_error("procedure_code", "Thủ tục này chỉ nộp trực tiếp tại Bộ phận một cửa.")],
+        )
+
+
+def _resolve_citizen(ctx: ServiceContext, principal: Principal, body: dict) -> dict:
+    """The citizen's opaque id and last phone digits.
+
+    A citizen's own token carries both (identity signed them), so an online submission
+    needs no call to identity and keeps working while the broker is down; a token
+    without the digits, and every counter submission, asks identity now."""
+    if principal.role == "citizen" and principal.phone_last4:
+        return {"citizen_id": principal.subject, "phone_last4": principal.phone_last4}
+    try:
+        if principal.role == "citizen":
+            found = ctx.citizens.contact(principal.subject)
+        else:
+            found = ctx.citizens.find_by_national_id(body["citizen_national_id"])
+    except rpc.RpcUnavailable as exc:
+        log.warning("identity did not answer: %s", exc)
+        raise Problem(503, "dependency_unavailable", "Dịch vụ tạm thời gián đoạn",
+                      "Chưa kiểm tra được thông tin công dân, vui lòng thử lại sau ít phút. "
+                      "/ Identity is unavailable, retry shortly.", headers={"Retry-After": "10"}) from exc
+    if not found:
+        if principal.role == "citizen":
+            detail = "Tài khoản công dân chưa có trong hệ thống định danh. / Citizen account not found."
+            errors = None
+        else:
+            detail = ("Công dân chưa có tài khoản: vui lòng đăng ký tài khoản công dân cho người này trước "
+                      "(POST /identity/api/v1/citizens), rồi nộp hồ sơ. / Register the citizen first.")
+            errors = [field_error("citizen_national_id", "Công dân chưa đăng ký tài khoản.")]
+        raise Problem(422, "citizen_not_registered", "Công dân chưa đăng ký", detail, errors=errors)
+    return {"citizen_id": found["citizen_id"], "phone_last4": domain.phone_last4(found)}
+
+
+def _working_days(procedure: Procedure, head: Procedure, is_head: bool) -> int:
+    # Liên thông: the dossiers chained to a head that promises the whole chain in N days
+    # are due in N days, not in their own (longer) time.
+    if not is_head and head.chain_days is not None:
+        return head.chain_days
+    return procedure.ward_days
+
+
+def _new_dossier(procedure: Procedure, ward_id: str, channel: str, citizen: dict, form: dict, principal: Principal,
+                 now: datetime, today: date, due: date, chain_id: str | None) -> dict:
+    return {
+        "_id": str(uuid.uuid4()),
+        "procedure_code": procedure.code, "procedure_name": procedure.name,
+        "catalog_version": procedure.catalog_version,
+        "ward_id": ward_id, "channel": channel,
+        # Only the last phone digits, to check a lookup; never the phone or national id.
+        "citizen_id": citizen["citizen_id"], "phone_last4": citizen["phone_last4"],
+        "form": form, "status": domain.SUBMITTED,
+        "received_on": today.isoformat(), "due_date": due.isoformat(), "supplement_requested_on": None,
+        "chain_id": chain_id, "submitted_at": now, "submitted_by": principal.subject, "updated_at": now,
+        "history": [{"status": domain.SUBMITTED, "at": now, "actor_id": principal.subject, "note": None}],
+    }

@@ -1,0 +1,140 @@
+"""Fixtures of the dossier tests: a prepared database, the API with a fixed clock, and a
+stand-in for identity's citizen directory (identity is another service, outside the test)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from motcua_common import rpc
+from motcua_dossier import bootstrap
+from motcua_dossier.api import create_app
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+WARD = "dn-hai-chau"
+OTHER_WARD = "dn-lien-chieu"
+
+
+class FixedClock:
+    """A clock standing still at a chosen moment; `on(day)` moves it to 09:00 that day."""
+
+    def __init__(self, day: date):
+        self.on(day)
+
+    def on(self, day: date, at: time = time(9, 0)) -> "FixedClock":
+        self.moment = datetime.combine(day, at, VN).astimezone(timezone.utc)
+        return self
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def today(self) -> date:
+        return self.moment.astimezone(VN).date()
+
+
+class FakeCitizens:
+    """Identity's answers, as CitizenDirectory gives them."""
+
+    def __init__(self):
+        self.people: list[dict] = []
+        self.unavailable = False
+        self.calls: list[tuple] = []
+
+    def register(self, citizen_id: str, national_id: str, phone: str, ward_id: str = WARD) -> dict:
+        person = {"citizen_id": citizen_id, "national_id": national_id, "phone": phone, "ward_id": ward_id}
+        self.people.append(person)
+        return person
+
+    def _answer(self):
+        if self.unavailable:
+            raise rpc.RpcUnavailable("identity is not running")
+
+    def contact(self, citizen_id: str):
+        self.calls.append(("citizen_contact", citizen_id))
+        self._answer()
+        for p in self.people:
+            if p["citizen_id"] == citizen_id:
+                return {"citizen_id": p["citizen_id"], "phone": p["phone"], "phone_last4": p["phone"][-4:],
+                        "ward_id": p["ward_id"]}
+        return None
+
+    def find_by_national_id(self, national_id: str):
+        self.calls.append(("find_citizen", national_id))
+        self._answer()
+        for p in self.people:
+            if p["national_id"] == national_id:
+                return {"citizen_id": p["citizen_id"], "phone_last4": p["phone"][-4:], "ward_id": p["ward_id"]}
+        return None
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(date(2026, 3, 10))  # a Tuesday
+
+
+@pytest.fixture
+def citizens():
+    directory = FakeCitizens()
+    directory.register("cit-lan", "048190000123", "0905123456")
+    directory.register("cit-binh", "048185000777", "0912000999")
+    return directory
+
+
+@pytest.fixture
+def dossier_db(settings, service_db):
+    bootstrap.prepare(settings, demo=False)
+    return service_db("dossier")
+
+
+@pytest.fixture
+def app(settings, verifier, citizens, clock, dossier_db):
+    return create_app(settings, verifier=verifier, citizens=citizens, clock=clock)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def citizen(token):
+    return token("citizen", None, subject="cit-lan")
+
+
+@pytest.fixture
+def officer(token):
+    return token("officer", WARD, subject="off-hc-1")
+
+
+# Forms of the test submissions (test modules get them through the `forms` fixture: a
+# conftest cannot be imported by name when every service has one).
+BIRTH_FORM = {
+    "ho_ten": "Nguyễn Minh An", "ngay_sinh": "2026-03-01", "gioi_tinh": "Nam", "noi_sinh": "Bệnh viện Đà Nẵng",
+    "ho_ten_me": "Nguyễn Thị Lan", "quan_he_nguoi_di_dang_ky": "Mẹ",
+}
+CHAIN_FORM = {
+    **BIRTH_FORM, "dia_chi_thuong_tru": "12 Lê Duẩn, Hải Châu, Đà Nẵng", "ho_ten_chu_ho": "Nguyễn Văn Hùng",
+    "quan_he_voi_chu_ho": "Cháu", "noi_dang_ky_kcb": "Trạm y tế phường Hải Châu",
+}
+MARRIAGE_STATUS_FORM = {
+    "ho_ten": "Nguyễn Thị Lan", "ngay_sinh": "1990-05-04", "tinh_trang_hon_nhan": "Chưa kết hôn",
+    "muc_dich_su_dung": "Đăng ký kết hôn",
+}
+
+
+@pytest.fixture
+def forms() -> dict:
+    return {"birth": dict(BIRTH_FORM), "chain": dict(CHAIN_FORM), "marriage_status": dict(MARRIAGE_STATUS_FORM)}
+
+
+@pytest.fixture
+def submit(client, citizen):
+    """submit(procedure_code="HT-XNHN", form=..., headers=citizen, **more) -> response."""
+
+    def do(procedure_code: str = "HT-XNHN", form: dict | None = None, headers: dict | None = None, **more):
+        body = {"procedure_code": procedure_code, "ward_id": WARD,
+                "form": MARRIAGE_STATUS_FORM if form is None else form, **more}
+        return client.post("/dossier/api/v1/dossiers", json=body, headers=headers or citizen)
+
+    return do
