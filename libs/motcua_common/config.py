@@ -33,6 +33,7 @@ class Settings:
     consumer_retry_delay_ms: int = 2000
     relay_poll_seconds: float = 0.2
     sms_retry_window_seconds: int = 600
+    trusted_proxies: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +61,7 @@ class Settings:
             consumer_retry_delay_ms=int(env.get("MOTCUA_CONSUMER_RETRY_DELAY_MS", "2000")),
             relay_poll_seconds=float(env.get("MOTCUA_RELAY_POLL_SECONDS", "0.2")),
             sms_retry_window_seconds=int(env.get("SMS_RETRY_WINDOW_SECONDS", "600")),
+            trusted_proxies=int(env.get("MOTCUA_TRUSTED_PROXIES", "0")),
         )
 
     def database_name(self, service: str) -> str:

@@ -286,6 +286,13 @@ def create_service_app(ctx: ServiceContext, blueprints: Iterable[Blueprint], ope
     app.config["MAX_CONTENT_LENGTH"] = 12 * 1024 * 1024  # attachments are bounded again per route
     app.json.ensure_ascii = False
     app.extensions["motcua"] = ctx
+    if ctx.settings.trusted_proxies:
+        # Behind an ingress the client address is in X-Forwarded-For; trust exactly as many
+        # hops as we run, so that per-client rate limits cannot be dodged by a forged header.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = ctx.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     broker_ok = BrokerProbe(ctx.settings.amqp_url)
     _register_error_handlers(app)
     metrics.instrument_flask(app, service)

@@ -31,7 +31,7 @@ def _today(settings: Settings):
 
 
 def _client() -> str:
-    return request.headers.get("X-Forwarded-For", request.remote_addr or "").split(",")[0].strip()
+    return request.remote_addr or ""  # the real client behind trusted proxies (MOTCUA_TRUSTED_PROXIES)
 
 
 def _errors(found: list[domain.FieldError]) -> list[dict]:
