@@ -1,0 +1,1 @@
+"""notify: SMS to citizens when their dossier moves, and ward broadcasts to groups."""

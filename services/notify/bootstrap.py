@@ -1,0 +1,27 @@
+"""Prepare notify's database: indexes only (idempotent, safe on every start).
+
+The unique key of a notification (source, template, recipient) is what makes "each
+(event, template, recipient) is sent at most once" hold across redeliveries and workers,
+so it exists before any worker consumes. There is no demo data: a demo group would text
+made-up numbers the moment a real gateway is configured."""
+from __future__ import annotations
+
+from motcua_common.config import Settings
+from motcua_common.consumer import ensure_processed_index
+from motcua_common.http import ensure_idempotency_index
+from motcua_common.mongo import connect, service_database
+from motcua_common.outbox import ensure_outbox_indexes
+
+from . import store
+
+
+def prepare(settings: Settings, demo: bool = False) -> None:
+    client = connect(settings)
+    try:
+        db = service_database(client, settings, "notify")
+        store.ensure_indexes(db)
+        ensure_outbox_indexes(db)
+        ensure_processed_index(db)
+        ensure_idempotency_index(db)
+    finally:
+        client.close()

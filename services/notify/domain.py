@@ -1,0 +1,335 @@
+"""Pure rules of notify: SMS encoding and segments, the Vietnamese templates, which events
+text whom, the retry policy, phone numbers, groups and broadcasts.
+
+No Flask, nameko or pymongo here: everything is tested in microseconds."""
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+CHANNEL_SMS = "sms"
+
+# A notification's life: pending -> sending (claimed by one sender, under a lease)
+# -> sent | failed, or back to pending to wait for its next attempt.
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+STATUSES = (PENDING, SENDING, SENT, FAILED)
+
+# Why a notification failed; stable codes, carried by NotificationFailed.
+NO_CONTACT = "no_contact"                    # identity knows no phone for the citizen
+TEMPLATE_ERROR = "template_error"            # a variable was missing: a bug, never half a message
+GATEWAY_REJECTED = "gateway_rejected"        # the gateway refused it for good (4xx)
+GATEWAY_UNAVAILABLE = "gateway_unavailable"  # the gateway kept failing for the whole retry window
+IDENTITY_UNAVAILABLE = "identity_unavailable"  # identity did not answer for the whole retry window
+INTERNAL_ERROR = "internal_error"            # sending itself kept breaking (logged with its trace)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+# ================================================================ SMS encoding
+# GSM 03.38 (3GPP TS 23.038) default alphabet, in code order 0x00-0x7F, without 0x1B
+# (the escape to the extension table, not a character of its own).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# The extension table: each of these is sent as ESC + a septet, so it costs two.
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+GSM7, UCS2 = "gsm7", "ucs2"
+# Units a segment holds: alone, or as one part of a concatenated message (the user data
+# header takes 7 septets / 3 UTF-16 code units of every part).
+SEGMENT_UNITS = {GSM7: (160, 153), UCS2: (70, 67)}
+
+
+@dataclass(frozen=True)
+class SmsBody:
+    text: str
+    encoding: str   # gsm7 | ucs2
+    segments: int
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def _units(ch: str, encoding: str) -> int:
+    if encoding == GSM7:
+        return 2 if ch in GSM7_EXTENSION else 1
+    return 2 if ord(ch) > 0xFFFF else 1  # a surrogate pair in UTF-16
+
+
+def count_segments(text: str, encoding: str) -> int:
+    """How many SMS `text` takes in `encoding`.
+
+    A character is never split between two parts: an extension character's escape pair
+    (GSM-7) and a surrogate pair (UCS-2) move whole to the next part, which is why a long
+    text can need one part more than a plain division says."""
+    single, part = SEGMENT_UNITS[encoding]
+    units = [_units(ch, encoding) for ch in text]
+    if sum(units) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in units:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return segments
+
+
+# Punctuation a keyboard or a word processor slips in, with a GSM-7 form.
+_PUNCTUATION = str.maketrans({
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'",
+    "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ",
+})
+
+
+def unaccent(text: str) -> str:
+    """Vietnamese without diacritics: "Hồ sơ đã được tiếp nhận" -> "Ho so da duoc tiep nhan"."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", stripped).translate(_PUNCTUATION)
+
+
+def encode_sms(text: str, unaccented: bool = False) -> SmsBody:
+    """The text as it goes out, its encoding and its true number of segments.
+
+    With `unaccented` Vietnamese loses its diacritics so that it fits GSM-7 (160 a
+    segment instead of 70). Whatever still is not GSM-7 (an emoji in a broadcast) makes
+    the message UCS-2: a message is never garbled to save a segment."""
+    text = unicodedata.normalize("NFC", text)  # decomposed input would double UCS-2 units
+    if unaccented:
+        text = unaccent(text)
+    encoding = GSM7 if is_gsm7(text) else UCS2
+    return SmsBody(text=text, encoding=encoding, segments=count_segments(text, encoding))
+
+
+# ================================================================ templates
+class TemplateError(Exception):
+    """Rendering asked for a variable that is missing: a programming error."""
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    text: str
+    dates: tuple[str, ...] = ()   # variables given as YYYY-MM-DD, shown as dd/mm/yyyy
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(self.text) if name)
+
+
+# Short on purpose: each fits in two UCS-2 segments (134 units) with the longest receipt
+# code dossier makes (19 characters). "TT <mã hồ sơ>" is the SMS command that answers a
+# dossier's status. The procedure goes by its code: its name lives in dossier's catalog.
+TEMPLATES = {
+    t.name: t
+    for t in (
+        Template(
+            "dossier_submitted",
+            "Hồ sơ {receipt_code} (thủ tục {procedure_code}) đã nộp thành công, "
+            "hẹn trả {due_date}. Tra cứu: nhắn TT {receipt_code}",
+            dates=("due_date",),
+        ),
+        Template(
+            "dossier_received",
+            "Hồ sơ {receipt_code} đã được Bộ phận Một cửa tiếp nhận và đang xử lý. "
+            "Tra cứu: nhắn TT {receipt_code}",
+        ),
+        Template(
+            "dossier_result_ready",
+            "Hồ sơ {receipt_code} đã có kết quả. Mời ông/bà đến Bộ phận Một cửa "
+            "phường nhận, báo mã {receipt_code}",
+        ),
+        # A ward admin's own words to a group, sent as written.
+        Template("broadcast", "{text}"),
+    )
+}
+
+
+def format_date(value: str) -> str:
+    """2026-12-01 -> 01/12/2026, the way dates are written in Vietnam."""
+    return date.fromisoformat(value).strftime("%d/%m/%Y")
+
+
+def render(template_name: str, params: dict) -> str:
+    """The template filled in, or TemplateError: never a message with a hole in it."""
+    template = TEMPLATES.get(template_name)
+    if template is None:
+        raise TemplateError(f"unknown template {template_name!r}")
+    values = {}
+    for name in template.variables:
+        value = params.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise TemplateError(f"{template_name}: variable {name!r} is missing")
+        if name in template.dates:
+            try:
+                value = format_date(value)
+            except ValueError as exc:
+                raise TemplateError(f"{template_name}: {name!r} is not a date") from exc
+        values[name] = value
+    return template.text.format_map(values)
+
+
+# ================================================================ who gets texted, and when
+@dataclass(frozen=True)
+class Intent:
+    """One SMS an event asks for: a template, its variables and the citizen to text."""
+
+    template: str
+    citizen_id: str
+    params: dict = field(default_factory=dict)
+
+
+def _pick(payload: dict, *names: str) -> dict:
+    return {name: payload.get(name, "") for name in names}
+
+
+def intents_for(event_type: str, payload: dict) -> list[Intent]:
+    """The SMS an event asks for (DESIGN.md R11).
+
+    Nobody is texted without an account (empty citizen_id). A citizen registering on the
+    web or at the counter gets no SMS; the temporary password of an SMS registration
+    comes to notify as a command, not as this event."""
+    citizen_id = payload.get("citizen_id") or ""
+    if not citizen_id:
+        return []
+    if event_type == "DossierSubmitted":
+        params = _pick(payload, "receipt_code", "procedure_code", "due_date")
+        return [Intent("dossier_submitted", citizen_id, params)]
+    if event_type == "DossierStatusChanged" and payload.get("to_status") == "received":
+        return [Intent("dossier_received", citizen_id, _pick(payload, "receipt_code", "procedure_code"))]
+    if event_type == "DossierResultReady":
+        return [Intent("dossier_result_ready", citizen_id, _pick(payload, "receipt_code", "procedure_code"))]
+    return []
+
+
+# ================================================================ retries
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, for at least `window_seconds` after the first try
+    (CONTRACT.md: at least 10 minutes), then the notification fails."""
+
+    window_seconds: float = 600.0
+    base_seconds: float = 5.0
+    max_seconds: float = 120.0
+
+
+def backoff_seconds(policy: RetryPolicy, attempts: int, rand: Callable[[], float]) -> float:
+    """Wait before the next try after `attempts` failed ones: base·2^(n-1), capped, then
+    "equal jitter" (between half and all of it) so that a gateway coming back is not hit
+    by every waiting message in the same second."""
+    delay = min(policy.max_seconds, policy.base_seconds * 2 ** max(attempts - 1, 0))
+    return delay * (0.5 + rand() / 2)
+
+
+def next_attempt_at(policy: RetryPolicy, first_attempt_at: datetime, now: datetime, attempts: int,
+                    rand: Callable[[], float], retry_after: float | None = None) -> datetime | None:
+    """When to try again after a transient failure, or None: the window is spent, give up.
+
+    The last try is made right at the end of the window, so a message is retried for the
+    whole window and not a backoff step less."""
+    deadline = first_attempt_at + timedelta(seconds=policy.window_seconds)
+    if now >= deadline:
+        return None
+    delay = backoff_seconds(policy, attempts, rand)
+    if retry_after is not None:
+        delay = max(delay, retry_after)  # the gateway asked us to slow down (429 Retry-After)
+    return min(now + timedelta(seconds=delay), deadline)
+
+
+# ================================================================ phone numbers
+def normalise_phone(value: object) -> str | None:
+    """A Vietnamese mobile number in any common form -> E.164 (+84xxxxxxxxx), or None.
+
+    Accepts 0901234567, 090 123 4567, 84901234567, +84 90 123 4567. Only mobile networks
+    (3x, 5x, 7x, 8x, 9x) receive SMS; landlines (02x) are refused."""
+    if not isinstance(value, str):
+        return None
+    digits = re.sub(r"[\s.\-()]", "", value.strip())
+    if digits.startswith("+84"):
+        national = digits[3:]
+    elif digits.startswith("84") and len(digits) == 11:
+        national = digits[2:]
+    elif digits.startswith("0"):
+        national = digits[1:]
+    else:
+        return None
+    if not re.fullmatch(r"[35789]\d{8}", national):
+        return None
+    return f"+84{national}"
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """+84901234567 -> +84******567: officers see which message is which, not the number."""
+    if not phone:
+        return None
+    prefix = "+84" if phone.startswith("+84") else ""
+    rest = phone[len(prefix):]
+    return prefix + "*" * max(len(rest) - 3, 0) + rest[-3:]
+
+
+# ================================================================ groups and broadcasts
+MAX_GROUP_NAME = 100
+MAX_GROUP_MEMBERS = 1000
+MAX_BROADCAST_SEGMENTS = 5
+_PHONE_HINT = "Số di động không hợp lệ (ví dụ 0901234567 hoặc +84901234567). / Invalid mobile number."
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    ward_id: str
+    members: tuple[str, ...]   # E.164, without duplicates, in the order given
+
+
+def check_group(body: dict) -> tuple[Group | None, list[FieldError]]:
+    """A group of phones to broadcast to (e.g. the heads of the residential groups)."""
+    errors: list[FieldError] = []
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        errors.append(FieldError("name", "Tên nhóm là bắt buộc. / Required."))
+    elif len(name.strip()) > MAX_GROUP_NAME:
+        errors.append(FieldError("name", f"Tên nhóm tối đa {MAX_GROUP_NAME} ký tự. / Too long."))
+    ward_id = body.get("ward_id")
+    if not isinstance(ward_id, str) or not ward_id.strip():
+        errors.append(FieldError("ward_id", "Mã phường là bắt buộc. / Required."))
+    members = body.get("members")
+    phones: list[str] = []
+    if not isinstance(members, list) or not members:
+        errors.append(FieldError("members", "Cần ít nhất một số điện thoại. / At least one phone number."))
+    elif len(members) > MAX_GROUP_MEMBERS:
+        errors.append(FieldError("members", f"Tối đa {MAX_GROUP_MEMBERS} số một nhóm. / Too many members."))
+    else:
+        for index, raw in enumerate(members):
+            phone = normalise_phone(raw)
+            if phone is None:
+                errors.append(FieldError(f"members[{index}]", _PHONE_HINT))
+            elif phone not in phones:
+                phones.append(phone)
+    if errors:
+        return None, errors
+    return Group(name=name.strip(), ward_id=ward_id.strip(), members=tuple(phones)), []
+
+
+def check_broadcast_text(text: object, unaccented: bool) -> tuple[SmsBody | None, list[FieldError]]:
+    """A broadcast's text, bounded in segments as it will really be sent."""
+    if not isinstance(text, str) or not text.strip():
+        return None, [FieldError("text", "Nội dung tin nhắn là bắt buộc. / Required.")]
+    body = encode_sms(text.strip(), unaccented)
+    if body.segments > MAX_BROADCAST_SEGMENTS:
+        return None, [FieldError(
+            "text",
+            f"Tin nhắn dài {body.segments} phần, tối đa {MAX_BROADCAST_SEGMENTS} "
+            f"(mỗi phần 67 ký tự có dấu hoặc 153 ký tự không dấu). / Too long.",
+        )]
+    return body, []

@@ -1,0 +1,115 @@
+"""Where an SMS goes out: the HTTP gateway of CONTRACT.md, or the console on one machine.
+
+A gateway answers with an Outcome: accepted, worth retrying (the gateway or the link is
+down, or it asks us to slow down), or rejected for good. It never sees more than the
+message; the retry policy lives in the sender."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import requests
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    id: str            # the notification id: the Idempotency-Key, the same on every retry
+    to: str            # E.164
+    text: str
+    encoding: str      # gsm7 | ucs2
+    segments: int
+    ward_id: str = ""  # for the log, not for the wire
+    template: str = ""
+
+    def wire(self) -> dict:
+        return {"id": self.id, "to": self.to, "text": self.text, "encoding": self.encoding,
+                "segments": self.segments}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: bool
+    retryable: bool = False
+    detail: str = ""                 # short and free of personal data: "HTTP 503", "timeout"
+    retry_after: float | None = None
+
+    @classmethod
+    def ok(cls) -> "Outcome":
+        return cls(accepted=True)
+
+    @classmethod
+    def retry(cls, detail: str, retry_after: float | None = None) -> "Outcome":
+        return cls(accepted=False, retryable=True, detail=detail, retry_after=retry_after)
+
+    @classmethod
+    def reject(cls, detail: str) -> "Outcome":
+        return cls(accepted=False, retryable=False, detail=detail)
+
+
+class ConsoleGateway:
+    """No SMS gateway configured (one machine): the message goes to the notify log and
+    stays in the notify store. The phone number is never logged."""
+
+    def send(self, sms: OutboundSms) -> Outcome:
+        log.info(
+            "sms written to the log (no SMS gateway configured): %s", sms.text,
+            extra={"notification_id": sms.id, "ward_id": sms.ward_id, "template": sms.template,
+                   "encoding": sms.encoding, "segments": sms.segments},
+        )
+        return Outcome.ok()
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: our own backoff is good enough
+
+
+class HttpGateway:
+    """POST {"id", "to", "text", "encoding", "segments"} with `Idempotency-Key: <id>`.
+
+    2xx: accepted. 5xx, 429, 408 or no answer in time: retry. Any other 4xx: the message
+    itself is wrong, retrying cannot help."""
+
+    def __init__(self, url: str, timeout_seconds: float = 10.0, session: requests.Session | None = None):
+        self.url = url
+        self.timeout = timeout_seconds
+        self.session = session or requests.Session()
+
+    def send(self, sms: OutboundSms) -> Outcome:
+        try:
+            response = self.session.post(
+                self.url,
+                data=json.dumps(sms.wire(), ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": sms.id},
+                timeout=self.timeout,
+            )
+        except requests.Timeout:
+            return Outcome.retry("timeout")
+        except requests.RequestException as exc:
+            return Outcome.retry(f"unreachable: {exc.__class__.__name__}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome.ok()
+        if status >= 500 or status in (408, 429):
+            return Outcome.retry(f"HTTP {status}", _retry_after_seconds(response.headers.get("Retry-After")))
+        return Outcome.reject(f"HTTP {status}")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def gateway_for(url: str | None, timeout_seconds: float = 10.0):
+    """The HTTP gateway for an http(s) URL, the console without one."""
+    if not url:
+        return ConsoleGateway()
+    scheme = urlparse(url).scheme
+    if scheme not in ("http", "https"):
+        # Name the scheme only: the URL may carry a credential.
+        raise ValueError(f"SMS_GATEWAY_URL must be an http(s) URL, not {scheme or 'one without a scheme'}")
+    return HttpGateway(url, timeout_seconds)

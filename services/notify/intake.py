@@ -1,0 +1,41 @@
+"""From a consumed event to pending notifications, once per event.
+
+Kept apart from worker.py so that it runs (and is tested) without a nameko container."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pymongo.database import Database
+
+from motcua_common.consumer import handle_once
+from motcua_common.events import Event
+
+from . import domain, store
+
+CONSUMER = "notify"
+
+
+def accept_event(db: Database, event: Event, now: datetime | None = None) -> str:
+    """Store the SMS `event` asks for; "processed", "duplicate" or "skipped".
+
+    An event about nobody with an account (empty citizen_id) is skipped without a write:
+    there is nobody to text and nothing to remember. Otherwise the notifications and the
+    processed mark are one transaction, and the notifications' unique key (event, template,
+    citizen) holds even if the processed mark has expired."""
+    if not event.payload.get("citizen_id"):
+        return "skipped"
+    now = now or datetime.now(timezone.utc)
+    ward_id = event.payload.get("ward_id") or event.ward_id
+    docs = [
+        store.new_notification(template=intent.template, params=intent.params, ward_id=ward_id,
+                               source_id=event.event_id, citizen_id=intent.citizen_id, now=now)
+        for intent in domain.intents_for(event.type, event.payload)
+    ]
+
+    def work(session) -> None:
+        # One by one: a clash on the unique key is then a DuplicateKeyError, which
+        # handle_once answers as "duplicate" (insert_many would wrap it in a BulkWriteError).
+        for doc in docs:
+            db[store.NOTIFICATIONS].insert_one(doc, session=session)
+
+    return handle_once(db, CONSUMER, event, work)

@@ -1,0 +1,171 @@
+"""The sender: takes due notifications one at a time, finds the phone, renders the text
+and hands it to the gateway; then records sent, a later retry, or failed.
+
+Works with any gateway and any contact lookup, so it runs inside the nameko worker (with
+identity over RPC) and in tests (with a plain function).
+
+Knobs, read from the environment by SendOptions.from_env (defaults in brackets):
+  SMS_RETRY_WINDOW_SECONDS         how long a message is retried before it fails [600]
+  SMS_UNACCENTED                   send Vietnamese without diacritics, as GSM-7 [false]
+  NOTIFY_BACKOFF_BASE_SECONDS      first wait after a failed try, doubled each time [5]
+  NOTIFY_BACKOFF_MAX_SECONDS       longest wait between tries [120]
+  NOTIFY_GATEWAY_TIMEOUT_SECONDS   how long to wait for the SMS gateway [10]
+  NOTIFY_IDENTITY_TIMEOUT_SECONDS  how long to wait for identity's answer [5]
+  NOTIFY_SEND_LEASE_SECONDS        how long a claimed message is held by one sender [60]
+                                   (never less than both timeouts and a margin)
+  NOTIFY_SEND_CONCURRENCY          senders side by side in one worker [4]
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from motcua_common import metrics
+from motcua_common.config import Settings
+
+from . import domain, store
+from .gateways import OutboundSms
+
+log = logging.getLogger(__name__)
+
+
+class ContactUnavailable(Exception):
+    """identity did not answer (down, slow, or the broker is): try again later."""
+
+
+# citizen_id -> {citizen_id, phone, phone_last4, ward_id} or None; may raise ContactUnavailable
+ContactLookup = Callable[[str], "dict | None"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    retry: domain.RetryPolicy = domain.RetryPolicy()
+    unaccented: bool = False
+    gateway_timeout_seconds: float = 10.0
+    identity_timeout_seconds: float = 5.0
+    lease_seconds: float = 60.0
+    batch_size: int = 100
+    concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, settings: Settings, env: dict | None = None) -> "SendOptions":
+        env = os.environ if env is None else env
+        gateway_timeout = float(env.get("NOTIFY_GATEWAY_TIMEOUT_SECONDS", "10"))
+        identity_timeout = float(env.get("NOTIFY_IDENTITY_TIMEOUT_SECONDS", "5"))
+        # A lease shorter than one try would let a second sender take a message that is
+        # still being sent.
+        lease = max(float(env.get("NOTIFY_SEND_LEASE_SECONDS", "60")), gateway_timeout + identity_timeout + 5)
+        return cls(
+            retry=domain.RetryPolicy(
+                window_seconds=float(settings.sms_retry_window_seconds),
+                base_seconds=float(env.get("NOTIFY_BACKOFF_BASE_SECONDS", "5")),
+                max_seconds=float(env.get("NOTIFY_BACKOFF_MAX_SECONDS", "120")),
+            ),
+            unaccented=settings.sms_unaccented,
+            gateway_timeout_seconds=gateway_timeout,
+            identity_timeout_seconds=identity_timeout,
+            lease_seconds=lease,
+            concurrency=max(1, int(env.get("NOTIFY_SEND_CONCURRENCY", "4"))),
+        )
+
+
+class Sender:
+    def __init__(self, db: Database, gateway, contacts: ContactLookup, options: SendOptions,
+                 clock: Callable[[], datetime] = utcnow, rand: Callable[[], float] = random.random):
+        self.db, self.gateway, self.contacts, self.options = db, gateway, contacts, options
+        self.clock, self.rand = clock, rand
+
+    def send_due(self) -> int:
+        """Send what is due, up to one batch; how many were taken."""
+        taken = 0
+        while taken < self.options.batch_size:
+            try:
+                doc = store.claim_due(self.db, self.clock(), self.options.lease_seconds)
+            except PyMongoError as exc:
+                log.warning("database unavailable, sending waits: %s", exc.__class__.__name__)
+                break
+            if doc is None:
+                break
+            taken += 1
+            try:
+                self.deliver(doc)
+            except Exception as exc:
+                log.exception("sending failed unexpectedly", extra=_ids(doc))
+                self._after_unexpected(doc, exc)
+        return taken
+
+    def _after_unexpected(self, doc: dict, exc: Exception) -> None:
+        """A bug or an outage mid-send still ends within the retry window. If even this
+        write fails, the claim stays until its lease ends and the message is tried again
+        then, with the same Idempotency-Key, so the gateway never sends it twice."""
+        try:
+            self._retry_or_fail(doc, domain.INTERNAL_ERROR, exc.__class__.__name__)
+        except Exception:
+            log.warning("could not record the failed try; it is retried after the lease", extra=_ids(doc))
+
+    def deliver(self, doc: dict) -> str:
+        """One claimed notification: "sent", "retry", "failed" or "lost" (claim taken over)."""
+        try:
+            text = domain.render(doc["template"], doc.get("params") or {})
+        except domain.TemplateError as exc:
+            log.error("template cannot be rendered: %s", exc, extra=_ids(doc))
+            return self._fail(doc, domain.TEMPLATE_ERROR, str(exc))
+
+        if doc.get("phone"):
+            phone = doc["phone"]
+        else:
+            try:
+                contact = self.contacts(doc["citizen_id"])
+            except ContactUnavailable as exc:
+                return self._retry_or_fail(doc, domain.IDENTITY_UNAVAILABLE, f"identity: {exc}")
+            phone = domain.normalise_phone((contact or {}).get("phone"))
+            if phone is None:
+                return self._fail(doc, domain.NO_CONTACT)
+
+        body = domain.encode_sms(text, self.options.unaccented)
+        outcome = self.gateway.send(OutboundSms(
+            id=doc["_id"], to=phone, text=body.text, encoding=body.encoding, segments=body.segments,
+            ward_id=doc["ward_id"], template=doc["template"],
+        ))
+        if outcome.accepted:
+            if not store.record_sent(self.db, doc, self.clock(), domain.mask_phone(phone), body):
+                return "lost"
+            metrics.NOTIFICATIONS.labels(domain.CHANNEL_SMS, domain.SENT).inc()
+            log.info("sms sent", extra={**_ids(doc), "attempts": doc["attempts"], "segments": body.segments})
+            return "sent"
+        if outcome.retryable:
+            return self._retry_or_fail(doc, domain.GATEWAY_UNAVAILABLE, outcome.detail, outcome.retry_after)
+        return self._fail(doc, domain.GATEWAY_REJECTED, outcome.detail)
+
+    def _retry_or_fail(self, doc: dict, reason: str, detail: str, retry_after: float | None = None) -> str:
+        now = self.clock()
+        at = domain.next_attempt_at(self.options.retry, doc["first_attempt_at"], now, doc["attempts"],
+                                    self.rand, retry_after)
+        if at is None:
+            return self._fail(doc, reason, detail)
+        log.warning("sms not sent, will retry", extra={**_ids(doc), "attempts": doc["attempts"], "error": detail,
+                                                        "retry_in_seconds": round((at - now).total_seconds(), 1)})
+        return "retry" if store.schedule_retry(self.db, doc, at, detail) else "lost"
+
+    def _fail(self, doc: dict, reason: str, detail: str = "") -> str:
+        if not store.record_failed(self.db, doc, self.clock(), reason, detail):
+            return "lost"
+        metrics.NOTIFICATIONS.labels(domain.CHANNEL_SMS, domain.FAILED).inc()
+        log.warning("sms failed", extra={**_ids(doc), "attempts": doc["attempts"], "reason": reason, "error": detail})
+        return "failed"
+
+
+def _ids(doc: dict) -> dict:
+    """What a log line may say about a notification: opaque ids, never the phone."""
+    return {"notification_id": doc["_id"], "ward_id": doc.get("ward_id"), "template": doc.get("template")}

@@ -1,0 +1,240 @@
+"""notify's pure rules: GSM-7 / UCS-2, segments, unaccented Vietnamese, templates, which
+events text whom, backoff and the retry window, phone numbers, groups and broadcasts."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from motcua_notify import domain
+from motcua_notify.domain import GSM7, UCS2, count_segments, encode_sms
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- encoding and segments
+def test_the_gsm7_tables_are_the_real_ones():
+    assert len(domain.GSM7_BASIC) == 127          # 128 codes less the escape
+    assert "\x1b" not in domain.GSM7_BASIC
+    assert set("@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà") <= domain.GSM7_BASIC
+    assert domain.GSM7_EXTENSION == set("\f^{}\\[~]|€")
+    assert not domain.GSM7_BASIC & domain.GSM7_EXTENSION
+
+
+@pytest.mark.parametrize("text,encoding", [
+    ("Ho so da duoc tiep nhan", GSM7),
+    ("Giá 50€ [ưu đãi]", UCS2),
+    ("Tarif 50€ {promo}", GSM7),
+    ("Hồ sơ", UCS2),
+    ("`backtick`", UCS2),          # not in GSM 03.38
+    ("ç", UCS2),                   # only capital Ç is
+])
+def test_encoding_is_gsm7_only_when_every_character_is(text, encoding):
+    assert encode_sms(text).encoding == encoding
+
+
+@pytest.mark.parametrize("length,segments", [(1, 1), (160, 1), (161, 2), (306, 2), (307, 3), (459, 3), (460, 4)])
+def test_gsm7_segments_are_160_alone_then_153(length, segments):
+    assert encode_sms("a" * length) == domain.SmsBody("a" * length, GSM7, segments)
+
+
+@pytest.mark.parametrize("length,segments", [(70, 1), (71, 2), (134, 2), (135, 3), (201, 3), (202, 4)])
+def test_ucs2_segments_are_70_alone_then_67(length, segments):
+    assert encode_sms("ư" * length).segments == segments
+
+
+def test_extension_characters_count_two_septets():
+    assert encode_sms("€" * 80).segments == 1      # 160 septets
+    assert encode_sms("a" + "€" * 80).segments == 2
+    assert encode_sms("a" * 159 + "[").segments == 2
+
+
+def test_an_escape_pair_is_never_split_between_parts():
+    # 152 plain characters then "€": the pair cannot start at the 153rd septet, so the
+    # first part carries 152 and the rest moves on: 152 | 2+151 | 1 -> 3 parts, not 2.
+    text = "a" * 152 + "€" + "a" * 152
+    assert sum(2 if c == "€" else 1 for c in text) == 306
+    assert count_segments(text, GSM7) == 3
+    assert count_segments("a" * 151 + "€" + "a" * 153, GSM7) == 2
+
+
+def test_ucs2_counts_utf16_code_units_and_keeps_surrogate_pairs_whole():
+    assert encode_sms("🙂" * 35).segments == 1      # 70 code units
+    assert encode_sms("🙂" * 36).segments == 2
+    assert count_segments("ư" * 66 + "🙂" + "ư" * 66, UCS2) == 3
+
+
+def test_decomposed_input_is_normalised_before_counting():
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "Hồ sơ đã được tiếp nhận")
+    assert encode_sms(nfd) == encode_sms("Hồ sơ đã được tiếp nhận")
+
+
+def test_vietnamese_with_diacritics_is_ucs2():
+    body = encode_sms("Hồ sơ đã được tiếp nhận, hẹn trả kết quả ngày 01/12/2026.")
+    assert body.encoding == UCS2 and body.segments == 1
+
+
+def test_unaccented_transliterates_every_vietnamese_letter():
+    assert domain.unaccent("Đường Lê Duẩn, phường Hải Châu") == "Duong Le Duan, phuong Hai Chau"
+    letters = "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+    assert domain.unaccent(letters) == "a" * 17 + "e" * 11 + "i" * 5 + "o" * 17 + "u" * 11 + "y" * 5 + "d"
+    assert domain.unaccent(letters.upper()) == domain.unaccent(letters).upper()
+
+
+def test_unaccented_sends_gsm7_and_counts_it_right():
+    text = "Hồ sơ đã được tiếp nhận. " * 7   # 175 characters
+    assert encode_sms(text).encoding == UCS2 and encode_sms(text).segments == 3
+    body = encode_sms(text, unaccented=True)
+    assert body.encoding == GSM7 and body.segments == 2
+    assert body.text.startswith("Ho so da duoc tiep nhan.")
+
+
+def test_unaccented_maps_typographic_punctuation_and_keeps_ucs2_for_the_rest():
+    assert encode_sms("“Họp” – lúc 8h…", unaccented=True) == domain.SmsBody('"Hop" - luc 8h...', GSM7, 1)
+    emoji = encode_sms("Chúc mừng 🎉", unaccented=True)
+    assert emoji.encoding == UCS2 and emoji.text == "Chuc mung 🎉"
+
+
+# ---------------------------------------------------------------- templates
+# The longest receipt code dossier makes (ward abbreviation of 6) and a real procedure code.
+PARAMS = {"receipt_code": "HAICHA-260310-7KQ4M", "procedure_code": "BHYT-TE6", "due_date": "2026-12-01"}
+
+
+@pytest.mark.parametrize("name", ["dossier_submitted", "dossier_received", "dossier_result_ready"])
+def test_templates_are_vietnamese_and_fit_two_ucs2_segments(name):
+    text = domain.render(name, PARAMS)
+    assert "HAICHA-260310-7KQ4M" in text and "Hồ sơ" in text and "{" not in text
+    assert encode_sms(text).segments <= 2
+    assert encode_sms(text, unaccented=True).segments == 1
+
+
+def test_submitted_template_has_procedure_due_date_and_how_to_look_it_up():
+    text = domain.render("dossier_submitted", PARAMS)
+    assert "BHYT-TE6" in text and "01/12/2026" in text and "TT HAICHA-260310-7KQ4M" in text
+
+
+def test_result_ready_tells_where_to_collect():
+    assert "Bộ phận Một cửa" in domain.render("dossier_result_ready", PARAMS)
+
+
+@pytest.mark.parametrize("params", [
+    {"procedure_code": "KS-01", "due_date": "2026-12-01"},
+    {**PARAMS, "receipt_code": ""},
+    {**PARAMS, "due_date": "01/12/2026"},
+    {**PARAMS, "due_date": None},
+])
+def test_a_missing_or_broken_variable_is_an_error_never_half_a_message(params):
+    with pytest.raises(domain.TemplateError):
+        domain.render("dossier_submitted", params)
+
+
+def test_unknown_template_is_an_error():
+    with pytest.raises(domain.TemplateError):
+        domain.render("nope", PARAMS)
+
+
+def test_broadcast_text_is_sent_as_written():
+    assert domain.render("broadcast", {"text": "Họp tổ trưởng {8h} 100%"}) == "Họp tổ trưởng {8h} 100%"
+
+
+# ---------------------------------------------------------------- who gets texted
+def test_events_ask_for_the_right_sms():
+    submitted = {**PARAMS, "citizen_id": "c1", "dossier_id": "d1", "ward_id": "w", "channel": "online"}
+    assert domain.intents_for("DossierSubmitted", submitted) == [domain.Intent("dossier_submitted", "c1", PARAMS)]
+    received = {"citizen_id": "c1", "receipt_code": "R1", "to_status": "received", "from_status": "submitted"}
+    assert [i.template for i in domain.intents_for("DossierStatusChanged", received)] == ["dossier_received"]
+    processing = {**received, "to_status": "processing", "from_status": "received"}
+    assert domain.intents_for("DossierStatusChanged", processing) == []
+    ready = {"citizen_id": "c1", "receipt_code": "R1", "dossier_id": "d1"}
+    assert [i.template for i in domain.intents_for("DossierResultReady", ready)] == ["dossier_result_ready"]
+    assert domain.intents_for("CitizenRegistered", {"citizen_id": "c1", "channel": "web"}) == []
+
+
+@pytest.mark.parametrize("event_type", ["DossierSubmitted", "DossierResultReady", "DossierStatusChanged"])
+def test_nobody_without_an_account_is_texted(event_type):
+    assert domain.intents_for(event_type, {**PARAMS, "citizen_id": "", "to_status": "received"}) == []
+
+
+# ---------------------------------------------------------------- retries
+POLICY = domain.RetryPolicy(window_seconds=600, base_seconds=5, max_seconds=120)
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all():
+    full = [domain.backoff_seconds(POLICY, n, lambda: 1.0) for n in range(1, 8)]
+    assert full == [5, 10, 20, 40, 80, 120, 120]
+    assert [domain.backoff_seconds(POLICY, n, lambda: 0.0) for n in (1, 2, 7)] == [2.5, 5, 60]
+
+
+def test_next_attempt_follows_the_backoff_inside_the_window():
+    at = domain.next_attempt_at(POLICY, T0, T0 + timedelta(seconds=30), 3, lambda: 1.0)
+    assert at == T0 + timedelta(seconds=50)
+
+
+def test_the_last_try_is_at_the_end_of_the_window_then_it_gives_up():
+    end = T0 + timedelta(seconds=600)
+    assert domain.next_attempt_at(POLICY, T0, end - timedelta(seconds=10), 9, lambda: 1.0) == end
+    assert domain.next_attempt_at(POLICY, T0, end, 10, lambda: 1.0) is None
+    assert domain.next_attempt_at(POLICY, T0, end + timedelta(seconds=1), 10, lambda: 1.0) is None
+
+
+def test_retry_after_from_the_gateway_is_honoured():
+    at = domain.next_attempt_at(POLICY, T0, T0, 1, lambda: 1.0, retry_after=30)
+    assert at == T0 + timedelta(seconds=30)
+
+
+def test_backoff_keeps_retrying_for_at_least_the_window():
+    import random
+
+    rand = random.Random(7).random
+    now, attempts = T0, 1
+    while (at := domain.next_attempt_at(POLICY, T0, now, attempts, rand)) is not None:
+        assert at > now
+        now, attempts = at, attempts + 1
+    assert now - T0 >= timedelta(seconds=600)
+    assert 8 <= attempts <= 15
+
+
+# ---------------------------------------------------------------- phones
+@pytest.mark.parametrize("raw,e164", [
+    ("0901234567", "+84901234567"), ("090 123 4567", "+84901234567"), ("090.123.4567", "+84901234567"),
+    ("84901234567", "+84901234567"), ("+84 90 123 4567", "+84901234567"), ("0362-222-333", "+84362222333"),
+])
+def test_mobile_numbers_are_normalised_to_e164(raw, e164):
+    assert domain.normalise_phone(raw) == e164
+
+
+@pytest.mark.parametrize("raw", ["02363123456", "090123456", "09012345678", "+1 202 555 0100", "abc", "", None,
+                                 901234567])
+def test_other_numbers_are_refused(raw):
+    assert domain.normalise_phone(raw) is None
+
+
+def test_phones_are_masked_except_the_last_three_digits():
+    assert domain.mask_phone("+84901234567") == "+84******567"
+    assert domain.mask_phone(None) is None
+
+
+# ---------------------------------------------------------------- groups and broadcasts
+def test_a_group_normalises_and_deduplicates_its_members():
+    group, errors = domain.check_group({"name": " Tổ trưởng TDP ", "ward_id": "dn-hai-chau",
+                                        "members": ["0901234567", "+84901234567", "0362 222 333"]})
+    assert errors == []
+    assert group == domain.Group("Tổ trưởng TDP", "dn-hai-chau", ("+84901234567", "+84362222333"))
+
+
+def test_a_group_reports_every_bad_field():
+    group, errors = domain.check_group({"name": "", "members": ["0901234567", "02363123456", 5]})
+    assert group is None
+    assert [e.field for e in errors] == ["name", "ward_id", "members[1]", "members[2]"]
+    assert "không hợp lệ" in errors[2].message
+    assert [e.field for e in domain.check_group({"name": "x", "ward_id": "w", "members": []})[1]] == ["members"]
+
+
+def test_broadcast_text_is_bounded_in_real_segments():
+    ok, errors = domain.check_broadcast_text("Mời các tổ trưởng họp lúc 8h sáng thứ Hai.", False)
+    assert errors == [] and ok.encoding == UCS2
+    assert domain.check_broadcast_text("ư" * 336, False)[1][0].field == "text"     # 6 UCS-2 parts
+    assert domain.check_broadcast_text("ư" * 336, True)[1] == []                   # 3 GSM-7 parts
+    assert domain.check_broadcast_text("   ", False)[1][0].field == "text"

@@ -1,0 +1,209 @@
+"""The real notify worker end to end: dossier's events through the outbox, the relay and
+RabbitMQ; the phone asked of identity over nameko RPC (a stand-in identity worker); SMS
+posted to a local recording gateway.
+
+One notify worker and one identity stand-in serve the whole module (each costs seconds
+to start). That is safe because every test texts its own citizens, on its own numbers,
+and looks only at its own notifications."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from motcua_common.config import Settings
+from motcua_common.events import new_event
+from motcua_common.mongo import connect
+from motcua_common.outbox import OUTBOX, commit
+from motcua_common.relay import Relay
+from motcua_common.testing import create_vhost, delete_vhost, settings_env, wait_for
+from motcua_notify import bootstrap, domain, store
+
+SUPPORT = Path(__file__).resolve().parent / "support"
+WARD = "dn-hai-chau"
+RETRY_WINDOW_SECONDS = 4
+CONTACTS = {
+    "c-happy": "+84901000001",
+    "c-marker": "+84901000002",
+    "c-ready": "+84901000003",
+    "c-flaky": "+84901000004",
+    "c-down": "+84901000005",
+}
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    gateway: object
+    notify: object      # notify's database
+    dossier: object     # dossier's database, where the test publishes from
+
+    def publish(self, *events: dict) -> None:
+        commit(self.dossier, lambda session: None, list(events))
+        relay = Relay(self.dossier, self.settings, "dossier")
+        try:
+            relay.publish_pending()
+        finally:
+            relay.close()
+
+    def notifications_of(self, event: dict) -> list[dict]:
+        return list(self.notify[store.NOTIFICATIONS].find({"source_id": event["event_id"]}))
+
+    def settled(self, event: dict, status: str) -> dict:
+        def check():
+            docs = self.notifications_of(event)
+            return docs[0] if docs and docs[0]["status"] == status else None
+
+        return wait_for(check, timeout=30, message=f"the notification to be {status}")
+
+
+def _spawn(argv_service: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", argv_service], env=env)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:       # all at once: each takes a couple of seconds to stop
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def platform(mongo_url, module_sms_gateway, tmp_path_factory):
+    vhost = f"motcua-test-{uuid.uuid4().hex[:10]}"
+    settings = replace(
+        Settings.from_env({}), mongo_url=mongo_url, amqp_url=create_vhost(vhost),
+        db_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir=tmp_path_factory.mktemp("notify-worker"),
+        consumer_retry_delay_ms=200, consumer_max_attempts=3, relay_poll_seconds=0.05,
+    )
+    bootstrap.prepare(settings)
+    env = settings_env(settings)
+    env.update({
+        "SMS_GATEWAY_URL": module_sms_gateway.url,
+        "SMS_RETRY_WINDOW_SECONDS": str(RETRY_WINDOW_SECONDS),
+        "NOTIFY_BACKOFF_BASE_SECONDS": "0.2",
+        "NOTIFY_BACKOFF_MAX_SECONDS": "1",
+        "NOTIFY_GATEWAY_TIMEOUT_SECONDS": "2",
+        "NOTIFY_IDENTITY_TIMEOUT_SECONDS": "3",
+    })
+    identity_env = {**env, "MOTCUA_WORKER_MODULE": "fake_identity", "PYTHONPATH": str(SUPPORT),
+                    "FAKE_IDENTITY_CONTACTS": json.dumps(CONTACTS)}
+    processes = [_spawn("identity", identity_env), _spawn("notify", env)]
+    client = connect(settings)
+    try:
+        yield Platform(settings, module_sms_gateway, client[settings.database_name("notify")],
+                       client[settings.database_name("dossier")])
+    finally:
+        _stop(processes)
+        client.close()
+        delete_vhost(vhost)
+
+
+def submitted(citizen_id: str, code: str) -> dict:
+    return new_event("DossierSubmitted", WARD, {
+        "dossier_id": str(uuid.uuid4()), "receipt_code": code, "procedure_code": "KS-01", "ward_id": WARD,
+        "channel": "online", "due_date": "2026-12-01", "citizen_id": citizen_id,
+    })
+
+
+def test_a_submitted_dossier_sends_exactly_one_sms_even_when_redelivered(platform):
+    event = submitted("c-happy", "HC-261201-000001")
+    platform.publish(event)
+    doc = platform.settled(event, "sent")
+    [request] = platform.gateway.to(CONTACTS["c-happy"])
+    assert request["headers"]["Idempotency-Key"] == doc["_id"]
+    body = request["body"]
+    assert body["id"] == doc["_id"] and body["to"] == "+84901000001"
+    assert body["text"].startswith("Hồ sơ HC-261201-000001") and "01/12/2026" in body["text"]
+    assert body["encoding"] == "ucs2" and body["segments"] == domain.encode_sms(body["text"]).segments == 2
+    assert doc["attempts"] == 1 and doc["to"] == "+84******001"
+
+    # The relay publishes the same event again (a crash after the broker's confirm).
+    platform.dossier[OUTBOX].update_one({"_id": event["event_id"]}, {"$set": {"status": "pending"}})
+    marker = submitted("c-marker", "HC-261201-000002")
+    platform.publish(marker)
+    platform.settled(marker, "sent")
+    time.sleep(1.5)  # a sender tick more, for anything the duplicate might have queued
+    assert len(platform.gateway.to(CONTACTS["c-happy"])) == 1
+    assert len(platform.notifications_of(event)) == 1
+
+
+def test_received_and_result_ready_are_texted_and_other_changes_are_not(platform):
+    def changed(to_status: str, from_status: str, citizen_id: str = "c-ready") -> dict:
+        return new_event("DossierStatusChanged", WARD, {
+            "dossier_id": "d-ready", "ward_id": WARD, "from_status": from_status, "to_status": to_status,
+            "actor_id": "officer-1", "receipt_code": "HC-261201-000003", "citizen_id": citizen_id,
+            "procedure_code": "KS-01"})
+
+    received, processing = changed("received", "submitted"), changed("processing", "received")
+    ready = new_event("DossierResultReady", WARD, {"dossier_id": "d-ready", "receipt_code": "HC-261201-000003",
+                                                   "ward_id": WARD, "citizen_id": "c-ready"})
+    anonymous = new_event("DossierResultReady", WARD, {"dossier_id": "d-anon", "receipt_code": "HC-261201-000009",
+                                                       "ward_id": WARD, "citizen_id": ""})
+    platform.publish(received, processing, ready, anonymous)
+    platform.settled(received, "sent")
+    platform.settled(ready, "sent")
+    texts = [r["body"]["text"] for r in platform.gateway.to(CONTACTS["c-ready"])]
+    assert len(texts) == 2
+    assert any("tiếp nhận" in t for t in texts) and any("đã có kết quả" in t for t in texts)
+    assert platform.notifications_of(processing) == [] and platform.notifications_of(anonymous) == []
+
+
+def test_gateway_errors_are_retried_with_the_same_idempotency_key(platform):
+    phone = CONTACTS["c-flaky"]
+    platform.gateway.script(phone, 500, 500)
+    event = submitted("c-flaky", "HC-261201-000004")
+    platform.publish(event)
+    doc = platform.settled(event, "sent")
+    tries = platform.gateway.to(phone)
+    assert [t["status"] for t in tries] == [500, 500, 202]
+    assert {t["headers"]["Idempotency-Key"] for t in tries} == {doc["_id"]}
+    assert doc["attempts"] == 3
+    sent = [o for o in platform.notify[OUTBOX].find({"routing_key": "NotificationSent"})
+            if o["envelope"]["payload"]["notification_id"] == doc["_id"]]
+    assert len(sent) == 1 and sent[0]["envelope"]["payload"]["segments"] == 2
+
+
+def test_when_the_gateway_stays_down_the_sms_fails_and_NotificationFailed_is_emitted(platform):
+    phone = CONTACTS["c-down"]
+    platform.gateway.always(phone, 503)
+    event = submitted("c-down", "HC-261201-000005")
+    platform.publish(event)
+    doc = platform.settled(event, "failed")
+    assert doc["reason"] == "gateway_unavailable"
+    assert (doc["failed_at"] - doc["first_attempt_at"]).total_seconds() >= RETRY_WINDOW_SECONDS
+    assert len(platform.gateway.to(phone)) == doc["attempts"] >= 3
+    [failed] = [o for o in platform.notify[OUTBOX].find({"routing_key": "NotificationFailed"})
+                if o["envelope"]["payload"]["notification_id"] == doc["_id"]]
+    assert failed["envelope"]["payload"]["reason"] == "gateway_unavailable"
+    assert phone not in json.dumps(failed["envelope"])
+
+
+def test_a_citizen_identity_does_not_know_fails_with_no_contact(platform):
+    event = submitted("c-nobody", "HC-261201-000006")
+    platform.publish(event)
+    doc = platform.settled(event, "failed")
+    assert doc["reason"] == "no_contact" and doc["attempts"] == 1
+
+
+def test_a_broadcast_reaches_every_member(platform):
+    members = ["+84911000001", "+84911000002", "+84911000003"]
+    group = {"_id": f"g-{uuid.uuid4().hex[:6]}", "ward_id": WARD, "members": members}
+    broadcast_id = store.create_broadcast(platform.notify, group, "Mời các tổ trưởng họp lúc 8h thứ Hai.",
+                                          "ward-admin-1", datetime.now(timezone.utc))
+    wait_for(lambda: platform.notify[store.NOTIFICATIONS].count_documents(
+        {"source_id": broadcast_id, "status": "sent"}) == 3, timeout=30, message="the broadcast to be sent")
+    for phone in members:
+        [request] = platform.gateway.to(phone)
+        assert request["body"]["text"] == "Mời các tổ trưởng họp lúc 8h thứ Hai."

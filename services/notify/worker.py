@@ -1,0 +1,98 @@
+"""notify's nameko worker: turns dossier events into pending SMS, and sends what is due.
+
+Two halves that meet only in the database:
+  * event handlers store one pending notification per (event, template, citizen);
+  * a timer claims due notifications and sends them (sender.py), asking identity for the
+    phone at send time, so that no phone number travels in an event or waits in a queue.
+"""
+from __future__ import annotations
+
+import eventlet
+from nameko.exceptions import RemoteError, UnknownService
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy
+from nameko.timer import timer
+
+from motcua_common.config import Settings
+from motcua_common.consumer import ServiceDatabase, event_handler
+
+from .gateways import gateway_for
+from .intake import accept_event
+from .sender import ContactUnavailable, Sender, SendOptions
+
+
+class SmsOutbound(DependencyProvider):
+    """The SMS gateway and the sending options, made once per worker process."""
+
+    def setup(self):
+        settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
+        self.options = SendOptions.from_env(settings)
+        self.gateway = gateway_for(settings.sms_gateway_url, self.options.gateway_timeout_seconds)
+
+    def stop(self):
+        close = getattr(self.gateway, "close", None)
+        if close is not None:
+            close()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class IdentityContacts:
+    """citizen_id -> identity's contact answer, over RPC, within a time limit.
+
+    nameko's RPC waits forever by default; a sender stuck on a silent identity would stop
+    every other message, so a slow answer counts as "unavailable" and is retried later."""
+
+    def __init__(self, identity, timeout_seconds: float):
+        self.identity, self.timeout = identity, timeout_seconds
+
+    def __call__(self, citizen_id: str) -> dict | None:
+        try:
+            with eventlet.Timeout(self.timeout):
+                return self.identity.citizen_contact.call_async(citizen_id).result()
+        except eventlet.Timeout:
+            raise ContactUnavailable(f"no answer in {self.timeout:.0f} s") from None
+        except UnknownService:
+            raise ContactUnavailable("identity is not running") from None
+        except RemoteError as exc:
+            raise ContactUnavailable(f"identity failed: {exc.exc_type}") from None
+
+
+class NotifyService:
+    name = "notify"
+    db = ServiceDatabase("notify")
+    identity = RpcProxy("identity")
+    outbound = SmsOutbound()
+
+    @event_handler("DossierSubmitted")
+    def on_dossier_submitted(self, event):
+        return accept_event(self.db, event)
+
+    @event_handler("DossierStatusChanged")
+    def on_dossier_status_changed(self, event):
+        return accept_event(self.db, event)
+
+    @event_handler("DossierResultReady")
+    def on_dossier_result_ready(self, event):
+        return accept_event(self.db, event)
+
+    @event_handler("CitizenRegistered")
+    def on_citizen_registered(self, event):
+        # Web and counter registrations need no SMS; consumed and acknowledged once.
+        return accept_event(self.db, event)
+
+    @timer(interval=1)
+    def send_due(self):
+        options = self.outbound.options
+        contacts = IdentityContacts(self.identity, options.identity_timeout_seconds)
+        sender = Sender(self.db, self.outbound.gateway, contacts, options)
+        # Several sending loops side by side, so that one slow gateway call does not hold
+        # up every other message; claims are atomic, so none is taken twice.
+        pool = eventlet.GreenPool(options.concurrency)
+        for _ in range(options.concurrency):
+            pool.spawn_n(sender.send_due)
+        pool.waitall()
+
+
+SERVICES = [NotifyService]
