@@ -34,6 +34,7 @@ class Settings:
     relay_poll_seconds: float = 0.2
     sms_retry_window_seconds: int = 600
     trusted_proxies: int = 0
+    sms_registration_ward: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +63,7 @@ class Settings:
             relay_poll_seconds=float(env.get("MOTCUA_RELAY_POLL_SECONDS", "0.2")),
             sms_retry_window_seconds=int(env.get("SMS_RETRY_WINDOW_SECONDS", "600")),
             trusted_proxies=int(env.get("MOTCUA_TRUSTED_PROXIES", "0")),
+            sms_registration_ward=env.get("SMS_REGISTRATION_WARD", ""),
         )
 
     def database_name(self, service: str) -> str:

@@ -1,7 +1,9 @@
 """identity's HTTP API (CONTRACT.md "identity")."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import hmac
+import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,8 +18,16 @@ from motcua_common.http import (
     field_error, forbidden, idempotent, json_body, request_context,
 )
 from motcua_common.mongo import connect, service_database
+from motcua_common.ratelimit import FixedWindowLimiter
+from motcua_common.rpc import RpcUnavailable, call
 
 from . import domain, store
+from .sms_inbound import SmsDesk
+
+log = logging.getLogger(__name__)
+# Inbound SMS per phone: enough for DK, a retry and MK; an SMS costs the city money.
+SMS_PER_PHONE = 8
+SMS_WINDOW = timedelta(minutes=10)
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
@@ -26,8 +36,8 @@ def signing_key_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "keys" / "jwt-signing.pem"
 
 
-def _today(settings: Settings):
-    return datetime.now(ZoneInfo(settings.timezone)).date()
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _client() -> str:
@@ -44,8 +54,21 @@ def _invalid_credentials() -> Problem:
 
 
 def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None,
-               signing_key: SigningKey | None = None):
+               signing_key: SigningKey | None = None, clock=_utcnow, send_reply=None, dossier_status=None):
+    """clock, send_reply and dossier_status can be replaced in tests; by default replies go
+    to notify and status questions to dossier, by nameko RPC."""
     settings = settings or Settings.from_env()
+
+    def _today():
+        return clock().astimezone(ZoneInfo(settings.timezone)).date()
+
+    if send_reply is None:
+        def send_reply(to, template, variables, ward_id, key):
+            return call(settings, "notify", "send_sms_reply", to, template, variables, ward_id, key, timeout=10)
+    if dossier_status is None:
+        def dossier_status(receipt_code, phone_last4):
+            return call(settings, "dossier", "status_for_sms", receipt_code, phone_last4, timeout=10)
+
     db = service_database(connect(settings), settings, "identity")
     signing_key = signing_key or SigningKey.load_or_create(signing_key_path(settings))
     verifier = verifier or TokenVerifier(signing_key.jwks)
@@ -103,7 +126,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                 raise forbidden("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
             channel = "counter" if at_counter else "web"
             try:
-                citizen_id = store.register_citizen(db, channel=channel, today=_today(settings), **fields)
+                citizen_id = store.register_citizen(db, channel=channel, today=_today(), **fields)
             except DuplicateKeyError:
                 store.audit(db, "register", outcome="national_id_taken", client=_client())
                 raise Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
@@ -128,7 +151,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         if not candidates:
             officer = store.officer_by_username(db, username)
             candidates = [officer] if officer else []
-        now = store.now()
+        now = clock()
         for account in candidates:
             locked_until = account.get("locked_until")
             if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > now:
@@ -150,8 +173,9 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         if account.get("must_change_password") and expires is not None and expires.replace(tzinfo=timezone.utc) < now:
             store.audit(db, "login", account_id=account["_id"], outcome="temporary_password_expired", client=_client())
             raise Problem(401, "temporary_password_expired", "Mật khẩu tạm đã hết hạn",
-                          "Mật khẩu tạm thời đã quá 72 giờ. Nhắn tin hoặc đến bộ phận một cửa để được cấp lại. "
-                          "/ The temporary password has expired.")
+                          "Mật khẩu tạm thời đã quá 72 giờ. Bạn vẫn đổi được mật khẩu bằng tin nhắn từ số điện thoại "
+                          "đã đăng ký: MK <mật khẩu tạm> <mật khẩu mới>; hoặc nhắn DK như lần đầu để nhận mật khẩu mới. "
+                          "/ The temporary password has expired: change it by SMS (MK <old> <new>) or text DK again.")
         store.record_successful_login(db, account)
         store.audit(db, "login", account_id=account["_id"], client=_client())
         role = account.get("role", "citizen")
@@ -216,6 +240,46 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         store.audit(db, "create_officer", account_id=officer_id, client=_client(), by=principal.subject, role=role)
         return jsonify({"officer_id": officer_id}), 201
 
+    # ------------------------------------------------------------ SMS short code
+    sms_limiter = FixedWindowLimiter(db, "sms_inbound", SMS_PER_PHONE, SMS_WINDOW)
+    desk = SmsDesk(db, send_reply, dossier_status, clock, settings.sms_registration_ward)
+
+    @api.post("/api/v1/sms/inbound")
+    def sms_inbound():
+        expected = settings.sms_inbound_token
+        if not expected:
+            raise Problem(503, "sms_inbound_not_configured", "Chưa cấu hình tin nhắn đến",
+                          "SMS_INBOUND_TOKEN is not set: inbound SMS are refused.")
+        given = request.headers.get("X-Gateway-Token", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            store.audit(db, "sms_inbound", outcome="bad_gateway_token", client=_client())
+            raise Problem(401, "invalid_gateway_token", "Sai mã cổng tin nhắn", "X-Gateway-Token is missing or wrong.")
+        body = json_body()
+        phone = domain.normalise_phone(body.get("from"))
+        text = body.get("text")
+        errors = []
+        if phone is None:
+            errors.append(field_error("from", "Số điện thoại gửi đến không hợp lệ. / Invalid sender number."))
+        if not isinstance(text, str) or len(text) > 640:
+            errors.append(field_error("text", "Nội dung tin nhắn phải là chuỗi tối đa 640 ký tự."))
+        if errors:
+            raise ValidationFailed(errors)
+        verdict = sms_limiter.hit(phone, clock())
+        if not verdict.allowed:
+            # Answered 200 so the gateway does not resend, and no reply: a flood must not cost SMS.
+            log.warning("inbound SMS over the per-phone limit", extra={"phone": domain.mask_phone(phone)})
+            return jsonify({"outcome": "rate_limited", "retry_after": verdict.retry_after_seconds})
+        # The gateway's message id makes a resent message idempotent; else its text and minute.
+        message_key = str(body.get("id") or f"{text}|{int(clock().timestamp() // 60)}")
+        try:
+            outcome = desk.handle(phone, text, message_key)
+        except RpcUnavailable:
+            # 503 makes the gateway retry; a retried DK re-issues the password (see SmsDesk).
+            raise Problem(503, "dependency_unavailable", "Dịch vụ tạm thời gián đoạn",
+                          "Không gửi được tin trả lời, cổng tin nhắn sẽ gửi lại. / Reply channel unavailable.",
+                          headers={"Retry-After": "30"})
+        return jsonify({"command": outcome.command, "outcome": outcome.result})
+
     # ------------------------------------------------------------ coverage (R3)
     @api.get("/api/v1/wards/<ward_id>/coverage")
     @authenticated()
@@ -226,14 +290,14 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         ward = store.get_ward(db, ward_id)
         if ward is None:
             raise Problem(404, "ward_not_found", "Không tìm thấy phường", f"Không có phường {ward_id}.")
-        registered = store.count_registered_aged(db, ward_id, _today(settings), 18, 60)
+        registered = store.count_registered_aged(db, ward_id, _today(), 18, 60)
         target = ward.get("target_population") or 0
         return jsonify({"ward_id": ward_id, "registered_18_60": registered, "target_population": target,
                         "ratio": round(registered / target, 4) if target else None})
 
     def _validate_registration(body: dict, settings: Settings) -> dict:
         errors: list[domain.FieldError] = []
-        dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), _today(settings))
+        dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), _today())
         errors += dob_errors
         errors += domain.check_national_id(body.get("national_id"), dob)
         full_name = domain.normalise_name(body.get("full_name"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from motcua_common import demo as demo_data
 from motcua_common.auth import SigningKey
@@ -10,6 +11,7 @@ from motcua_common.consumer import ensure_processed_index
 from motcua_common.http import ensure_idempotency_index
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import ensure_outbox_indexes
+from motcua_common.ratelimit import FixedWindowLimiter
 
 from . import store
 from .api import signing_key_path
@@ -25,6 +27,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         ensure_outbox_indexes(db)
         ensure_processed_index(db)
         ensure_idempotency_index(db)
+        FixedWindowLimiter(db, "sms_inbound", 1, timedelta(minutes=1)).ensure_indexes()
         SigningKey.load_or_create(signing_key_path(settings))
         if settings.admin_password and store.officer_by_username(db, "admin") is None:
             # Like Grafana's admin bootstrap: only on first start; later changes go through the API.

@@ -151,3 +151,21 @@ def birth_date_range_for_ages(today: date, youngest: int, oldest: int) -> tuple[
 # Lockout after repeated failures (CONTRACT: 423 `locked`).
 MAX_FAILED_LOGINS = 5
 LOCKOUT_MINUTES = 15
+
+
+# Temporary passwords: typed from an SMS on a phone keypad, so lowercase letters and digits
+# only, without the look-alikes 0/o, 1/l/i. 8 of 31 symbols: about 8.5e11 possibilities,
+# behind the lockout.
+TEMPORARY_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+TEMPORARY_PASSWORD_LENGTH = 8
+TEMPORARY_PASSWORD_HOURS = 72
+
+
+def new_temporary_password() -> str:
+    import secrets
+
+    return "".join(secrets.choice(TEMPORARY_PASSWORD_ALPHABET) for _ in range(TEMPORARY_PASSWORD_LENGTH))
+
+
+def mask_phone(phone: str) -> str:
+    return f"{phone[:3]}******{phone[-3:]}" if phone and len(phone) > 6 else "***"

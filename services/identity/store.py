@@ -61,7 +61,8 @@ def upsert_ward(db: Database, ward: dict) -> None:
 
 # ---------------------------------------------------------------- citizens
 def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_birth: date, phone: str,
-                     ward_id: str, password: str, channel: str, today: date) -> str:
+                     ward_id: str, password: str, channel: str, today: date,
+                     temporary_until: datetime | None = None) -> str:
     """Insert the account and its CitizenRegistered event atomically.
 
     One account per national id holds under any load through the unique index: a second
@@ -75,8 +76,10 @@ def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_
         "phone": phone,
         "ward_id": ward_id,
         "password_hash": hash_password(password),
-        "must_change_password": False,
-        "password_expires_at": None,
+        # A temporary password (SMS or counter registration) must be changed before use
+        # and expires after 72 hours.
+        "must_change_password": temporary_until is not None,
+        "password_expires_at": temporary_until,
         "failed_logins": 0,
         "locked_until": None,
         "channel": channel,
@@ -163,6 +166,12 @@ def change_password(db: Database, account: dict, new_password: str, channel: str
                   "password_expires_at": None, "password_changed_at": now()}},
         session=session,
     ), [event])
+
+
+def set_temporary_password(db: Database, account: dict, password: str, until: datetime) -> None:
+    db[collection_of(account)].update_one({"_id": account["_id"]}, {"$set": {
+        "password_hash": hash_password(password), "must_change_password": True, "password_expires_at": until,
+        "failed_logins": 0, "locked_until": None}})
 
 
 def find_account(db: Database, account_id: str) -> dict | None:

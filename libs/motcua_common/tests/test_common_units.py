@@ -72,3 +72,16 @@ def test_verifier_keeps_cached_keys_when_identity_is_unreachable(tmp_path):
     token = key.issue("c1", "citizen", "w1", 60)
     assert verifier.verify(token).subject == "c1"
     assert verifier.verify(token).subject == "c1"
+
+
+def test_log_lines_mask_national_ids_and_phone_numbers(capsys):
+    import logging
+
+    from motcua_common.logs import configure_logging, mask_personal_numbers
+
+    assert mask_personal_numbers("id 048090001234 phone +84935111222 or 0935111222, code 2026") == \
+        "id 048*******34 phone +84*******22 or 093*****22, code 2026"
+    configure_logging("identity", "api")
+    logging.getLogger("motcua.test").error("cannot register 048090001234 from 0935 111 222 / 0935111222")
+    line = capsys.readouterr().err
+    assert "048090001234" not in line and "0935111222" not in line and '"service": "identity"' in line
