@@ -61,11 +61,12 @@ class SigningKey:
         self.public_jwk = public_jwk
 
     @classmethod
-    def load_or_create(cls, path: Path) -> "SigningKey":
+    def load_or_create(cls, path: Path, honour_environment: bool = True) -> "SigningKey":
         """Load the PEM at `path`, or create it (0600) on first start.
 
         In a cluster the key comes from a Secret mounted at JWT_PRIVATE_KEY_FILE."""
-        path = Path(os.environ.get("JWT_PRIVATE_KEY_FILE") or path)
+        if honour_environment:
+            path = Path(os.environ.get("JWT_PRIVATE_KEY_FILE") or path)
         if path.exists():
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             return cls(key)

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--service", choices=SERVICES, required=True)
 
     sub.add_parser("topology", help="declare the broker topology")
+    sub.add_parser("rotate-keys", help="identity: new token signing key; prune keys no token still needs")
     p_prep = sub.add_parser("prepare", help="create indexes and reference data")
     p_prep.add_argument("--service", choices=SERVICES, required=True)
     p_prep.add_argument("--demo", action="store_true")
@@ -85,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         from .topology import declare_with_url
 
         declare_with_url(Settings.from_env())
+        return 0
+    if args.command == "rotate-keys":
+        from motcua_identity.api import key_ring
+
+        from .config import Settings
+
+        print(f"new signing key {key_ring(Settings.from_env()).rotate()}")
         return 0
     if args.command == "prepare":
         import importlib

@@ -22,6 +22,7 @@ from motcua_common.ratelimit import FixedWindowLimiter
 from motcua_common.rpc import RpcUnavailable, call
 
 from . import domain, store
+from .keys import KeyRing
 from .sms_inbound import SmsDesk
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ SMS_WINDOW = timedelta(minutes=10)
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
 
-def signing_key_path(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "keys" / "jwt-signing.pem"
+def key_ring(settings: Settings) -> KeyRing:
+    return KeyRing(Path(settings.data_dir) / "keys", settings.token_ttl_seconds)
 
 
 def _utcnow() -> datetime:
@@ -54,7 +55,7 @@ def _invalid_credentials() -> Problem:
 
 
 def create_app(settings: Settings | None = None, verifier: TokenVerifier | None = None,
-               signing_key: SigningKey | None = None, clock=_utcnow, send_reply=None, dossier_status=None):
+               signing_key: SigningKey | KeyRing | None = None, clock=_utcnow, send_reply=None, dossier_status=None):
     """clock, send_reply and dossier_status can be replaced in tests; by default replies go
     to notify and status questions to dossier, by nameko RPC."""
     settings = settings or Settings.from_env()
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             return call(settings, "dossier", "status_for_sms", receipt_code, phone_last4, timeout=10)
 
     db = service_database(connect(settings), settings, "identity")
-    signing_key = signing_key or SigningKey.load_or_create(signing_key_path(settings))
+    signing_key = signing_key or key_ring(settings)
     verifier = verifier or TokenVerifier(signing_key.jwks)
     ctx = ServiceContext("identity", settings, db, verifier, signing_key=signing_key)
     api = Blueprint("identity_api", __name__, url_prefix="/identity")

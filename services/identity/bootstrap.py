@@ -5,7 +5,6 @@ import logging
 from datetime import timedelta
 
 from motcua_common import demo as demo_data
-from motcua_common.auth import SigningKey
 from motcua_common.config import Settings
 from motcua_common.consumer import ensure_processed_index
 from motcua_common.http import ensure_idempotency_index
@@ -14,7 +13,7 @@ from motcua_common.outbox import ensure_outbox_indexes
 from motcua_common.ratelimit import FixedWindowLimiter
 
 from . import store
-from .api import signing_key_path
+from .api import key_ring
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         ensure_processed_index(db)
         ensure_idempotency_index(db)
         FixedWindowLimiter(db, "sms_inbound", 1, timedelta(minutes=1)).ensure_indexes()
-        SigningKey.load_or_create(signing_key_path(settings))
+        key_ring(settings)  # creates the first signing key on first start
         if settings.admin_password and store.officer_by_username(db, "admin") is None:
             # Like Grafana's admin bootstrap: only on first start; later changes go through the API.
             store.create_officer(db, username="admin", full_name="Quản trị hệ thống", ward_id=None, role="admin",
