@@ -111,6 +111,19 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         store.upsert_ward(db, ward)
         return jsonify(ward), 201
 
+    @api.put("/api/v1/wards/<ward_id>/population")
+    @authenticated("admin")
+    def set_population(ward_id: str):
+        body = json_body()
+        population = body.get("target_population")
+        if not isinstance(population, int) or isinstance(population, bool) or not 0 <= population <= 10_000_000:
+            raise ValidationFailed([field_error("target_population", "Số nguyên từ 0 đến 10.000.000.")])
+        if store.get_ward(db, ward_id) is None:
+            raise Problem(404, "ward_not_found", "Không tìm thấy phường", f"Không có phường {ward_id}.")
+        db.wards.update_one({"ward_id": ward_id}, {"$set": {"target_population": population}})
+        store.audit(db, "set_population", by=current_principal().subject, ward_id=ward_id)
+        return jsonify(store.get_ward(db, ward_id))
+
     # ------------------------------------------------------------ citizens
     @api.post("/api/v1/citizens")
     def register():
@@ -121,13 +134,20 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             raise forbidden("Chỉ cán bộ một cửa đăng ký hộ công dân. / Only officers register on a citizen's behalf.")
 
         def handle():
-            fields = _validate_registration(body, settings)
+            fields = _validate_registration(body, password_optional=at_counter)
             ward_id = fields["ward_id"]
             if at_counter and not principal.is_staff_of(ward_id):
                 raise forbidden("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
             channel = "counter" if at_counter else "web"
+            temporary = fields["password"] is None
+            if temporary:
+                # Left out at the counter: a temporary password goes to the citizen's phone.
+                fields["password"] = domain.new_temporary_password()
             try:
-                citizen_id = store.register_citizen(db, channel=channel, today=_today(), **fields)
+                citizen_id = store.register_citizen(
+                    db, channel=channel, today=_today(),
+                    temporary_until=clock() + timedelta(hours=domain.TEMPORARY_PASSWORD_HOURS) if temporary else None,
+                    **fields)
             except DuplicateKeyError:
                 store.audit(db, "register", outcome="national_id_taken", client=_client())
                 raise Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
@@ -135,7 +155,11 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                               "/ An account already exists for this national id.")
             metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
             store.audit(db, "register", account_id=citizen_id, client=_client(), channel=channel)
-            return {"citizen_id": citizen_id}, 201
+            answer = {"citizen_id": citizen_id}
+            if temporary:
+                answer["temporary_password_sent"] = _send_temporary_password(
+                    fields["phone"], fields["password"], ward_id, f"register:{citizen_id}")
+            return answer, 201
 
         return idempotent(db, "citizens", handle)
 
@@ -223,10 +247,12 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         if full_name is None:
             errors.append(field_error("full_name", "Họ tên không hợp lệ. / Invalid name."))
         role = body.get("role")
-        if role not in ("officer", "ward_admin"):
-            errors.append(field_error("role", "Vai trò phải là officer hoặc ward_admin."))
+        if role not in ("officer", "ward_admin", "monitor"):
+            errors.append(field_error("role", "Vai trò phải là officer, ward_admin hoặc monitor."))
         ward_id = body.get("ward_id")
-        if not isinstance(ward_id, str) or store.get_ward(db, ward_id) is None:
+        if role == "monitor":
+            ward_id = None  # the monitoring centre watches every ward
+        elif not isinstance(ward_id, str) or store.get_ward(db, ward_id) is None:
             errors.append(field_error("ward_id", "Phường không tồn tại. / Unknown ward."))
         errors += _errors(domain.check_password(body.get("password")))
         if errors:
@@ -296,7 +322,34 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         return jsonify({"ward_id": ward_id, "registered_18_60": registered, "target_population": target,
                         "ratio": round(registered / target, 4) if target else None})
 
-    def _validate_registration(body: dict, settings: Settings) -> dict:
+    def _send_temporary_password(phone: str, password: str, ward_id: str, key: str) -> bool:
+        try:
+            send_reply(phone, "temporary_password", {"password": password,
+                                                     "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}, ward_id, key)
+            return True
+        except RpcUnavailable:
+            log.warning("temporary password not sent: notify unavailable")
+            return False
+
+    @api.post("/api/v1/citizens/<citizen_id>/temporary-password")
+    @authenticated("officer", "ward_admin", "admin")
+    def reissue_temporary_password(citizen_id: str):
+        """At the counter, for a citizen who lost or never got their password."""
+        principal = current_principal()
+        account = store.citizen(db, citizen_id)
+        if account is None or not principal.is_staff_of(account.get("ward_id") or ""):
+            raise Problem(404, "not_found", "Không tìm thấy", "Không có công dân này trong phường của bạn.")
+        password = domain.new_temporary_password()
+        store.set_temporary_password(db, account, password, clock() + timedelta(hours=domain.TEMPORARY_PASSWORD_HOURS))
+        store.audit(db, "reissue_temporary_password", account_id=citizen_id, by=principal.subject, client=_client())
+        sent = _send_temporary_password(account["phone"], password, account.get("ward_id"),
+                                        f"reissue:{citizen_id}:{int(clock().timestamp())}")
+        if not sent:
+            raise Problem(503, "dependency_unavailable", "Chưa gửi được tin nhắn",
+                          "Không gửi được mật khẩu tạm, vui lòng thử lại sau ít phút.", headers={"Retry-After": "30"})
+        return jsonify({"citizen_id": citizen_id, "temporary_password_sent": True})
+
+    def _validate_registration(body: dict, password_optional: bool = False) -> dict:
         errors: list[domain.FieldError] = []
         dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), _today())
         errors += dob_errors
@@ -312,7 +365,8 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             errors.append(domain.FieldError("ward_id", "Phường không tồn tại. / Unknown ward."))
         password = body.get("password")
         if password is None:
-            errors.append(domain.FieldError("password", "Cần đặt mật khẩu. / A password is required."))
+            if not password_optional:
+                errors.append(domain.FieldError("password", "Cần đặt mật khẩu. / A password is required."))
         else:
             errors += domain.check_password(password, forbidden=(str(body.get("national_id") or ""), phone or ""))
         if errors:
@@ -320,7 +374,30 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         return {"national_id": body["national_id"], "full_name": full_name, "date_of_birth": dob,
                 "phone": phone, "ward_id": ward_id, "password": password}
 
-    return create_service_app(ctx, [api], OPENAPI)
+    return create_service_app(ctx, [api], OPENAPI, extra_collectors=[CoverageCollector(db, _today)])
+
+
+class CoverageCollector:
+    """R3 for the monitoring centre: registered citizens aged 18–60 per ward against the
+    ward's target population, computed at scrape time with one aggregation."""
+
+    def __init__(self, db, today):
+        self.db, self.today = db, today
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        registered = GaugeMetricFamily("motcua_citizens_registered_18_60", "Registered citizens aged 18-60", labels=["ward_id"])
+        ratio = GaugeMetricFamily("motcua_registration_coverage_ratio",
+                                  "Registered citizens aged 18-60 / target population", labels=["ward_id"])
+        counts = store.registered_aged_by_ward(self.db, self.today(), 18, 60)
+        for ward in store.list_wards(self.db):
+            count = counts.get(ward["ward_id"], 0)
+            registered.add_metric([ward["ward_id"]], count)
+            if ward.get("target_population"):
+                ratio.add_metric([ward["ward_id"]], count / ward["target_population"])
+        yield registered
+        yield ratio
 
 
 def _locked(until: datetime) -> Problem:

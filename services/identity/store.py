@@ -115,6 +115,15 @@ def count_registered_aged(db: Database, ward_id: str, today: date, youngest: int
     })
 
 
+def registered_aged_by_ward(db: Database, today: date, youngest: int, oldest: int) -> dict[str, int]:
+    first, last = domain.birth_date_range_for_ages(today, youngest, oldest)
+    pipeline = [
+        {"$match": {"date_of_birth": {"$gte": first.isoformat(), "$lte": last.isoformat()}}},
+        {"$group": {"_id": "$ward_id", "n": {"$sum": 1}}},
+    ]
+    return {row["_id"]: row["n"] for row in db.citizens.aggregate(pipeline)}
+
+
 # ---------------------------------------------------------------- officers
 def create_officer(db: Database, *, username: str, full_name: str, ward_id: str | None, role: str,
                    password: str, created_by: str) -> str:

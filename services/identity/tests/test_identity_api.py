@@ -166,3 +166,71 @@ def test_health_readiness_metrics_openapi(client):
     assert client.get("/identity/api/v1/openapi.json").get_json()["openapi"].startswith("3.")
     metrics = client.get("/identity/metrics")
     assert metrics.status_code == 200 and b"motcua_http_requests_total" in metrics.data
+
+
+def test_counter_registration_without_password_texts_a_temporary_one(settings, token):
+    from dataclasses import replace as dc_replace
+
+    bootstrap.prepare(settings, demo=True)
+    sent = []
+    app = create_app(settings, send_reply=lambda *args: sent.append(args))
+    client = app.test_client()
+    officer = bearer(login(client, "canbo.haichau", demo.DEMO_STAFF_PASSWORD))
+    body = citizen_body()
+    body.pop("password")
+    created = client.post("/identity/api/v1/citizens", json=body, headers=officer)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["temporary_password_sent"] is True
+    to, template, variables, ward_id, key = sent[-1]
+    assert (to, template, ward_id) == ("+84905123456", "temporary_password", WARD)
+    session = login(client, "048090001234", variables["password"]).get_json()
+    assert session["must_change_password"] is True
+    # the web (no officer) must give a password
+    web = client.post("/identity/api/v1/citizens", json=dict(body, national_id="048090009999"))
+    assert web.status_code == 422
+    again = client.post(f"/identity/api/v1/citizens/{created.get_json()['citizen_id']}/temporary-password", headers=officer)
+    assert again.status_code == 200 and sent[-1][2]["password"] != variables["password"]
+    other = bearer(login(client, "canbo.badinh", demo.DEMO_STAFF_PASSWORD))
+    assert client.post(f"/identity/api/v1/citizens/{created.get_json()['citizen_id']}/temporary-password",
+                       headers=other).status_code == 404
+
+
+def test_coverage_gauge_and_population_edits(client):
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    admin = bearer(login(client, "admin", "admin-secret-1"))
+    assert client.put(f"/identity/api/v1/wards/{WARD}/population", json={"target_population": 4}, headers=admin).status_code == 200
+    officer = bearer(login(client, "canbo.haichau", demo.DEMO_STAFF_PASSWORD))
+    assert client.put(f"/identity/api/v1/wards/{WARD}/population", json={"target_population": 4}, headers=officer).status_code == 403
+    assert client.put(f"/identity/api/v1/wards/{WARD}/population", json={"target_population": -1}, headers=admin).status_code == 422
+    text = client.get("/identity/metrics").get_data(as_text=True)
+    assert f'motcua_citizens_registered_18_60{{ward_id="{WARD}"}} 1.0' in text
+    assert f'motcua_registration_coverage_ratio{{ward_id="{WARD}"}} 0.25' in text
+
+
+ROLES = ["anonymous", "citizen", "officer", "ward_admin", "monitor", "admin"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_authorization_matrix(client, role):
+    """Who may do what, per role and ward (officers and ward admins of dn-hai-chau)."""
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    logins = {"citizen": ("048090001234", "hoa-sen-2026"), "officer": ("canbo.haichau", demo.DEMO_STAFF_PASSWORD),
+              "ward_admin": ("truongbp.haichau", demo.DEMO_STAFF_PASSWORD),
+              "monitor": ("giamsat.thanhpho", demo.DEMO_STAFF_PASSWORD), "admin": ("admin", "admin-secret-1")}
+    headers = bearer(login(client, *logins[role])) if role in logins else {}
+    expected = {
+        # endpoint: roles allowed
+        ("GET", f"/identity/api/v1/wards/{WARD}/coverage"): {"officer", "ward_admin", "monitor", "admin"},
+        ("GET", "/identity/api/v1/wards/hn-ba-dinh/coverage"): {"monitor", "admin"},
+        ("PUT", f"/identity/api/v1/wards/{WARD}/population"): {"admin"},
+        ("POST", "/identity/api/v1/officers"): {"ward_admin", "admin"},
+    }
+    bodies = {"PUT": {"target_population": 9000},
+              "POST": {"username": f"cb.{role}", "full_name": "Lê Văn Tâm", "ward_id": WARD, "role": "officer",
+                       "password": "quay-so-2-2026"}}
+    for (method, path), allowed in expected.items():
+        response = client.open(path, method=method, json=bodies.get(method), headers=headers)
+        if role in allowed:
+            assert response.status_code in (200, 201), (method, path, role, response.get_json())
+        else:
+            assert response.status_code == (401 if role == "anonymous" else 403), (method, path, role)
