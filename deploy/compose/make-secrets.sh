@@ -1,0 +1,47 @@
+#!/bin/sh
+# Creates deploy/compose/secrets/*.env with fresh random passwords, once, before the first
+# `docker compose up`. Existing files are kept, so running it again changes nothing.
+# The folder is git-ignored: these files never enter the repository.
+set -eu
+
+dir=${1:-"$(dirname "$0")/secrets"}
+mkdir -p "$dir"
+umask 077
+
+# 32 URL-safe characters: no percent-encoding needed inside the connection URLs.
+password() {
+  LC_ALL=C tr -dc 'A-Za-z0-9' < /dev/urandom | head -c 32
+}
+
+if [ -e "$dir/motcua.env" ]; then
+  echo "secrets already exist in $dir; nothing changed"
+  exit 0
+fi
+
+mongo_password=$(password)
+broker_password=$(password)
+
+cat > "$dir/mongodb.env" <<ENV
+MONGO_INITDB_ROOT_USERNAME=motcua
+MONGO_INITDB_ROOT_PASSWORD=$mongo_password
+ENV
+
+cat > "$dir/rabbitmq.env" <<ENV
+RABBITMQ_DEFAULT_USER=motcua
+RABBITMQ_DEFAULT_PASS=$broker_password
+ENV
+
+cat > "$dir/motcua.env" <<ENV
+MONGO_URL=mongodb://motcua:$mongo_password@mongodb:27017/?replicaSet=rs0&authSource=admin
+AMQP_URL=amqp://motcua:$broker_password@rabbitmq:5672/%2F
+MOTCUA_ADMIN_PASSWORD=$(password)
+SMS_INBOUND_TOKEN=$(password)
+# SMS_GATEWAY_URL=https://sms-gateway.example/send   (unset: SMS go to the notify worker's log)
+ENV
+
+cat > "$dir/grafana.env" <<ENV
+GF_SECURITY_ADMIN_USER=admin
+GF_SECURITY_ADMIN_PASSWORD=$(password)
+ENV
+
+echo "secrets written to $dir (the administrator passwords are in motcua.env and grafana.env)"
