@@ -8,6 +8,7 @@ restarted. SIGINT/SIGTERM stop everything cleanly."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from urllib.parse import urlparse
 import requests
 
 from .config import SERVICES, Settings
-from .embedded import EmbeddedMongo
+from .embedded import EmbeddedMongo, free_port
 
 
 def say(message: str) -> None:
@@ -72,8 +73,11 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    metrics_port: int | None = None
 
     def start(self, env: dict) -> None:
+        if self.metrics_port is not None:
+            env = {**env, "METRICS_PORT": str(self.metrics_port)}
         # Children write to our stderr only: stdout carries just the "motcua ready" line,
         # so a caller that stops reading it can never block a child on a full pipe.
         self.process = subprocess.Popen(self.argv, env=env, stdout=sys.stderr)
@@ -142,6 +146,48 @@ class Platform:
                 child.restarts += 1
                 child.next_start = 0.0
                 child.start(self.env)
+                say(f"{child.name} restarted (restart {child.restarts} of this child, "
+                    f"{sum(c.restarts for c in self.children)} in all)")
+                self._write_restart_counts()
+
+    def _write_restart_counts(self) -> None:
+        """Restarts per child as a Prometheus textfile ($MOTCUA_DATA_DIR/supervisor.prom),
+        for node_exporter's textfile collector or a glance by the ops team."""
+        lines = ["# HELP motcua_supervisor_restarts_total Child processes restarted by motcua up.",
+                 "# TYPE motcua_supervisor_restarts_total counter"]
+        lines += [f'motcua_supervisor_restarts_total{{child="{c.name}"}} {c.restarts}' for c in self.children]
+        path = Path(self.env["MOTCUA_DATA_DIR"]) / "supervisor.prom"
+        try:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            say(f"could not write {path}: {exc}")
+
+    def _children(self) -> list[Child]:
+        cli = [sys.executable, "-m", "motcua_common.cli"]
+        children = [Child("api", cli + ["api", "--all", "--host", self.host, "--port", str(self.port)])]
+        for service in self.services:
+            # Workers and relays count events and SMS; each exposes /metrics on its own port.
+            children.append(Child(f"{service}-worker", cli + ["worker", "--service", service], metrics_port=free_port()))
+            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service], metrics_port=free_port()))
+        self._write_scrape_targets(children)
+        return children
+
+    def _write_scrape_targets(self, children: list[Child]) -> None:
+        """Every process's metrics endpoint as a Prometheus file_sd list
+        ($MOTCUA_DATA_DIR/prometheus-targets.json): point a file_sd_configs job at it."""
+        targets = [{"targets": [f"127.0.0.1:{self.port}"],
+                    "labels": {"service": svc, "role": "api", "__metrics_path__": f"/{svc}/metrics"}}
+                   for svc in self.services]
+        for child in children:
+            if child.metrics_port is not None:
+                service, role = child.name.rsplit("-", 1)
+                targets.append({"targets": [f"127.0.0.1:{child.metrics_port}"], "labels": {"service": service, "role": role}})
+        path = Path(self.env["MOTCUA_DATA_DIR"]) / "prometheus-targets.json"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(targets, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
 
     def run(self) -> int:
         settings_env = self._environment()
@@ -151,11 +197,7 @@ class Platform:
         self._prepare(settings)
         if _reachable(self.host if self.host != "0.0.0.0" else "127.0.0.1", self.port, 0.5):
             raise LaunchError(f"port {self.port} is already in use; choose another with --port")
-        cli = [sys.executable, "-m", "motcua_common.cli"]
-        self.children = [Child("api", cli + ["api", "--all", "--host", self.host, "--port", str(self.port)])]
-        for service in self.services:
-            self.children.append(Child(f"{service}-worker", cli + ["worker", "--service", service]))
-            self.children.append(Child(f"{service}-relay", cli + ["relay", "--service", service]))
+        self.children = self._children()
 
         def _stop(*_args):
             self.stopping = True
@@ -164,6 +206,7 @@ class Platform:
         signal.signal(signal.SIGINT, _stop)
         for child in self.children:
             child.start(self.env)
+        self._write_restart_counts()
         try:
             self._wait_ready()
             if not self.stopping:
@@ -191,7 +234,8 @@ class Platform:
                 child.process.wait()
         if self.database is not None:
             self.database.stop()
-        say("stopped")
+        restarted = {c.name: c.restarts for c in self.children if c.restarts}
+        say("stopped" + (f"; restarts: {', '.join(f'{n} {k}' for n, k in restarted.items())}" if restarted else ""))
 
 
 def up(port: int, demo: bool, host: str = "127.0.0.1") -> int:

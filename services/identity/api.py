@@ -15,7 +15,7 @@ from motcua_common.auth import SigningKey, TokenVerifier
 from motcua_common.config import Settings
 from motcua_common.http import (
     Problem, ServiceContext, ValidationFailed, authenticated, create_service_app, current_principal,
-    field_error, forbidden, idempotent, json_body, request_context,
+    field_error, forbidden, idempotent, json_body,
 )
 from motcua_common.mongo import connect, service_database
 from motcua_common.ratelimit import FixedWindowLimiter

@@ -169,7 +169,6 @@ def test_health_readiness_metrics_openapi(client):
 
 
 def test_counter_registration_without_password_texts_a_temporary_one(settings, token):
-    from dataclasses import replace as dc_replace
 
     bootstrap.prepare(settings, demo=True)
     sent = []

@@ -1,0 +1,69 @@
+"""The platform under test, shared by every module of tests/e2e: one `motcua up --demo`
+subprocess on its own RabbitMQ vhost and data dir, with a recording SMS gateway."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from motcua_common.embedded import free_port
+from motcua_common.testing import create_vhost, delete_vhost
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from sms_gateway import RecordingGateway  # noqa: E402
+
+SMS_INBOUND_TOKEN = "e2e-gateway-token"
+
+
+@pytest.fixture(scope="package")
+def gateway():
+    with RecordingGateway() as gw:
+        yield gw
+
+
+@pytest.fixture(scope="package")
+def platform(tmp_path_factory, gateway):
+    vhost = f"motcua-e2e-{uuid.uuid4().hex[:8]}"
+    amqp_url = create_vhost(vhost)
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("motcua-data")
+    log_path = data_dir / "platform.log"
+    env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
+               MOTCUA_ADMIN_PASSWORD="quan-tri-2026",
+               SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REGISTRATION_WARD="dn-hai-chau", MOTCUA_RELAY_POLL_SECONDS="0.1")
+    env.pop("MONGO_URL", None)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    deadline = time.monotonic() + 240
+    ready = None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        if line.startswith("motcua ready"):
+            ready = line.split()[2]
+            break
+    if ready is None:
+        proc.kill()
+        pytest.fail(f"motcua up did not become ready; log:\n{log_path.read_text()[-5000:]}")
+    yield {"base": ready, "proc": proc, "log": log_path, "data_dir": data_dir}
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = None
+    log.close()
+    delete_vhost(vhost)
+    assert code == 0, f"motcua up did not stop cleanly on SIGTERM (exit {code})"
+
+
