@@ -1,6 +1,8 @@
 """notify's HTTP API (CONTRACT.md "notify"): the ward's notifications, groups, broadcasts."""
 from __future__ import annotations
 
+import hmac
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
     db = service_database(connect(settings), settings, "notify")
     verifier = verifier or TokenVerifier.from_url(settings.jwks_url)
     ctx = ServiceContext("notify", settings, db, verifier)
+    broadcast_rate = float(os.environ.get("NOTIFY_BROADCAST_PER_SECOND", "5"))
     api = Blueprint("notify_api", __name__, url_prefix="/notify/api/v1")
 
     # ------------------------------------------------------------ notifications
@@ -143,11 +146,55 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
 
         def create():
             broadcast_id = store.create_broadcast(db, group, body["text"].strip(), principal.subject,
-                                                  datetime.now(timezone.utc))
+                                                  datetime.now(timezone.utc), broadcast_rate)
             return {"broadcast_id": broadcast_id, "recipients": len(group["members"]),
                     "encoding": sms.encoding, "segments": sms.segments}, 202
 
         return idempotent(db, "notify.broadcasts", create)
+
+    @api.get("/broadcasts/<broadcast_id>")
+    @authenticated("officer", "ward_admin", "admin")
+    def broadcast_progress(broadcast_id: str):
+        """Where each member's message is: the ward sees who has not been reached yet."""
+        principal = current_principal()
+        broadcast = store.find_broadcast(db, broadcast_id)
+        if broadcast is None:
+            raise Problem(404, "broadcast_not_found", "Không tìm thấy tin nhắn nhóm",
+                          "Không có tin nhắn nhóm với mã này. / No broadcast with this id.")
+        if not principal.is_staff_of(broadcast["ward_id"]):
+            raise forbidden("Chỉ cán bộ của phường. / Only the ward's staff.")
+        deliveries = [notification_view(doc) for doc in store.broadcast_deliveries(db, broadcast_id)]
+        counts: dict[str, int] = {}
+        for d in deliveries:
+            counts[d["status"]] = counts.get(d["status"], 0) + 1
+        return jsonify({"broadcast_id": broadcast_id, "group_id": broadcast["group_id"],
+                        "ward_id": broadcast["ward_id"], "recipients": broadcast["recipients"],
+                        "created_at": _iso(broadcast.get("created_at")), "by_status": counts,
+                        "deliveries": deliveries})
+
+    # ------------------------------------------------------------ delivery receipts
+    @api.post("/receipts")
+    def delivery_receipt():
+        """The SMS gateway reports what became of a message: {id, status} with status
+        delivered | undeliverable | expired; header X-Gateway-Token (SMS_INBOUND_TOKEN)."""
+        expected = settings.sms_inbound_token
+        given = request.headers.get("X-Gateway-Token", "")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Problem(401, "invalid_gateway_token", "Gateway không hợp lệ",
+                          "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token.")
+        body = json_body()
+        errors = []
+        if not isinstance(body.get("id"), str) or not body["id"]:
+            errors.append(field_error("id", "Mã tin nhắn là bắt buộc. / Required."))
+        if body.get("status") not in domain.RECEIPT_STATUSES:
+            errors.append(field_error("status", f"Một trong: {', '.join(domain.RECEIPT_STATUSES)}."))
+        if errors:
+            raise ValidationFailed(errors)
+        doc = store.record_receipt(db, body["id"], body["status"], datetime.now(timezone.utc))
+        if doc is None:
+            raise Problem(404, "notification_not_found", "Không tìm thấy tin nhắn",
+                          "Không có tin nhắn với mã này. / No notification with this id.")
+        return jsonify({"id": doc["_id"], "status": doc["status"]})
 
     return create_service_app(ctx, [api], OPENAPI,
                               extra_collectors=[OutboxPendingCollector("notify", lambda: pending_count(db))])

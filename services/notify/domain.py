@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-CHANNEL_SMS = "sms"
+CHANNEL_SMS, CHANNEL_EMAIL = "sms", "email"
 
 # A notification's life: pending -> sending (claimed by one sender, under a lease)
 # -> sent | failed, or back to pending to wait for its next attempt.
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
-STATUSES = (PENDING, SENDING, SENT, FAILED)
+# After `sent`, the gateway's delivery receipt (POST /receipts) settles what happened:
+# on the phone, refused by the network, or never delivered within its validity period.
+# A message with no receipt by the end of that period is counted `expired`.
+DELIVERED, UNDELIVERABLE, EXPIRED = "delivered", "undeliverable", "expired"
+RECEIPT_STATUSES = (DELIVERED, UNDELIVERABLE, EXPIRED)
+STATUSES = (PENDING, SENDING, SENT, FAILED, *RECEIPT_STATUSES)
 
 # Why a notification failed; stable codes, carried by NotificationFailed.
 NO_CONTACT = "no_contact"                    # identity knows no phone for the citizen
@@ -82,6 +87,24 @@ def count_segments(text: str, encoding: str) -> int:
             segments, used = segments + 1, 0
         used += size
     return segments
+
+
+def split_parts(text: str, encoding: str) -> list[str]:
+    """The parts a concatenated SMS is sent in (what an SMPP gateway submits one by one),
+    cut the way count_segments counts: never through a character."""
+    single, part = SEGMENT_UNITS[encoding]
+    units = [_units(ch, encoding) for ch in text]
+    if sum(units) <= single:
+        return [text]
+    parts, current, used = [], [], 0
+    for ch, size in zip(text, units):
+        if used + size > part:
+            parts.append("".join(current))
+            current, used = [], 0
+        current.append(ch)
+        used += size
+    parts.append("".join(current))
+    return parts
 
 
 # Punctuation a keyboard or a word processor slips in, with a GSM-7 form.
@@ -152,8 +175,34 @@ TEMPLATES = {
         ),
         # A ward admin's own words to a group, sent as written.
         Template("broadcast", "{text}"),
+        # Replies to a citizen's SMS command, asked for by identity (send_sms_reply).
+        # The temporary password says how to change it in the same breath: citizens who
+        # never learn how end up with an account they cannot use (seed 000).
+        Template(
+            "temporary_password",
+            "Mật khẩu tạm thời: {password}, dùng {valid_hours} giờ. Để đổi, nhắn "
+            "MK {password} <mật khẩu mới> tới số này hoặc vào Cổng dịch vụ công.",
+        ),
+        Template(
+            "password_changed",
+            "Mật khẩu tài khoản Một Cửa của ông/bà vừa được đổi. Nếu không phải ông/bà "
+            "đổi, xin báo ngay Bộ phận Một cửa phường.",
+        ),
+        # A ready-made answer from identity: a dossier's status, the command help.
+        Template("reply", "{text}"),
     )
 }
+
+# What identity may ask notify to text to a phone, over RPC (never through an event).
+REPLY_TEMPLATES = ("temporary_password", "password_changed", "reply")
+# Texts that carry a credential: never logged, never in an event, and erased from the
+# store (variables and text) as soon as the message is sent or has finally failed.
+SECRET_TEMPLATES = frozenset({"temporary_password"})
+MAX_REPLY_SEGMENTS = 5
+
+
+def is_secret(template_name: str) -> bool:
+    return template_name in SECRET_TEMPLATES
 
 
 def format_date(value: str) -> str:
@@ -169,6 +218,8 @@ def render(template_name: str, params: dict) -> str:
     values = {}
     for name in template.variables:
         value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)   # e.g. valid_hours=72
         if not isinstance(value, str) or not value.strip():
             raise TemplateError(f"{template_name}: variable {name!r} is missing")
         if name in template.dates:
@@ -211,6 +262,60 @@ def intents_for(event_type: str, payload: dict) -> list[Intent]:
     if event_type == "DossierResultReady":
         return [Intent("dossier_result_ready", citizen_id, _pick(payload, "receipt_code", "procedure_code"))]
     return []
+
+
+# ================================================================ replies to SMS commands
+MAX_KEY_LENGTH = 200
+
+
+class ReplyRefused(ValueError):
+    """identity asked for a reply notify cannot send. The message names the fields only:
+    it must never carry a variable's value (the temporary password)."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+
+@dataclass(frozen=True)
+class Reply:
+    to: str               # E.164
+    template: str
+    params: dict
+    ward_id: str | None
+    key: str
+
+
+def check_reply(to: object, template: object, variables: object, ward_id: object, key: object,
+                unaccented: bool = False) -> Reply:
+    """A reply identity asked for, checked whole (it renders, and not too long), or ReplyRefused."""
+    errors: list[FieldError] = []
+    phone = normalise_phone(to)
+    if phone is None:
+        errors.append(FieldError("to", "not a Vietnamese mobile number"))
+    if template not in REPLY_TEMPLATES:
+        errors.append(FieldError("template", f"one of {', '.join(REPLY_TEMPLATES)}"))
+    if variables is None:
+        variables = {}
+    if not isinstance(variables, dict):
+        errors.append(FieldError("variables", "an object"))
+    if ward_id is not None and (not isinstance(ward_id, str) or not ward_id.strip()):
+        errors.append(FieldError("ward_id", "a ward id or null"))
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
+        errors.append(FieldError("key", f"a non-empty idempotency key of at most {MAX_KEY_LENGTH} characters"))
+    if template in REPLY_TEMPLATES and isinstance(variables, dict):
+        try:
+            body = encode_sms(render(template, variables), unaccented)
+        except TemplateError as exc:
+            errors.append(FieldError("variables", str(exc)))   # names the variable, not its value
+        else:
+            if body.segments > MAX_REPLY_SEGMENTS:
+                errors.append(FieldError("variables", f"the text takes {body.segments} SMS, at most "
+                                                      f"{MAX_REPLY_SEGMENTS}"))
+    if errors:
+        raise ReplyRefused(errors)
+    params = {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in variables.items()}
+    return Reply(to=phone, template=template, params=params, ward_id=ward_id, key=key)
 
 
 # ================================================================ retries
@@ -269,6 +374,25 @@ def normalise_phone(value: object) -> str | None:
     return f"+84{national}"
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def normalise_email(value: object) -> str | None:
+    """An email address as given (trimmed, domain lower-cased), or None."""
+    if not isinstance(value, str) or len(value.strip()) > 254 or not _EMAIL.fullmatch(value.strip()):
+        return None
+    local, _, host = value.strip().rpartition("@")
+    return f"{local}@{host.lower()}"
+
+
+def mask_email(address: str | None) -> str | None:
+    """nguyen.van.a@example.vn -> n***@example.vn"""
+    if not address:
+        return None
+    local, _, host = address.rpartition("@")
+    return f"{local[:1]}***@{host}"
+
+
 def mask_phone(phone: str | None) -> str | None:
     """+84901234567 -> +84******567: officers see which message is which, not the number."""
     if not phone:
@@ -289,7 +413,7 @@ _PHONE_HINT = "Số di động không hợp lệ (ví dụ 0901234567 hoặc +84
 class Group:
     name: str
     ward_id: str
-    members: tuple[str, ...]   # E.164, without duplicates, in the order given
+    members: tuple[str, ...]   # E.164 phones or email addresses, without duplicates, in the order given
 
 
 def check_group(body: dict) -> tuple[Group | None, list[FieldError]]:
@@ -311,11 +435,16 @@ def check_group(body: dict) -> tuple[Group | None, list[FieldError]]:
         errors.append(FieldError("members", f"Tối đa {MAX_GROUP_MEMBERS} số một nhóm. / Too many members."))
     else:
         for index, raw in enumerate(members):
-            phone = normalise_phone(raw)
-            if phone is None:
-                errors.append(FieldError(f"members[{index}]", _PHONE_HINT))
-            elif phone not in phones:
-                phones.append(phone)
+            # A member is a mobile number (SMS) or, for those who prefer it, an email address.
+            if isinstance(raw, str) and "@" in raw:
+                member = normalise_email(raw)
+                hint = "Địa chỉ email không hợp lệ. / Invalid email address."
+            else:
+                member, hint = normalise_phone(raw), _PHONE_HINT
+            if member is None:
+                errors.append(FieldError(f"members[{index}]", hint))
+            elif member not in phones:
+                phones.append(member)
     if errors:
         return None, errors
     return Group(name=name.strip(), ward_id=ward_id.strip(), members=tuple(phones)), []

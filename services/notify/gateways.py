@@ -1,4 +1,5 @@
-"""Where an SMS goes out: the HTTP gateway of CONTRACT.md, or the console on one machine.
+"""Where an SMS goes out: the HTTP gateway of CONTRACT.md, an SMPP link to a telco's SMSC
+(smpp.py), or the console on one machine.
 
 A gateway answers with an Outcome: accepted, worth retrying (the gateway or the link is
 down, or it asks us to slow down), or rejected for good. It never sees more than the
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ class OutboundSms:
     segments: int
     ward_id: str = ""  # for the log, not for the wire
     template: str = ""
+    secret: bool = False  # the text carries a credential: no log line may show it
+
+    def loggable_text(self) -> str:
+        return "[nội dung bí mật, không ghi vào nhật ký]" if self.secret else self.text
 
     def wire(self) -> dict:
         return {"id": self.id, "to": self.to, "text": self.text, "encoding": self.encoding,
@@ -36,14 +42,17 @@ class Outcome:
     retryable: bool = False
     detail: str = ""                 # short and free of personal data: "HTTP 503", "timeout"
     retry_after: float | None = None
+    # The request went out but no answer came back: the gateway may have taken it. Such a
+    # message is retried on the same gateway only (its Idempotency-Key dedupes), see routing.py.
+    ambiguous: bool = False
 
     @classmethod
     def ok(cls) -> "Outcome":
         return cls(accepted=True)
 
     @classmethod
-    def retry(cls, detail: str, retry_after: float | None = None) -> "Outcome":
-        return cls(accepted=False, retryable=True, detail=detail, retry_after=retry_after)
+    def retry(cls, detail: str, retry_after: float | None = None, ambiguous: bool = False) -> "Outcome":
+        return cls(accepted=False, retryable=True, detail=detail, retry_after=retry_after, ambiguous=ambiguous)
 
     @classmethod
     def reject(cls, detail: str) -> "Outcome":
@@ -54,13 +63,20 @@ class ConsoleGateway:
     """No SMS gateway configured (one machine): the message goes to the notify log and
     stays in the notify store. The phone number is never logged."""
 
+    receipts = False   # nothing will ever report delivery: `sent` is final
+
     def send(self, sms: OutboundSms) -> Outcome:
         log.info(
-            "sms written to the log (no SMS gateway configured): %s", sms.text,
+            "sms written to the log (no SMS gateway configured): %s", sms.loggable_text(),
             extra={"notification_id": sms.id, "ward_id": sms.ward_id, "template": sms.template,
                    "encoding": sms.encoding, "segments": sms.segments},
         )
         return Outcome.ok()
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -74,7 +90,9 @@ class HttpGateway:
     """POST {"id", "to", "text", "encoding", "segments"} with `Idempotency-Key: <id>`.
 
     2xx: accepted. 5xx, 429, 408 or no answer in time: retry. Any other 4xx: the message
-    itself is wrong, retrying cannot help."""
+    itself is wrong, retrying cannot help. Delivery receipts come back to POST /receipts."""
+
+    receipts = True
 
     def __init__(self, url: str, timeout_seconds: float = 10.0, session: requests.Session | None = None):
         self.url = url
@@ -89,10 +107,15 @@ class HttpGateway:
                 headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": sms.id},
                 timeout=self.timeout,
             )
+        except requests.ConnectTimeout:
+            return Outcome.retry("connect timeout")       # never reached the gateway
         except requests.Timeout:
-            return Outcome.retry("timeout")
+            return Outcome.retry("timeout", ambiguous=True)
+        except requests.ConnectionError as exc:
+            # Refused before anything was sent, or reset after the request went out.
+            return Outcome.retry(f"unreachable: {exc.__class__.__name__}", ambiguous=not _never_connected(exc))
         except requests.RequestException as exc:
-            return Outcome.retry(f"unreachable: {exc.__class__.__name__}")
+            return Outcome.retry(f"unreachable: {exc.__class__.__name__}", ambiguous=True)
         status = response.status_code
         if 200 <= status < 300:
             return Outcome.ok()
@@ -105,11 +128,22 @@ class HttpGateway:
 
 
 def gateway_for(url: str | None, timeout_seconds: float = 10.0):
-    """The HTTP gateway for an http(s) URL, the console without one."""
+    """The HTTP gateway for an http(s) URL, an SMPP client for smpp://, the console without one."""
     if not url:
         return ConsoleGateway()
     scheme = urlparse(url).scheme
+    if scheme == "smpp":
+        from .smpp import SmppGateway
+        return SmppGateway.from_url(url, timeout_seconds)
     if scheme not in ("http", "https"):
         # Name the scheme only: the URL may carry a credential.
-        raise ValueError(f"SMS_GATEWAY_URL must be an http(s) URL, not {scheme or 'one without a scheme'}")
+        raise ValueError(f"an SMS gateway URL must be http(s):// or smpp://, not {scheme or 'one without a scheme'}")
     return HttpGateway(url, timeout_seconds)
+
+
+def route_name(url: str | None) -> str:
+    """A gateway's name for logs and metrics: scheme, host and port, never a credential."""
+    if not url:
+        return "console"
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")

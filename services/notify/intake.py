@@ -1,4 +1,4 @@
-"""From a consumed event to pending notifications, once per event.
+"""From a consumed event, or a command from identity, to pending notifications, once.
 
 Kept apart from worker.py so that it runs (and is tested) without a nameko container."""
 from __future__ import annotations
@@ -39,3 +39,13 @@ def accept_event(db: Database, event: Event, now: datetime | None = None) -> str
             db[store.NOTIFICATIONS].insert_one(doc, session=session)
 
     return handle_once(db, CONSUMER, event, work)
+
+
+def accept_reply(db: Database, to, template, variables, ward_id, key, unaccented: bool = False,
+                 now: datetime | None = None) -> str:
+    """identity's send_sms_reply: a pending SMS to `to`, once per `key`; its notification id.
+
+    Checked whole before anything is stored (domain.ReplyRefused otherwise), so a reply
+    that cannot render never waits in the store."""
+    reply = domain.check_reply(to, template, variables, ward_id, key, unaccented)
+    return store.add_reply(db, reply, now or datetime.now(timezone.utc))

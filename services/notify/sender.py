@@ -14,6 +14,7 @@ Knobs, read from the environment by SendOptions.from_env (defaults in brackets):
   NOTIFY_SEND_LEASE_SECONDS        how long a claimed message is held by one sender [60]
                                    (never less than both timeouts and a margin)
   NOTIFY_SEND_CONCURRENCY          senders side by side in one worker [4]
+  NOTIFY_SMS_SEGMENT_PRICE         what one SMS segment costs (VND), for the cost metric [0]
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from pymongo.errors import PyMongoError
 from motcua_common import metrics
 from motcua_common.config import Settings
 
-from . import domain, store
+from . import domain, store, telemetry
 from .gateways import OutboundSms
+from .mail import SUBJECT, ConsoleMail, OutboundEmail
+from .routing import as_pool
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class SendOptions:
     lease_seconds: float = 60.0
     batch_size: int = 100
     concurrency: int = 4
+    segment_price: float = 0.0   # what the operator bills a segment (VND), for the cost metric
 
     @classmethod
     def from_env(cls, settings: Settings, env: dict | None = None) -> "SendOptions":
@@ -77,13 +81,18 @@ class SendOptions:
             identity_timeout_seconds=identity_timeout,
             lease_seconds=lease,
             concurrency=max(1, int(env.get("NOTIFY_SEND_CONCURRENCY", "4"))),
+            segment_price=float(env.get("NOTIFY_SMS_SEGMENT_PRICE", "0")),
         )
 
 
 class Sender:
+    """`gateway`: a routing.GatewayPool, or one gateway (used alone, without a limit).
+    `mail`: where email goes (mail.py); the notify log when not given."""
+
     def __init__(self, db: Database, gateway, contacts: ContactLookup, options: SendOptions,
-                 clock: Callable[[], datetime] = utcnow, rand: Callable[[], float] = random.random):
-        self.db, self.gateway, self.contacts, self.options = db, gateway, contacts, options
+                 clock: Callable[[], datetime] = utcnow, rand: Callable[[], float] = random.random, mail=None):
+        self.db, self.pool, self.contacts, self.options = db, as_pool(gateway), contacts, options
+        self.mail = mail or ConsoleMail()
         self.clock, self.rand = clock, rand
 
     def send_due(self) -> int:
@@ -121,6 +130,8 @@ class Sender:
         except domain.TemplateError as exc:
             log.error("template cannot be rendered: %s", exc, extra=_ids(doc))
             return self._fail(doc, domain.TEMPLATE_ERROR, str(exc))
+        if doc["channel"] == domain.CHANNEL_EMAIL:
+            return self._deliver_email(doc, text)
 
         if doc.get("phone"):
             phone = doc["phone"]
@@ -134,36 +145,74 @@ class Sender:
                 return self._fail(doc, domain.NO_CONTACT)
 
         body = domain.encode_sms(text, self.options.unaccented)
-        outcome = self.gateway.send(OutboundSms(
+        delivery = self.pool.send(OutboundSms(
             id=doc["_id"], to=phone, text=body.text, encoding=body.encoding, segments=body.segments,
-            ward_id=doc["ward_id"], template=doc["template"],
-        ))
+            ward_id=doc["ward_id"] or "", template=doc["template"], secret=domain.is_secret(doc["template"]),
+        ), pinned=doc.get("pinned_gateway"))
+        outcome = delivery.outcome
+        telemetry.GATEWAY_TRIES.labels(delivery.gateway, _outcome_label(outcome)).inc()
         if outcome.accepted:
-            if not store.record_sent(self.db, doc, self.clock(), domain.mask_phone(phone), body):
+            if not store.record_sent(self.db, doc, self.clock(), domain.mask_phone(phone), body,
+                                     gateway=delivery.gateway, awaits_receipt=delivery.receipts):
                 return "lost"
             metrics.NOTIFICATIONS.labels(domain.CHANNEL_SMS, domain.SENT).inc()
-            log.info("sms sent", extra={**_ids(doc), "attempts": doc["attempts"], "segments": body.segments})
+            telemetry.count_sent_sms(doc["ward_id"], doc["template"], delivery.gateway, body.segments,
+                                     self.options.segment_price)
+            log.info("sms sent", extra={**_ids(doc), "attempts": doc["attempts"], "segments": body.segments,
+                                        "gateway": delivery.gateway})
             return "sent"
         if outcome.retryable:
-            return self._retry_or_fail(doc, domain.GATEWAY_UNAVAILABLE, outcome.detail, outcome.retry_after)
+            # An ambiguous try pins the message to that gateway: only its key dedupes a resend.
+            pin = delivery.gateway if outcome.ambiguous else doc.get("pinned_gateway")
+            log.info("gateway try failed", extra={**_ids(doc), "gateway": delivery.gateway,
+                                                  "error": outcome.detail, "ambiguous": outcome.ambiguous})
+            return self._retry_or_fail(doc, domain.GATEWAY_UNAVAILABLE, outcome.detail, outcome.retry_after, pin)
+        log.info("gateway refused the message", extra={**_ids(doc), "gateway": delivery.gateway,
+                                                       "error": outcome.detail})
         return self._fail(doc, domain.GATEWAY_REJECTED, outcome.detail)
 
-    def _retry_or_fail(self, doc: dict, reason: str, detail: str, retry_after: float | None = None) -> str:
+    def _deliver_email(self, doc: dict, text: str) -> str:
+        address = doc.get("email")
+        outcome = self.mail.send(OutboundEmail(
+            id=doc["_id"], to=address, subject=SUBJECT, text=text, ward_id=doc["ward_id"] or "",
+            template=doc["template"], secret=domain.is_secret(doc["template"]),
+        ))
+        if outcome.accepted:
+            if not store.record_sent(self.db, doc, self.clock(), domain.mask_email(address), None,
+                                     gateway="smtp", awaits_receipt=False):
+                return "lost"
+            metrics.NOTIFICATIONS.labels(domain.CHANNEL_EMAIL, domain.SENT).inc()
+            log.info("email sent", extra={**_ids(doc), "attempts": doc["attempts"]})
+            return "sent"
+        if outcome.retryable:
+            return self._retry_or_fail(doc, domain.GATEWAY_UNAVAILABLE, outcome.detail)
+        return self._fail(doc, domain.GATEWAY_REJECTED, outcome.detail)
+
+    def _retry_or_fail(self, doc: dict, reason: str, detail: str, retry_after: float | None = None,
+                       pin: str | None = None) -> str:
         now = self.clock()
         at = domain.next_attempt_at(self.options.retry, doc["first_attempt_at"], now, doc["attempts"],
                                     self.rand, retry_after)
         if at is None:
             return self._fail(doc, reason, detail)
-        log.warning("sms not sent, will retry", extra={**_ids(doc), "attempts": doc["attempts"], "error": detail,
-                                                        "retry_in_seconds": round((at - now).total_seconds(), 1)})
-        return "retry" if store.schedule_retry(self.db, doc, at, detail) else "lost"
+        log.warning("notification not sent, will retry", extra={
+            **_ids(doc), "attempts": doc["attempts"], "error": detail,
+            "retry_in_seconds": round((at - now).total_seconds(), 1)})
+        return "retry" if store.schedule_retry(self.db, doc, at, detail, pin) else "lost"
 
     def _fail(self, doc: dict, reason: str, detail: str = "") -> str:
         if not store.record_failed(self.db, doc, self.clock(), reason, detail):
             return "lost"
-        metrics.NOTIFICATIONS.labels(domain.CHANNEL_SMS, domain.FAILED).inc()
-        log.warning("sms failed", extra={**_ids(doc), "attempts": doc["attempts"], "reason": reason, "error": detail})
+        metrics.NOTIFICATIONS.labels(doc["channel"], domain.FAILED).inc()
+        log.warning("notification failed", extra={**_ids(doc), "attempts": doc["attempts"], "reason": reason,
+                                                  "error": detail})
         return "failed"
+
+
+def _outcome_label(outcome) -> str:
+    if outcome.accepted:
+        return "accepted"
+    return "retry" if outcome.retryable else "rejected"
 
 
 def _ids(doc: dict) -> dict:

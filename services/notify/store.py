@@ -13,7 +13,9 @@ A notification document:
   next_attempt_at  when it may be claimed: the next try, or the end of a sender's lease
   claim            the sender holding it while `sending`
   attempts, first_attempt_at, sent_at, failed_at, reason, last_error
-  text, encoding, segments   what went out
+  text, encoding, segments   what went out (never the text of a secret template)
+  secret           true for a text carrying a credential (domain.SECRET_TEMPLATES): its
+                   params are erased ($unset) the moment it is sent or finally fails
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from motcua_common.events import new_event
 from motcua_common.mongo import in_transaction
@@ -45,10 +48,20 @@ def ensure_indexes(db: Database) -> None:
     db[GROUPS].create_index([("ward_id", ASCENDING), ("created_at", DESCENDING)], name="by_ward")
 
 
+# A reply's id is derived from the caller's idempotency key, so that the same key can
+# never make a second notification, however the calls race.
+REPLY_NAMESPACE = uuid.UUID("6d1f0a52-8c55-4d3e-9a57-3f1f6c0de601")
+
+
 # ---------------------------------------------------------------- notifications
 def new_notification(*, template: str, params: dict, ward_id: str, source_id: str, now: datetime,
-                     citizen_id: str | None = None, phone: str | None = None) -> dict:
-    """A pending SMS, to a citizen (by id) or to a group member (by phone)."""
+                     citizen_id: str | None = None, phone: str | None = None, email: str | None = None) -> dict:
+    """A pending SMS, to a citizen (by id) or to a group member (by phone); or an email."""
+    if email:
+        return {**new_notification(template=template, params=params, ward_id=ward_id, source_id=source_id,
+                                   now=now, phone=None),
+                "channel": domain.CHANNEL_EMAIL, "recipient": email, "email": email,
+                "to": domain.mask_email(email)}
     return {
         "_id": str(uuid.uuid4()),
         "channel": domain.CHANNEL_SMS,
@@ -65,8 +78,28 @@ def new_notification(*, template: str, params: dict, ward_id: str, source_id: st
         "created_at": now,
         "next_attempt_at": now,
         "sent_at": None,
+        "secret": domain.is_secret(template),
         # first_attempt_at is left out on purpose: $min sets it on the first claim.
     }
+
+
+def add_reply(db: Database, reply: domain.Reply, now: datetime) -> str:
+    """A reply to a phone (identity's send_sms_reply), once per idempotency key: the id
+    of the notification that key made, new or not."""
+    doc = new_notification(template=reply.template, params=reply.params, ward_id=reply.ward_id,
+                           source_id=f"reply:{reply.key}", phone=reply.to, now=now)
+    doc["_id"] = str(uuid.uuid5(REPLY_NAMESPACE, reply.key))
+    try:
+        db[NOTIFICATIONS].insert_one(doc)
+    except DuplicateKeyError:
+        pass  # the key was used before: its notification stands, whatever this call asked
+    return doc["_id"]
+
+
+def _erase_secret(doc: dict) -> dict:
+    """What a settled notification forgets: a credential has no business in the store
+    once it is out (or can no longer go out)."""
+    return {"params": "", "text": ""} if doc.get("secret") else {}
 
 
 def claim_due(db: Database, now: datetime, lease_seconds: float) -> dict | None:
@@ -93,20 +126,29 @@ def _held(doc: dict) -> dict:
     return {"_id": doc["_id"], "claim": doc["claim"], "status": domain.SENDING}
 
 
-def record_sent(db: Database, doc: dict, now: datetime, to_masked: str | None, body: domain.SmsBody) -> bool:
-    """Mark sent and store NotificationSent in the same write. False if the claim was lost."""
+def record_sent(db: Database, doc: dict, now: datetime, to_masked: str | None, body: domain.SmsBody | None,
+                gateway: str = "", awaits_receipt: bool = False) -> bool:
+    """Mark sent and store NotificationSent in the same write. False if the claim was lost.
+
+    `body` is the SMS as sent (None for an email); `awaits_receipt`: the gateway will
+    report delivery, and the message is reconciled if it does not."""
 
     def change(session) -> bool:
+        sent = {"status": domain.SENT, "sent_at": now, "to": to_masked, "last_error": None,
+                "gateway": gateway, "awaits_receipt": awaits_receipt}
+        if body is not None:
+            sent.update(encoding=body.encoding, segments=body.segments)
+            if not doc.get("secret"):
+                sent["text"] = body.text
         result = db[NOTIFICATIONS].update_one(_held(doc), {
-            "$set": {"status": domain.SENT, "sent_at": now, "to": to_masked, "text": body.text,
-                     "encoding": body.encoding, "segments": body.segments, "last_error": None},
-            "$unset": {"claim": "", "next_attempt_at": ""},
+            "$set": sent,
+            "$unset": {"claim": "", "next_attempt_at": "", **_erase_secret(doc)},
         }, session=session)
         return result.modified_count == 1
 
     return commit(db, change, lambda done: [new_event("NotificationSent", doc["ward_id"], {
-        "notification_id": doc["_id"], "ward_id": doc["ward_id"], "channel": doc["channel"],
-        "template": doc["template"], "segments": body.segments,
+        "notification_id": doc["_id"], "ward_id": doc["ward_id"] or "", "channel": doc["channel"],
+        "template": doc["template"], "segments": body.segments if body else 0,
     })] if done else [])
 
 
@@ -116,19 +158,21 @@ def record_failed(db: Database, doc: dict, now: datetime, reason: str, detail: s
     def change(session) -> bool:
         result = db[NOTIFICATIONS].update_one(_held(doc), {
             "$set": {"status": domain.FAILED, "failed_at": now, "reason": reason, "last_error": detail or None},
-            "$unset": {"claim": "", "next_attempt_at": ""},
+            "$unset": {"claim": "", "next_attempt_at": "", **_erase_secret(doc)},
         }, session=session)
         return result.modified_count == 1
 
     return commit(db, change, lambda done: [new_event("NotificationFailed", doc["ward_id"], {
-        "notification_id": doc["_id"], "ward_id": doc["ward_id"], "channel": doc["channel"],
+        "notification_id": doc["_id"], "ward_id": doc["ward_id"] or "", "channel": doc["channel"],
         "template": doc["template"], "reason": reason,
     })] if done else [])
 
 
-def schedule_retry(db: Database, doc: dict, at: datetime, detail: str) -> bool:
+def schedule_retry(db: Database, doc: dict, at: datetime, detail: str, pinned_gateway: str | None = None) -> bool:
+    """Back to pending until `at`; `pinned_gateway`: the one gateway it may be retried on."""
     result = db[NOTIFICATIONS].update_one(_held(doc), {
-        "$set": {"status": domain.PENDING, "next_attempt_at": at, "last_error": detail},
+        "$set": {"status": domain.PENDING, "next_attempt_at": at, "last_error": detail,
+                 "pinned_gateway": pinned_gateway},
         "$unset": {"claim": ""},
     })
     return result.modified_count == 1
@@ -160,14 +204,23 @@ def list_groups(db: Database, ward_id: str) -> list[dict]:
     return list(db[GROUPS].find({"ward_id": ward_id}).sort("created_at", DESCENDING))
 
 
-def create_broadcast(db: Database, group: dict, text: str, created_by: str, now: datetime) -> str:
-    """The broadcast and one pending SMS per member, in one write: all of them or none."""
+def create_broadcast(db: Database, group: dict, text: str, created_by: str, now: datetime,
+                     per_second: float = 0) -> str:
+    """The broadcast and one pending message per member (SMS to a phone, email to an
+    address), in one write: all of them or none.
+
+    Throttled with `per_second`: the members' messages fall due one after another, so a
+    broadcast to a thousand never holds up a citizen's "dossier received" behind it
+    (claims take the most overdue first)."""
     broadcast_id = str(uuid.uuid4())
-    notifications = [
-        new_notification(template="broadcast", params={"text": text}, ward_id=group["ward_id"],
-                         source_id=broadcast_id, phone=phone, now=now)
-        for phone in group["members"]
-    ]
+    notifications = []
+    for index, member in enumerate(group["members"]):
+        due = now + timedelta(seconds=index / per_second) if per_second > 0 else now
+        by_email = "@" in member
+        notifications.append(new_notification(
+            template="broadcast", params={"text": text}, ward_id=group["ward_id"], source_id=broadcast_id,
+            phone=None if by_email else member, email=member if by_email else None, now=now))
+        notifications[-1]["next_attempt_at"] = due
 
     def write(session) -> None:
         db[BROADCASTS].insert_one({"_id": broadcast_id, "group_id": group["_id"], "ward_id": group["ward_id"],
@@ -177,3 +230,35 @@ def create_broadcast(db: Database, group: dict, text: str, created_by: str, now:
 
     in_transaction(db, write)
     return broadcast_id
+
+
+# ---------------------------------------------------------------- delivery receipts
+def record_receipt(db: Database, notification_id: str, status: str, now: datetime) -> dict | None:
+    """A gateway's delivery receipt on a sent message; the notification after it, or None
+    if there is none with that id. A receipt for a message not (yet) sent changes nothing;
+    a late receipt overrides the `expired` that reconciliation guessed, since it is what
+    really happened."""
+    db[NOTIFICATIONS].update_one(
+        {"_id": notification_id, "status": {"$in": [domain.SENT, domain.EXPIRED]}},
+        {"$set": {"status": status, "receipt_at": now, "awaits_receipt": False}},
+    )
+    return db[NOTIFICATIONS].find_one({"_id": notification_id}, {"params": 0, "text": 0})
+
+
+def reconcile_unreceipted(db: Database, now: datetime, validity_seconds: float) -> int:
+    """Messages a gateway took but never reported on within their validity period: the
+    network has given up on them too, so they are `expired`. How many."""
+    result = db[NOTIFICATIONS].update_many(
+        {"status": domain.SENT, "awaits_receipt": True, "sent_at": {"$lt": now - timedelta(seconds=validity_seconds)}},
+        {"$set": {"status": domain.EXPIRED, "reason": "no_receipt", "awaits_receipt": False}},
+    )
+    return result.modified_count
+
+
+def broadcast_deliveries(db: Database, broadcast_id: str) -> list[dict]:
+    return list(db[NOTIFICATIONS].find({"source_id": broadcast_id}, {"params": 0, "text": 0, "phone": 0, "email": 0})
+                .sort("created_at", ASCENDING))
+
+
+def find_broadcast(db: Database, broadcast_id: str) -> dict | None:
+    return db[BROADCASTS].find_one({"_id": broadcast_id})

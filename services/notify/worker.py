@@ -7,32 +7,43 @@ Two halves that meet only in the database:
 """
 from __future__ import annotations
 
+import logging
+import os
+from datetime import datetime, timezone
+
 import eventlet
 from nameko.exceptions import RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from motcua_common.config import Settings
 from motcua_common.consumer import ServiceDatabase, event_handler
 
-from .gateways import gateway_for
-from .intake import accept_event
+from .mail import mail_gateway_for
+from .routing import pool_from_env
+from . import domain
+from .intake import accept_event, accept_reply
 from .sender import ContactUnavailable, Sender, SendOptions
+from .store import reconcile_unreceipted
+
+log = logging.getLogger(__name__)
 
 
 class SmsOutbound(DependencyProvider):
-    """The SMS gateway and the sending options, made once per worker process."""
+    """The SMS gateways (routing.py), the mail server and the sending options, made once
+    per worker process: rate limits and failover state live as long as the worker."""
 
     def setup(self):
         settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
         self.options = SendOptions.from_env(settings)
-        self.gateway = gateway_for(settings.sms_gateway_url, self.options.gateway_timeout_seconds)
+        env = os.environ
+        self.gateway = pool_from_env(settings.sms_gateway_url, env, self.options.gateway_timeout_seconds)
+        self.mail = mail_gateway_for(env.get("SMTP_URL"), env.get("SMTP_FROM", "motcua@localhost"),
+                                     self.options.gateway_timeout_seconds)
 
     def stop(self):
-        close = getattr(self.gateway, "close", None)
-        if close is not None:
-            close()
+        self.gateway.close()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -82,11 +93,30 @@ class NotifyService:
         # Web and counter registrations need no SMS; consumed and acknowledged once.
         return accept_event(self.db, event)
 
+    @rpc(expected_exceptions=domain.ReplyRefused)
+    def send_sms_reply(self, to, template, variables, ward_id, key):
+        """An SMS reply identity asks for (SMS registration, password change, status
+        answers): a command, so the temporary password never travels in an event.
+
+        Returns {"notification_id"}; the same `key` always answers the first one's id and
+        never makes a second SMS. Sent by the timer below, like every other message."""
+        notification_id = accept_reply(self.db, to, template, variables, ward_id, key,
+                                       unaccented=self.outbound.options.unaccented)
+        return {"notification_id": notification_id}
+
+    @timer(interval=60)
+    def reconcile_receipts(self):
+        """Sent messages with no receipt after their validity period become `expired`."""
+        validity = float(os.environ.get("SMS_VALIDITY_SECONDS", "86400"))
+        expired = reconcile_unreceipted(self.db, datetime.now(timezone.utc), validity)
+        if expired:
+            log.info("messages without a delivery receipt marked expired", extra={"count": expired})
+
     @timer(interval=1)
     def send_due(self):
         options = self.outbound.options
         contacts = IdentityContacts(self.identity, options.identity_timeout_seconds)
-        sender = Sender(self.db, self.outbound.gateway, contacts, options)
+        sender = Sender(self.db, self.outbound.gateway, contacts, options, mail=self.outbound.mail)
         # Several sending loops side by side, so that one slow gateway call does not hold
         # up every other message; claims are atomic, so none is taken twice.
         pool = eventlet.GreenPool(options.concurrency)

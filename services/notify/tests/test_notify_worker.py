@@ -8,6 +8,7 @@ and looks only at its own notifications."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,7 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from nameko.exceptions import RemoteError
 
+from motcua_common import rpc
 from motcua_common.config import Settings
 from motcua_common.events import new_event
 from motcua_common.mongo import connect
@@ -35,6 +38,7 @@ CONTACTS = {
     "c-ready": "+84901000003",
     "c-flaky": "+84901000004",
     "c-down": "+84901000005",
+    "c-killed": "+84901000007",
 }
 
 
@@ -44,6 +48,20 @@ class Platform:
     gateway: object
     notify: object      # notify's database
     dossier: object     # dossier's database, where the test publishes from
+    notify_log: Path    # everything the notify worker logged
+    processes: dict     # service -> its worker process
+    env: dict           # the notify worker's environment
+    log_file: object
+
+    def kill_notify(self) -> None:
+        """SIGKILL: no graceful stop, no chance to record anything it was doing."""
+        process = self.processes["notify"]
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def start_notify(self) -> None:
+        self.processes["notify"] = _spawn("notify", self.env, self.log_file)
+        wait_for(lambda: _answers_rpc(self.settings), timeout=60, message="the notify worker to answer RPC")
 
     def publish(self, *events: dict) -> None:
         commit(self.dossier, lambda session: None, list(events))
@@ -64,8 +82,19 @@ class Platform:
         return wait_for(check, timeout=30, message=f"the notification to be {status}")
 
 
-def _spawn(argv_service: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", argv_service], env=env)
+def _spawn(argv_service: str, env: dict, log_file=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", argv_service],
+                            env=env, stderr=log_file)
+
+
+def _answers_rpc(settings: Settings) -> bool:
+    try:  # a call notify refuses: proof that it listens, without making anything
+        rpc.call(settings, "notify", "send_sms_reply", "", "reply", {}, None, "", timeout=5)
+    except RemoteError:
+        return True
+    except rpc.RpcUnavailable:
+        return False
+    return False
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -96,16 +125,21 @@ def platform(mongo_url, module_sms_gateway, tmp_path_factory):
         "NOTIFY_BACKOFF_MAX_SECONDS": "1",
         "NOTIFY_GATEWAY_TIMEOUT_SECONDS": "2",
         "NOTIFY_IDENTITY_TIMEOUT_SECONDS": "3",
+        "NOTIFY_SEND_LEASE_SECONDS": "1",   # the floor (both timeouts and a margin) applies: 10 s
     })
     identity_env = {**env, "MOTCUA_WORKER_MODULE": "fake_identity", "PYTHONPATH": str(SUPPORT),
                     "FAKE_IDENTITY_CONTACTS": json.dumps(CONTACTS)}
-    processes = [_spawn("identity", identity_env), _spawn("notify", env)]
+    notify_log = tmp_path_factory.mktemp("notify-log") / "notify.log"
+    log_file = notify_log.open("wb")
+    processes = {"identity": _spawn("identity", identity_env), "notify": _spawn("notify", env, log_file)}
+    wait_for(lambda: _answers_rpc(settings), timeout=60, message="the notify worker to answer RPC")
     client = connect(settings)
     try:
         yield Platform(settings, module_sms_gateway, client[settings.database_name("notify")],
-                       client[settings.database_name("dossier")])
+                       client[settings.database_name("dossier")], notify_log, processes, env, log_file)
     finally:
-        _stop(processes)
+        _stop(list(processes.values()))
+        log_file.close()
         client.close()
         delete_vhost(vhost)
 
@@ -207,3 +241,76 @@ def test_a_broadcast_reaches_every_member(platform):
     for phone in members:
         [request] = platform.gateway.to(phone)
         assert request["body"]["text"] == "Mời các tổ trưởng họp lúc 8h thứ Hai."
+
+
+# ---------------------------------------------------------------- identity's replies (RPC)
+def _everything_stored(db) -> str:
+    return "\n".join(json.dumps(doc, default=str, ensure_ascii=False)
+                     for name in db.list_collection_names() for doc in db[name].find())
+
+
+def test_a_temporary_password_reply_is_sent_once_over_rpc_and_then_forgotten(platform):
+    password, phone, key = "Xk7pQ2mZ9w", "+84901000099", f"dk-{uuid.uuid4().hex}"
+    args = ("0901 000 099", "temporary_password", {"password": password, "valid_hours": 72}, WARD, key)
+    first = rpc.call(platform.settings, "notify", "send_sms_reply", *args, timeout=15)
+    again = rpc.call(platform.settings, "notify", "send_sms_reply", *args, timeout=15)
+    assert again == first and set(first) == {"notification_id"}
+
+    def sent():
+        doc = platform.notify[store.NOTIFICATIONS].find_one({"_id": first["notification_id"]})
+        return doc if doc and doc["status"] == "sent" else None
+
+    doc = wait_for(sent, timeout=30, message="the reply to be sent")
+    [request] = platform.gateway.to(phone)
+    assert request["headers"]["Idempotency-Key"] == first["notification_id"]
+    text = request["body"]["text"]
+    assert f"Mật khẩu tạm thời: {password}" in text and "72 giờ" in text
+    assert f"MK {password} <mật khẩu mới>" in text and "Cổng dịch vụ công" in text
+    assert doc["template"] == "temporary_password" and "params" not in doc and "text" not in doc
+
+    time.sleep(1.5)  # a sender tick more: the second call made nothing to send
+    assert len(platform.gateway.to(phone)) == 1
+    assert password not in _everything_stored(platform.notify)
+    log = platform.notify_log.read_text(encoding="utf-8", errors="replace")
+    assert first["notification_id"] in log   # the log did record the send...
+    assert password not in log               # ...without the password
+
+
+def test_identity_replies_without_a_secret_and_refusals(platform):
+    phone = "+84901000098"
+    answer = rpc.call(platform.settings, "notify", "send_sms_reply", phone, "reply",
+                      {"text": "Hồ sơ HC-261201-000007: đang xử lý."}, None, f"tt-{uuid.uuid4().hex}", timeout=15)
+    wait_for(lambda: platform.gateway.to(phone), timeout=30, message="the status reply")
+    [request] = platform.gateway.to(phone)
+    assert request["body"]["text"] == "Hồ sơ HC-261201-000007: đang xử lý."
+    assert request["headers"]["Idempotency-Key"] == answer["notification_id"]
+
+    with pytest.raises(RemoteError) as refused:
+        rpc.call(platform.settings, "notify", "send_sms_reply", "0241234567", "temporary_password",
+                 {"password": "Secret12345"}, WARD, f"dk-{uuid.uuid4().hex}", timeout=15)
+    assert refused.value.exc_type == "ReplyRefused"
+    assert "to:" in str(refused.value) and "valid_hours" in str(refused.value)
+    assert "Secret12345" not in str(refused.value)
+
+
+# Last in the module: it kills the module's notify worker (and starts a new one).
+def test_a_worker_killed_mid_send_loses_nothing_and_duplicates_nothing(platform):
+    phone = "+84901000007"
+    # First try: 503. Second try: the gateway accepts, but answers only after the worker is dead.
+    platform.gateway.script(phone, 503, (202, 3.0))
+    event = submitted("c-killed", "HC-261201-000010")
+    platform.publish(event)
+    wait_for(lambda: len(platform.gateway.to(phone)) >= 2, timeout=30, message="the second try to reach the gateway")
+    platform.kill_notify()
+    assert platform.notifications_of(event)[0]["status"] == "sending"   # killed holding its claim
+
+    platform.start_notify()
+    doc = platform.settled(event, "sent")
+    tries = platform.gateway.to(phone)
+    assert [t["status"] for t in tries] == [503, 202, 200]   # the last one: "already have it"
+    assert {t["headers"]["Idempotency-Key"] for t in tries} == {doc["_id"]}
+    assert len(platform.gateway.deliveries_to(phone)) == 1
+    assert len(platform.notifications_of(event)) == 1 and doc["attempts"] == 3
+    sent = [o for o in platform.notify[OUTBOX].find({"routing_key": "NotificationSent"})
+            if o["envelope"]["payload"]["notification_id"] == doc["_id"]]
+    assert len(sent) == 1
