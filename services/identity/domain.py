@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from motcua_common.phones import normalise_phone  # noqa: F401  (part of identity's rules)
+
 # The 63 provincial codes that open a CCCD number (Circular 07/2016/TT-BCA, Annex I).
 # People keep their number after the 2025 merger of provinces, so the old codes stay valid.
 PROVINCE_CODES: dict[str, str] = {
@@ -49,25 +51,6 @@ def check_national_id(value: object, date_of_birth: date | None) -> list[FieldEr
             return [FieldError(field, "Số CCCD không khớp với năm sinh (chữ số thứ 4–6). "
                                       "/ The national id does not match the year of birth.")]
     return []
-
-
-def normalise_phone(value: object) -> str | None:
-    """A Vietnamese mobile number in any common form -> E.164 (+84xxxxxxxxx), or None."""
-    if not isinstance(value, str):
-        return None
-    digits = re.sub(r"[\s.\-()]", "", value.strip())
-    if digits.startswith("+84"):
-        national = digits[3:]
-    elif digits.startswith("84") and len(digits) == 11:
-        national = digits[2:]
-    elif digits.startswith("0"):
-        national = digits[1:]
-    else:
-        return None
-    # Mobile numbers: 9 digits after the country code, networks 3x, 5x, 7x, 8x, 9x.
-    if not re.fullmatch(r"[35789]\d{8}", national):
-        return None
-    return f"+84{national}"
 
 
 def parse_date(value: object) -> date | None:

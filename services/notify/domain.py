@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+from motcua_common.phones import normalise_phone  # noqa: F401  (used by the sender and groups)
+
 CHANNEL_SMS, CHANNEL_EMAIL = "sms", "email"
 
 # A notification's life: pending -> sending (claimed by one sender, under a lease)
@@ -353,27 +355,6 @@ def next_attempt_at(policy: RetryPolicy, first_attempt_at: datetime, now: dateti
 
 
 # ================================================================ phone numbers
-def normalise_phone(value: object) -> str | None:
-    """A Vietnamese mobile number in any common form -> E.164 (+84xxxxxxxxx), or None.
-
-    Accepts 0901234567, 090 123 4567, 84901234567, +84 90 123 4567. Only mobile networks
-    (3x, 5x, 7x, 8x, 9x) receive SMS; landlines (02x) are refused."""
-    if not isinstance(value, str):
-        return None
-    digits = re.sub(r"[\s.\-()]", "", value.strip())
-    if digits.startswith("+84"):
-        national = digits[3:]
-    elif digits.startswith("84") and len(digits) == 11:
-        national = digits[2:]
-    elif digits.startswith("0"):
-        national = digits[1:]
-    else:
-        return None
-    if not re.fullmatch(r"[35789]\d{8}", national):
-        return None
-    return f"+84{national}"
-
-
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
