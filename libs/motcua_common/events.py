@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, tuple[str, type[Message]]] = {
     "DossierSubmitted": ("dossier", events_pb2.DossierSubmitted),
     "DossierStatusChanged": ("dossier", events_pb2.DossierStatusChanged),
     "DossierResultReady": ("dossier", events_pb2.DossierResultReady),
+    "DossierOverdue": ("dossier", events_pb2.DossierOverdue),
     "TicketIssued": ("queue", events_pb2.TicketIssued),
     "TicketCalled": ("queue", events_pb2.TicketCalled),
     "TicketServed": ("queue", events_pb2.TicketServed),

@@ -11,7 +11,7 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
@@ -25,10 +25,12 @@ from motcua_common.http import (
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import pending_count
 
-from . import domain, store, submission, views
+from . import domain, issuing, results, store, submission, views
+from .catalog import procedure_errors
 from .citizen_directory import CitizenDirectory
 from .clock import SystemClock
-from .working_days import MAX_WORKING_DAYS, WorkingCalendar
+from .signing_keys import ResultKeys
+from .working_days import DAY_OFF, MAX_WORKING_DAYS, WORKING_DAY, CalendarException, WorkingCalendar
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +38,23 @@ OPENAPI_FILE = Path(__file__).resolve().parent / "openapi.yaml"
 LOOKUPS_PER_WINDOW = 20
 LOOKUP_WINDOW = timedelta(minutes=1)
 MAX_NOTE_LENGTH = 1000
+MAX_VERIFY_BYTES = 10 * 1024 * 1024
 
 bp = Blueprint("dossier", __name__, url_prefix="/dossier/api/v1")
 
 
 def create_app(settings: Settings, verifier: TokenVerifier | None = None,
-               citizens: CitizenDirectory | None = None, clock: SystemClock | None = None):
-    """The dossier API. `citizens` (identity's directory) and `clock` default to the real
-    ones; tests pass stand-ins."""
+               citizens: CitizenDirectory | None = None, clock: SystemClock | None = None,
+               result_keys: ResultKeys | None = None):
+    """The dossier API. `citizens` (identity's directory), `clock` and the result signing
+    keys default to the real ones; tests pass stand-ins."""
     db = service_database(connect(settings), settings, "dossier")
     ctx = ServiceContext(
         "dossier", settings, db, verifier or TokenVerifier.from_url(settings.jwks_url),
         citizens=citizens or CitizenDirectory(settings),
         clock=clock or SystemClock(settings.timezone),
         calendar=WorkingCalendar(),
+        result_keys=result_keys or ResultKeys.from_settings(settings),
     )
     collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(db)), OverdueCollector(db, ctx.clock)]
     return create_service_app(ctx, [bp], OPENAPI_FILE, extra_collectors=collectors)
@@ -82,6 +87,13 @@ def ctx() -> ServiceContext:
     return request_context()
 
 
+def calendar_today() -> WorkingCalendar:
+    """The working-day calendar with the administrators' current exceptions (a handful of
+    rows, read per request so that every API process sees a change at once)."""
+    c = ctx()
+    return c.calendar.with_exceptions(store.calendar_exceptions(c.db))
+
+
 # ---------------------------------------------------------------- catalog and calendar
 @bp.get("/procedures")
 def procedures():
@@ -96,6 +108,74 @@ def procedure(code: str):
     return found.to_dict()
 
 
+@bp.get("/catalog")
+def catalog_info():
+    return {"version": store.catalog_version(ctx().db), "procedures": len(store.active_procedure_codes(ctx().db))}
+
+
+@bp.post("/procedures")
+def create_procedure():
+    principal = _catalog_admin()
+    data = _procedure_body(code=None)
+    try:
+        saved = store.save_procedure(ctx().db, data, principal.subject, ctx().clock.now(), create=True)
+    except store.ProcedureExists as exc:
+        raise Problem(409, "procedure_exists", "Thủ tục đã có",
+                      f"Đã có thủ tục mã {data['code']}; dùng PUT để sửa. / Use PUT to change it.") from exc
+    log.info("procedure created", extra={"procedure_code": saved.code, "catalog_version": saved.catalog_version})
+    return saved.to_dict(), 201
+
+
+@bp.put("/procedures/<code>")
+def update_procedure(code: str):
+    principal = _catalog_admin()
+    data = _procedure_body(code=code)
+    try:
+        saved = store.save_procedure(ctx().db, data, principal.subject, ctx().clock.now(), create=False)
+    except store.NoSuchProcedure as exc:
+        raise not_found("Không có thủ tục với mã này; dùng POST /procedures để thêm. / No such procedure.") from exc
+    log.info("procedure changed", extra={"procedure_code": saved.code, "catalog_version": saved.catalog_version})
+    return saved.to_dict()
+
+
+@bp.delete("/procedures/<code>")
+def withdraw_procedure(code: str):
+    principal = _catalog_admin()
+    try:
+        version = store.withdraw_procedure(ctx().db, code, principal.subject, ctx().clock.now())
+    except store.NoSuchProcedure as exc:
+        raise not_found("Không có thủ tục với mã này. / No such procedure.") from exc
+    log.info("procedure withdrawn", extra={"procedure_code": code, "catalog_version": version})
+    return Response(status=204)
+
+
+@bp.get("/procedures/<code>/revisions")
+def procedure_revisions(code: str):
+    _catalog_admin()
+    return [{**r, "at": views.iso(r["at"])} for r in store.procedure_revisions(ctx().db, code)]
+
+
+def _catalog_admin():
+    principal = current_principal()
+    # The catalog is the platform's, shared by every ward: its administrator edits it.
+    if principal.role != "admin":
+        raise forbidden("Chỉ quản trị viên hệ thống sửa được danh mục thủ tục. / Platform administrators only.")
+    return principal
+
+
+def _procedure_body(code: str | None) -> dict:
+    data = json_body()
+    if code is not None:
+        if data.setdefault("code", code) != code:
+            raise ValidationFailed([field_error("code", "Mã thủ tục trong nội dung khác mã trên đường dẫn.")])
+    data.pop("catalog_version", None), data.pop("online", None), data.pop("active", None)
+    data.setdefault("required_documents", []), data.setdefault("next_procedures", []), data.setdefault("form", [])
+    problems = procedure_errors(data, store.active_procedure_codes(ctx().db))
+    if problems:
+        raise ValidationFailed([field_error(name, message) for name, message in problems])
+    return data
+
+
 @bp.get("/calendar/due-date")
 def due_date():
     errors: list[dict] = []
@@ -103,11 +183,73 @@ def due_date():
     working_days = _int_arg("working_days", errors, 0, MAX_WORKING_DAYS)
     if errors:
         raise ValidationFailed(errors)
-    due = ctx().calendar.due_date(start, working_days)
+    due = calendar_today().due_date(start, working_days)
     return {
         "from": start.isoformat(), "working_days": working_days, "due_date": due.due_date.isoformat(),
         "skipped": [{"date": s.day.isoformat(), "reason": s.reason} for s in due.skipped],
     }
+
+
+@bp.get("/calendar/exceptions")
+def calendar_exceptions():
+    errors: list[dict] = []
+    year = _int_arg("year", errors, 2000, 2098) if "year" in request.args else None
+    if errors:
+        raise ValidationFailed(errors)
+    return [{"date": e.day.isoformat(), "kind": e.kind, "reason": e.reason}
+            for e in store.calendar_exceptions(ctx().db, year)]
+
+
+@bp.put("/calendar/exceptions/<day>")
+def put_calendar_exception(day: str):
+    principal = _calendar_admin()
+    on = _path_date(day)
+    body = json_body()
+    kind, reason = body.get("kind"), body.get("reason")
+    errors = []
+    if kind not in (DAY_OFF, WORKING_DAY):
+        errors.append(field_error("kind", "«day_off» (ngày nghỉ thêm) hoặc «working_day» (ngày làm bù)."))
+    if not isinstance(reason, str) or not 0 < len(reason.strip()) <= 200:
+        errors.append(field_error("reason", "Nêu lý do (tối đa 200 ký tự), ví dụ: Làm bù cho ngày 02/01."))
+    if not errors:
+        base_off = ctx().calendar.base_day_off_reason(on)
+        if kind == DAY_OFF and base_off:
+            errors.append(field_error("kind", f"Ngày {on:%d/%m/%Y} đã là ngày nghỉ ({base_off})."))
+        if kind == WORKING_DAY and not base_off:
+            errors.append(field_error("kind", f"Ngày {on:%d/%m/%Y} đã là ngày làm việc."))
+    if errors:
+        raise ValidationFailed(errors)
+    exception = CalendarException(on, kind, reason.strip())
+    store.save_calendar_exception(ctx().db, exception, principal.subject, ctx().clock.now())
+    log.info("calendar exception saved", extra={"day": on.isoformat(), "kind": kind})
+    return {"date": on.isoformat(), "kind": kind, "reason": exception.reason}
+
+
+@bp.delete("/calendar/exceptions/<day>")
+def delete_calendar_exception(day: str):
+    _calendar_admin()
+    if not store.delete_calendar_exception(ctx().db, _path_date(day)):
+        raise not_found("Ngày này không có ngoại lệ. / No exception on this day.")
+    return Response(status=204)
+
+
+def _calendar_admin():
+    principal = current_principal()
+    # Days off are decided nationally (or by the province for all its wards): the platform
+    # administrator records them, not one ward.
+    if principal.role != "admin":
+        raise forbidden("Chỉ quản trị viên hệ thống sửa được lịch làm việc. / Platform administrators only.")
+    return principal
+
+
+def _path_date(raw: str) -> date:
+    try:
+        value = date.fromisoformat(raw) if len(raw) == 10 else None
+    except ValueError:
+        value = None
+    if value is None or not 2000 <= value.year <= 2098:
+        raise ValidationFailed([field_error("date", "Ngày phải theo dạng YYYY-MM-DD, trong các năm 2000–2098.")])
+    return value
 
 
 def _date_arg(name: str, errors: list, default: date) -> date:
@@ -162,6 +304,12 @@ def list_dossiers():
             query["status"] = status
         else:
             errors.append(field_error("status", "Trạng thái không hợp lệ."))
+    assignee = request.args.get("assignee")
+    if assignee:
+        if principal.role == "citizen":
+            errors.append(field_error("assignee", "Chỉ cán bộ lọc theo người được phân công."))
+        else:
+            query["assignee_id"] = principal.subject if assignee == "me" else assignee
     limit = _int_arg("limit", errors, 1, 100) if "limit" in request.args else 50
     if errors:
         raise ValidationFailed(errors)
@@ -239,12 +387,16 @@ def act(dossier_id: str):
     if not principal.is_staff_of(dossier["ward_id"]):
         raise forbidden("Chỉ cán bộ của phường tiếp nhận mới xử lý được hồ sơ này. / Staff of this ward only.")
     action, note = _action_request(json_body())
-    today = c.clock.today()
+    today, now = c.clock.today(), c.clock.now()
     requested_on = dossier.get("supplement_requested_on")
     try:
         outcome = domain.decide(dossier["status"], action, date.fromisoformat(dossier["due_date"]),
-                                date.fromisoformat(requested_on) if requested_on else None, today, c.calendar)
-        updated = store.record_outcome(c.db, dossier, outcome, principal.subject, note, c.clock.now(), today)
+                                date.fromisoformat(requested_on) if requested_on else None, today, calendar_today())
+        result_pdf = None
+        if outcome.to_status == domain.RESULT_READY:
+            procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
+            result_pdf = issuing.issue(c.result_keys, dossier, procedure, now, c.settings.timezone, note)
+        updated = store.record_outcome(c.db, dossier, outcome, principal.subject, note, now, today, result_pdf)
     except domain.InvalidTransition as exc:
         raise _invalid_transition(exc.message, dossier["status"]) from exc
     except store.StaleDossier as exc:
@@ -257,6 +409,39 @@ def act(dossier_id: str):
                                       "from_status": outcome.from_status, "to_status": outcome.to_status})
     return {"status": updated["status"], "status_label": domain.STATUS_LABELS[updated["status"]],
             "due_date": updated["due_date"], "allowed_actions": domain.allowed_actions(updated["status"])}
+
+
+@bp.post("/dossiers/<dossier_id>/assign")
+def assign(dossier_id: str):
+    """Hand the current step to an officer of the ward (the officer themself when
+    `officer_id` is left out): the person responsible for the step, R6."""
+    c = ctx()
+    principal = current_principal()
+    dossier = _dossier_or_404(dossier_id)
+    if not principal.is_staff_of(dossier["ward_id"]):
+        raise forbidden("Chỉ cán bộ của phường tiếp nhận mới phân công được hồ sơ này. / Staff of this ward only.")
+    body = json_body()
+    officer_id, note = body.get("officer_id", principal.subject), body.get("note")
+    errors = []
+    if not domain.is_officer_id(officer_id):
+        errors.append(field_error("officer_id", "Mã cán bộ không hợp lệ."))
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH):
+        errors.append(field_error("note", f"Ghi chú là chữ, tối đa {MAX_NOTE_LENGTH} ký tự."))
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        domain.check_assignable(dossier["status"])
+        updated = store.assign(c.db, dossier, officer_id, principal.subject, (note or "").strip() or None, c.clock.now())
+    except domain.NotAssignable as exc:
+        raise Problem(409, "not_assignable", "Hồ sơ đã kết thúc",
+                      f"Hồ sơ ở trạng thái «{domain.STATUS_LABELS[exc.status]}» không còn bước nào để phân công.",
+                      current_status=exc.status) from exc
+    except store.StaleDossier as exc:
+        raise _invalid_transition("Hồ sơ vừa chuyển bước, vui lòng tải lại. / Changed meanwhile.",
+                                  store.get_dossier(c.db, dossier_id)["status"]) from exc
+    log.info("dossier assigned", extra={"dossier_id": dossier_id, "step": updated["status"]})
+    return {"status": updated["status"], "assignee_id": updated["assignee_id"],
+            "assignments": views.assignments(updated)}
 
 
 def _action_request(body: dict) -> tuple[str, str | None]:
@@ -274,6 +459,45 @@ def _action_request(body: dict) -> tuple[str, str | None]:
 def _invalid_transition(detail: str, status: str) -> Problem:
     return Problem(409, "invalid_transition", "Thao tác không hợp lệ với trạng thái hiện tại",
                    detail, current_status=status, allowed_actions=domain.allowed_actions(status))
+
+
+# ---------------------------------------------------------------- signed results
+@bp.get("/dossiers/<dossier_id>/result")
+def get_result(dossier_id: str):
+    principal = current_principal()
+    dossier = _dossier_or_404(dossier_id)
+    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
+    if not (owner or principal.is_staff_of(dossier["ward_id"])):
+        raise forbidden("Chỉ người nộp và cán bộ của phường tải được kết quả này. / Owner or ward staff only.")
+    pdf = store.read_result(ctx().db, dossier)
+    if pdf is None:
+        raise Problem(409, "result_not_ready", "Hồ sơ chưa có kết quả",
+                      f"Hồ sơ đang ở trạng thái «{domain.STATUS_LABELS[dossier['status']]}»; kết quả có khi hồ sơ "
+                      "được phê duyệt. / The result exists once the dossier is approved.",
+                      current_status=dossier["status"])
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="ket-qua-{dossier["receipt_code"]}.pdf"',
+        "Cache-Control": "private, no-store",
+    })
+
+
+@bp.post("/results/verify")
+def verify_result():
+    if request.content_length is not None and request.content_length > MAX_VERIFY_BYTES:
+        raise Problem(413, "payload_too_large", "Tệp quá lớn",
+                      f"Tệp kết quả tối đa {MAX_VERIFY_BYTES // (1024 * 1024)} MB. / File too large.")
+    if request.mimetype not in ("application/pdf", "application/octet-stream"):
+        raise Problem(415, "unsupported_media_type", "Sai định dạng",
+                      "Gửi nội dung tệp PDF với Content-Type: application/pdf. / Send the PDF as application/pdf.")
+    pdf = request.get_data(cache=False)
+    if not pdf:
+        raise ValidationFailed([field_error("body", "Chưa có tệp PDF để kiểm tra.")])
+    verification = results.verify(pdf, ctx().result_keys.authority)
+    answer = verification.to_dict()
+    # Whether this very file is one the platform issued (not only validly signed by it).
+    answer["issued_here"] = verification.valid and store.is_issued_result(ctx().db, pdf)
+    log.info("result verified", extra={"valid": verification.valid})
+    return answer
 
 
 # ---------------------------------------------------------------- a ward's numbers

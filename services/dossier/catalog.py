@@ -120,18 +120,102 @@ def _check(procedures: tuple[Procedure, ...]) -> None:
     if len(codes) != len(set(codes)):
         raise CatalogError("duplicate procedure codes")
     for p in procedures:
-        if p.level not in (2, 3, 4):
-            raise CatalogError(f"{p.code}: level must be 2, 3 or 4")
-        if p.ward_days > p.statutory_days and p.statutory_days > 0:
-            raise CatalogError(f"{p.code}: the ward may not promise more days than the law allows")
-        for nxt in p.next_procedures:
-            if nxt not in codes or nxt == p.code:
-                raise CatalogError(f"{p.code}: unknown next procedure {nxt}")
-        for f in p.form:
-            if f.type not in FIELD_TYPES:
-                raise CatalogError(f"{p.code}.{f.name}: unknown field type {f.type}")
-            if f.type == "choice" and not f.options:
-                raise CatalogError(f"{p.code}.{f.name}: a choice needs options")
+        problems = procedure_errors(p.to_dict(), set(codes))
+        if problems:
+            raise CatalogError(f"{p.code}: " + "; ".join(f"{name}: {message}" for name, message in problems))
+
+
+# ---------------------------------------------------------------- editing a procedure
+CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+AUTHORITIES = ("ward", "province")  # two-tier local government since 1 July 2025
+MAX_DAYS = 365
+EDITABLE = ("code", "name", "field", "level", "authority", "statutory_days", "ward_days", "fee",
+            "required_documents", "next_procedures", "chain_days", "handled_by", "legal_basis", "fee_note", "form")
+
+
+def procedure_errors(data: dict, known_codes: set[str]) -> list[tuple[str, str]]:
+    """Problems with a procedure as an administrator (or the catalog file) wrote it, as
+    [(field, Vietnamese message)]; empty when it may go into the catalog. `known_codes`:
+    the procedures `next_procedures` may name."""
+    errors: list[tuple[str, str]] = []
+
+    def need(ok: bool, name: str, message: str) -> None:
+        if not ok:
+            errors.append((name, message))
+
+    for name in data:
+        need(name in EDITABLE or name in ("online", "catalog_version", "active"), name, "Trường không được hỗ trợ.")
+    code = data.get("code")
+    need(isinstance(code, str) and bool(CODE.match(code)), "code",
+         "Mã thủ tục gồm chữ in hoa, chữ số và dấu gạch ngang, 2–32 ký tự.")
+    for name, limit in (("name", 300), ("field", 100)):
+        value = data.get(name)
+        need(isinstance(value, str) and 0 < len(value.strip()) <= limit, name, f"Bắt buộc, tối đa {limit} ký tự.")
+    for name in ("handled_by", "legal_basis", "fee_note"):
+        value = data.get(name, "")
+        need(isinstance(value, str) and len(value) <= 500, name, "Tối đa 500 ký tự.")
+    need(data.get("level") in (2, 3, 4) and not isinstance(data.get("level"), bool), "level", "Mức độ phải là 2, 3 hoặc 4.")
+    need(data.get("authority") in AUTHORITIES, "authority", "Thẩm quyền phải là «ward» (cấp xã) hoặc «province» (cấp tỉnh).")
+    days_ok = True
+    for name in ("statutory_days", "ward_days", "fee"):
+        value = data.get(name)
+        limit = 10**9 if name == "fee" else MAX_DAYS
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+        days_ok &= ok
+        need(ok, name, f"Phải là số nguyên từ 0 đến {limit}.")
+    if days_ok and data["statutory_days"] > 0:
+        need(data["ward_days"] <= data["statutory_days"], "ward_days",
+             "Phường không được hẹn dài hơn thời hạn luật định.")
+    documents = data.get("required_documents", [])
+    need(isinstance(documents, list) and all(isinstance(d, str) and 0 < len(d.strip()) <= 500 for d in documents),
+         "required_documents", "Danh sách giấy tờ, mỗi mục là chữ (tối đa 500 ký tự).")
+    following = data.get("next_procedures", [])
+    if not isinstance(following, list) or not all(isinstance(c, str) for c in following):
+        errors.append(("next_procedures", "Danh sách mã thủ tục."))
+    else:
+        for c in following:
+            need(c != code, "next_procedures", "Thủ tục không thể liên thông với chính nó.")
+            need(c == code or c in known_codes, "next_procedures", f"Không có thủ tục với mã {c}.")
+        need(len(set(following)) == len(following), "next_procedures", "Mã thủ tục bị lặp.")
+    chain_days = data.get("chain_days")
+    if chain_days is not None:
+        need(isinstance(chain_days, int) and not isinstance(chain_days, bool) and 0 <= chain_days <= MAX_DAYS,
+             "chain_days", f"Phải là số nguyên từ 0 đến {MAX_DAYS}.")
+        need(bool(following), "chain_days", "Chỉ dùng khi thủ tục có thủ tục liên thông (next_procedures).")
+    errors.extend(_form_definition_errors(data.get("form", [])))
+    return errors
+
+
+def _form_definition_errors(form) -> list[tuple[str, str]]:
+    if not isinstance(form, list):
+        return [("form", "Danh sách trường của tờ khai.")]
+    errors, seen = [], set()
+    for i, f in enumerate(form):
+        where = f"form[{i}]"
+        if not isinstance(f, dict):
+            errors.append((where, "Mỗi trường là một đối tượng {name, label, required, type, options?}."))
+            continue
+        name = f.get("name")
+        if not isinstance(name, str) or not FIELD_NAME.match(name):
+            errors.append((f"{where}.name", "Tên trường: chữ thường không dấu, chữ số, dấu gạch dưới."))
+        elif name in seen:
+            errors.append((f"{where}.name", "Tên trường bị lặp."))
+        seen.add(name)
+        label = f.get("label")
+        if not isinstance(label, str) or not 0 < len(label.strip()) <= 200:
+            errors.append((f"{where}.label", "Nhãn bắt buộc, tối đa 200 ký tự."))
+        if not isinstance(f.get("required", False), bool):
+            errors.append((f"{where}.required", "Phải là true hoặc false."))
+        kind = f.get("type", "text")
+        if kind not in FIELD_TYPES:
+            errors.append((f"{where}.type", "Kiểu trường: " + ", ".join(FIELD_TYPES) + "."))
+        options = f.get("options") or []
+        if not isinstance(options, list) or not all(isinstance(o, str) and o.strip() for o in options):
+            errors.append((f"{where}.options", "Danh sách lựa chọn."))
+        elif kind == "choice" and not options:
+            errors.append((f"{where}.options", "Trường lựa chọn cần danh sách lựa chọn."))
+    return errors
 
 
 # ---------------------------------------------------------------- the applicant's form

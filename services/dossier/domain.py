@@ -105,6 +105,32 @@ def decide(status: str, action: str, due_date: date, supplement_requested_on: da
     return Outcome(action, status, to_status, due_date, None, on_time)
 
 
+# ---------------------------------------------------------------- who handles a step
+OFFICER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class NotAssignable(Exception):
+    def __init__(self, status: str):
+        super().__init__(f"a {status} dossier has no step to assign")
+        self.status = status
+
+
+def check_assignable(status: str) -> None:
+    """A step can be handed to an officer while the dossier is still being worked on."""
+    if status in FINISHED_STATUSES:
+        raise NotAssignable(status)
+
+
+def is_officer_id(value) -> bool:
+    return isinstance(value, str) and bool(OFFICER_ID.match(value))
+
+
+def needs_overdue_notice(status: str, due_date: date, today: date, noticed_for: str | None) -> bool:
+    """Overdue, and not yet announced for this due date (a due date moved by a supplement
+    can fall overdue again, and is announced again)."""
+    return is_overdue(status, due_date, today) and noticed_for != due_date.isoformat()
+
+
 def is_on_time(returned_on: date, due_date: date) -> bool:
     return returned_on <= due_date
 

@@ -4,9 +4,11 @@ Every write that other services must hear about goes through outbox.commit, so t
 change and its events are stored in one transaction."""
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+import gridfs
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
@@ -20,12 +22,16 @@ from motcua_common.outbox import commit, ensure_outbox_indexes
 
 from . import domain
 from .catalog import Catalog, Procedure
+from .working_days import CalendarException
 
 DOSSIERS = "dossiers"
 PROCEDURES = "procedures"
 CATALOG = "catalog"
 CITIZENS = "citizens"
 LOOKUP_COUNTERS = "lookup_counters"
+CALENDAR_EXCEPTIONS = "calendar_exceptions"  # administrators' extra days off and working Saturdays
+PROCEDURE_REVISIONS = "procedure_revisions"  # who changed the catalog, when, to what
+RESULTS_BUCKET = "results"  # GridFS: the signed result PDFs
 
 RECEIPT_CODE_ATTEMPTS = 5
 
@@ -49,30 +55,115 @@ def ensure_indexes(db: Database) -> None:
     dossiers.create_index([("status", ASCENDING), ("due_date", ASCENDING)], name="status_due")
     dossiers.create_index([("citizen_id", ASCENDING), ("submitted_at", DESCENDING)], name="citizen_recent")
     db[LOOKUP_COUNTERS].create_index("expires_at", expireAfterSeconds=0, name="expiry")
+    dossiers.create_index("result.sha256", name="result_digest", sparse=True)
+    db[PROCEDURE_REVISIONS].create_index([("code", ASCENDING), ("at", ASCENDING)], name="code_at")
 
 
 # ---------------------------------------------------------------- the catalog
 def install_catalog(db: Database, catalog: Catalog, now: datetime) -> bool:
-    """Make `catalog` the current one; True when something changed. Procedures dropped
-    from the file stay in the database, inactive: old dossiers still name them."""
+    """Make `catalog` (the shipped file) the current one; True when something changed.
+
+    Procedures dropped from the file stay in the database, inactive: old dossiers still
+    name them. A procedure an administrator created or edited is the ward's own decision
+    and stays as the administrator left it when a newer file arrives."""
     current = db[CATALOG].find_one({"_id": "current"})
     if current is not None and current.get("digest") == catalog.digest:
         return False
     codes = [p.code for p in catalog.procedures]
+    edited = {d["_id"] for d in db[PROCEDURES].find({"source": "admin"}, {"_id": 1})}
 
     def change(session: ClientSession) -> None:
         for procedure in catalog.procedures:
-            document = {"_id": procedure.code, **procedure.to_dict(), "active": True}
+            if procedure.code in edited:
+                continue
+            document = {"_id": procedure.code, **procedure.to_dict(), "catalog_version": catalog.version,
+                        "active": True, "source": "file"}
             db[PROCEDURES].replace_one({"_id": procedure.code}, document, upsert=True, session=session)
-        db[PROCEDURES].update_many({"_id": {"$nin": codes}}, {"$set": {"active": False}}, session=session)
+        db[PROCEDURES].update_many({"_id": {"$nin": codes}, "source": {"$ne": "admin"}}, {"$set": {"active": False}},
+                                   session=session)
         db[CATALOG].replace_one(
             {"_id": "current"},
-            {"_id": "current", "version": catalog.version, "digest": catalog.digest, "loaded_at": now},
+            {"_id": "current", "version": catalog.version, "file_version": catalog.version, "revision": 0,
+             "digest": catalog.digest, "loaded_at": now},
             upsert=True, session=session,
         )
 
     in_transaction(db, change)
     return True
+
+
+class ProcedureExists(Exception):
+    pass
+
+
+class NoSuchProcedure(Exception):
+    pass
+
+
+def save_procedure(db: Database, data: dict, actor_id: str, now: datetime, create: bool) -> Procedure:
+    """An administrator's new or changed procedure (already validated), under a new
+    catalog version: dossiers submitted from now on carry it, older ones keep theirs."""
+
+    def change(session: ClientSession) -> Procedure:
+        existing = db[PROCEDURES].find_one({"_id": data["code"]}, session=session)
+        if create and existing is not None and existing.get("active", True):
+            raise ProcedureExists(data["code"])
+        if not create and (existing is None or not existing.get("active", True)):
+            raise NoSuchProcedure(data["code"])
+        version = _bump_catalog_version(db, session, now)
+        procedure = Procedure.from_dict({**data, "catalog_version": version})
+        document = {"_id": procedure.code, **procedure.to_dict(), "active": True, "source": "admin",
+                    "updated_at": now, "updated_by": actor_id}
+        db[PROCEDURES].replace_one({"_id": procedure.code}, document, upsert=True, session=session)
+        _record_revision(db, session, procedure.code, version, "create" if create else "update", actor_id, now,
+                         procedure.to_dict())
+        return procedure
+
+    return in_transaction(db, change)
+
+
+def withdraw_procedure(db: Database, code: str, actor_id: str, now: datetime) -> str:
+    """Stop accepting dossiers for `code` (it stays readable for the dossiers that name it)."""
+
+    def change(session: ClientSession) -> str:
+        existing = db[PROCEDURES].find_one({"_id": code, "active": True}, session=session)
+        if existing is None:
+            raise NoSuchProcedure(code)
+        version = _bump_catalog_version(db, session, now)
+        db[PROCEDURES].update_one({"_id": code}, {"$set": {"active": False, "source": "admin", "updated_at": now,
+                                                          "updated_by": actor_id}}, session=session)
+        # A chain naming the withdrawn procedure would silently lose a link: drop it.
+        db[PROCEDURES].update_many({"next_procedures": code}, {"$pull": {"next_procedures": code}}, session=session)
+        _record_revision(db, session, code, version, "withdraw", actor_id, now, None)
+        return version
+
+    return in_transaction(db, change)
+
+
+def _bump_catalog_version(db: Database, session: ClientSession, now: datetime) -> str:
+    current = db[CATALOG].find_one_and_update(
+        {"_id": "current"}, {"$inc": {"revision": 1}, "$set": {"edited_at": now}},
+        return_document=ReturnDocument.AFTER, session=session,
+    )
+    if current is None:
+        raise RuntimeError("the catalog was never installed (run prepare first)")
+    version = f"{current.get('file_version', current['version'])}+{current['revision']}"
+    db[CATALOG].update_one({"_id": "current"}, {"$set": {"version": version}}, session=session)
+    return version
+
+
+def _record_revision(db: Database, session: ClientSession, code: str, version: str, change: str, actor_id: str,
+                     now: datetime, procedure: dict | None) -> None:
+    db[PROCEDURE_REVISIONS].insert_one({"code": code, "catalog_version": version, "change": change,
+                                        "actor_id": actor_id, "at": now, "procedure": procedure}, session=session)
+
+
+def procedure_revisions(db: Database, code: str) -> list[dict]:
+    return list(db[PROCEDURE_REVISIONS].find({"code": code}, {"_id": 0}).sort("at", ASCENDING))
+
+
+def active_procedure_codes(db: Database) -> set[str]:
+    return {d["_id"] for d in db[PROCEDURES].find({"active": True}, {"_id": 1})}
 
 
 def catalog_version(db: Database) -> str | None:
@@ -84,9 +175,30 @@ def list_procedures(db: Database) -> list[Procedure]:
     return [Procedure.from_dict(d) for d in db[PROCEDURES].find({"active": True}).sort("_id", ASCENDING)]
 
 
-def get_procedure(db: Database, code: str) -> Procedure | None:
-    document = db[PROCEDURES].find_one({"_id": code, "active": True})
+def get_procedure(db: Database, code: str, active_only: bool = True) -> Procedure | None:
+    query = {"_id": code, "active": True} if active_only else {"_id": code}
+    document = db[PROCEDURES].find_one(query)
     return Procedure.from_dict(document) if document else None
+
+
+# ---------------------------------------------------------------- calendar exceptions
+def calendar_exceptions(db: Database, year: int | None = None) -> list[CalendarException]:
+    query = {"_id": {"$gte": f"{year:04d}-01-01", "$lte": f"{year:04d}-12-31"}} if year else {}
+    return [CalendarException(date.fromisoformat(d["_id"]), d["kind"], d["reason"])
+            for d in db[CALENDAR_EXCEPTIONS].find(query).sort("_id", ASCENDING)]
+
+
+def save_calendar_exception(db: Database, exception: CalendarException, actor_id: str, now: datetime) -> None:
+    db[CALENDAR_EXCEPTIONS].replace_one(
+        {"_id": exception.day.isoformat()},
+        {"_id": exception.day.isoformat(), "kind": exception.kind, "reason": exception.reason,
+         "updated_by": actor_id, "updated_at": now},
+        upsert=True,
+    )
+
+
+def delete_calendar_exception(db: Database, day: date) -> bool:
+    return db[CALENDAR_EXCEPTIONS].delete_one({"_id": day.isoformat()}).deleted_count == 1
 
 
 # ---------------------------------------------------------------- submitting
@@ -155,8 +267,13 @@ def _transition_events(dossier: dict, outcome: domain.Outcome, actor_id: str) ->
 
 
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
-                   note: str | None, now: datetime, today: date) -> dict:
-    """Write an action's outcome and its events; StaleDossier if the dossier moved meanwhile."""
+                   note: str | None, now: datetime, today: date, result_pdf: bytes | None = None) -> dict:
+    """Write an action's outcome and its events; StaleDossier if the dossier moved meanwhile.
+
+    `result_pdf` (the signed result of an approval) is stored first, then the dossier
+    names it in the same write as the status change: a dossier is never result_ready
+    without its result. GridFS cannot write inside a transaction, so should the process
+    die between the two writes, an unreferenced file remains (never a missing result)."""
     entry = {"status": outcome.to_status, "at": now, "actor_id": actor_id, "note": note}
     changes = {
         "status": outcome.to_status,
@@ -166,6 +283,8 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
     }
     if outcome.to_status == domain.RETURNED:
         changes.update(returned_on=today.isoformat(), returned_on_time=outcome.returned_on_time)
+    if result_pdf is not None:
+        changes["result"] = _store_result(db, dossier, result_pdf, now)
 
     def change(session: ClientSession) -> dict:
         updated = db[DOSSIERS].find_one_and_update(
@@ -178,7 +297,81 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
             raise StaleDossier(dossier["_id"])
         return updated
 
-    return commit(db, change, _transition_events(dossier, outcome, actor_id))
+    try:
+        return commit(db, change, _transition_events(dossier, outcome, actor_id))
+    except Exception:
+        if result_pdf is not None:
+            _results(db).delete(changes["result"]["file_id"])
+        raise
+
+
+# ---------------------------------------------------------------- signed results
+def _results(db: Database) -> gridfs.GridFSBucket:
+    return gridfs.GridFSBucket(db, bucket_name=RESULTS_BUCKET)
+
+
+def _store_result(db: Database, dossier: dict, pdf: bytes, now: datetime) -> dict:
+    file_id = _results(db).upload_from_stream(
+        f"{dossier['receipt_code']}.pdf", pdf, metadata={"dossier_id": dossier["_id"], "content_type": "application/pdf"},
+    )
+    return {"file_id": file_id, "sha256": hashlib.sha256(pdf).hexdigest(), "size": len(pdf), "signed_at": now}
+
+
+def read_result(db: Database, dossier: dict) -> bytes | None:
+    result = dossier.get("result")
+    if not result:
+        return None
+    try:
+        return _results(db).open_download_stream(result["file_id"]).read()
+    except gridfs.errors.NoFile:
+        return None
+
+
+def is_issued_result(db: Database, pdf: bytes) -> bool:
+    """Is `pdf`, byte for byte, a result this platform issued?"""
+    return db[DOSSIERS].count_documents({"result.sha256": hashlib.sha256(pdf).hexdigest()}, limit=1) > 0
+
+
+# ---------------------------------------------------------------- assignment
+def assign(db: Database, dossier: dict, officer_id: str, actor_id: str, note: str | None, now: datetime) -> dict:
+    """Hand the dossier's current step to `officer_id`; StaleDossier if its status moved."""
+    entry = {"step": dossier["status"], "officer_id": officer_id, "by": actor_id, "at": now, "note": note}
+    updated = db[DOSSIERS].find_one_and_update(
+        {"_id": dossier["_id"], "status": dossier["status"]},
+        {"$set": {"assignee_id": officer_id, "updated_at": now}, "$push": {"assignments": entry}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if updated is None:
+        raise StaleDossier(dossier["_id"])
+    return updated
+
+
+# ---------------------------------------------------------------- overdue detection
+def overdue_dossiers(db: Database, today: date):
+    """Every overdue dossier (a cursor, lean fields); the caller keeps those not yet announced."""
+    return db[DOSSIERS].find(_overdue(today), {"history": 0, "form": 0, "assignments": 0})
+
+
+def announce_overdue(db: Database, dossier: dict, now: datetime) -> bool:
+    """Mark `dossier` announced as overdue for its current due date and store the
+    DossierOverdue event, atomically; False when another worker (or a status change) got
+    there first."""
+
+    def change(session: ClientSession) -> bool:
+        result = db[DOSSIERS].update_one(
+            {"_id": dossier["_id"], "status": dossier["status"], "due_date": dossier["due_date"],
+             "overdue_noticed_for": {"$ne": dossier["due_date"]}},
+            {"$set": {"overdue_noticed_for": dossier["due_date"], "overdue_noticed_at": now}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    event = new_event("DossierOverdue", dossier["ward_id"], {
+        "dossier_id": dossier["_id"], "ward_id": dossier["ward_id"], "receipt_code": dossier["receipt_code"],
+        "procedure_code": dossier["procedure_code"], "status": dossier["status"], "due_date": dossier["due_date"],
+        "assignee_id": dossier.get("assignee_id") or "", "chain_id": dossier.get("chain_id") or "",
+    })
+    return commit(db, change, lambda marked: [event] if marked else [])
 
 
 # ---------------------------------------------------------------- numbers
@@ -195,7 +388,29 @@ def ward_stats(db: Database, ward_id: str, today: date) -> dict:
         "returned_on_time": returned_on_time,
         "overdue": dossiers.count_documents({**ward, **_overdue(today)}),
         "on_time_rate": domain.on_time_rate(returned, returned_on_time),
+        "by_procedure": _by_procedure(dossiers, ward_id, today),
     }
+
+
+def _by_procedure(dossiers, ward_id: str, today: date) -> list[dict]:
+    """Adoption and timeliness per procedure (R15): online against counter, returned on
+    time, overdue. Counted in Python over lean rows: portable across MongoDB and the
+    embedded server, and a ward's dossiers are thousands, not millions."""
+    rows: dict[str, dict] = {}
+    fields = {"procedure_code": 1, "channel": 1, "status": 1, "returned_on_time": 1, "due_date": 1}
+    for d in dossiers.find({"ward_id": ward_id}, fields):
+        row = rows.setdefault(d["procedure_code"], {"procedure_code": d["procedure_code"], "submitted": 0, "online": 0,
+                                                    "counter": 0, "returned": 0, "returned_on_time": 0, "overdue": 0})
+        row["submitted"] += 1
+        row[d["channel"]] = row.get(d["channel"], 0) + 1
+        if d["status"] == domain.RETURNED:
+            row["returned"] += 1
+            row["returned_on_time"] += bool(d.get("returned_on_time"))
+        row["overdue"] += domain.is_overdue(d["status"], date.fromisoformat(d["due_date"]), today)
+    for row in rows.values():
+        row["on_time_rate"] = domain.on_time_rate(row["returned"], row["returned_on_time"])
+        row["online_share"] = round(row["online"] / row["submitted"], 4)
+    return sorted(rows.values(), key=lambda r: (-r["submitted"], r["procedure_code"]))
 
 
 def _overdue(today: date) -> dict:

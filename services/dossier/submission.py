@@ -34,10 +34,11 @@ def submit(ctx: ServiceContext, principal: Principal, body: dict) -> list[dict]:
     citizen = _resolve_citizen(ctx, principal, body)
 
     now, today = ctx.clock.now(), ctx.clock.today()
+    calendar = ctx.calendar.with_exceptions(store.calendar_exceptions(ctx.db))
     chain_id = str(uuid.uuid4()) if len(chain) > 1 else None
     dossiers = []
     for position, p in enumerate(chain):
-        due = ctx.calendar.add_working_days(today, _working_days(p, head=procedure, is_head=position == 0))
+        due = calendar.add_working_days(today, _working_days(p, head=procedure, is_head=position == 0))
         dossiers.append(_new_dossier(p, ward_id, channel, citizen, clean_form(list(p.form), form),
                                      principal, now, today, due, chain_id))
     for linked in dossiers[1:]:

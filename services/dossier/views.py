@@ -37,8 +37,14 @@ def summary(dossier: dict) -> dict:
         "ward_id": dossier["ward_id"], "channel": dossier["channel"], "status": dossier["status"],
         "status_label": domain.STATUS_LABELS[dossier["status"]], "received_on": dossier["received_on"],
         "due_date": dossier["due_date"], "submitted_at": iso(dossier["submitted_at"]),
-        "chain_id": dossier.get("chain_id"),
+        "chain_id": dossier.get("chain_id"), "assignee_id": dossier.get("assignee_id"),
+        "has_result": bool(dossier.get("result")),
     }
+
+
+def assignments(dossier: dict) -> list[dict]:
+    return [{"step": a["step"], "officer_id": a["officer_id"], "by": a["by"], "at": iso(a["at"]), "note": a.get("note")}
+            for a in dossier.get("assignments", [])]
 
 
 def detail(dossier: dict, chained: list[dict], for_staff: bool) -> dict:
@@ -51,6 +57,7 @@ def detail(dossier: dict, chained: list[dict], for_staff: bool) -> dict:
         "history": [{"status": h["status"], "at": iso(h["at"]), "actor_id": h["actor_id"], "note": h.get("note")}
                     for h in dossier["history"]],
         "linked": [linked(d) for d in chained],
+        "assignments": assignments(dossier) if for_staff else [],
     }
 
 

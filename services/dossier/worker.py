@@ -1,19 +1,41 @@
-"""The dossier worker (nameko): keeps the citizens projection from CitizenRegistered.
+"""The dossier worker (nameko): keeps the citizens projection from CitizenRegistered, and
+announces overdue dossiers (a timer).
 
 The projection holds what adoption figures need (ward, channel, age band, when), never a
 name or a number; it is rebuilt from events, so it may lag identity by a moment."""
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import date, datetime
 
-from motcua_common.consumer import ServiceDatabase, event_handler, handle_once
+from nameko.timer import timer
 
-from . import store
+from motcua_common.consumer import ServiceDatabase, SettingsProvider, event_handler, handle_once
+
+from . import domain, store
+from .clock import SystemClock
+
+log = logging.getLogger(__name__)
+
+# Due dates are whole days: looking every few minutes announces a dossier soon after the
+# ward's midnight, and a worker that was down catches up as soon as it starts (eager).
+OVERDUE_CHECK_SECONDS = 300
 
 
 class DossierWorker:
     name = "dossier"
     db = ServiceDatabase("dossier")
+
+    settings = SettingsProvider()
+
+    @timer(interval=OVERDUE_CHECK_SECONDS, eager=True)
+    def announce_overdue(self):
+        """One DossierOverdue per dossier and due date, through the outbox. Several workers
+        may run this at once: the conditional write lets exactly one announce each."""
+        clock = SystemClock(self.settings.timezone)
+        announced = announce_overdue_dossiers(self.db, clock.today(), clock.now())
+        if announced:
+            log.info("overdue dossiers announced", extra={"count": announced})
 
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):
@@ -28,6 +50,15 @@ class DossierWorker:
             "registered_at": _moment(event.occurred_at),
         }
         return handle_once(self.db, "dossier", event, lambda session: store.record_citizen(self.db, session, citizen))
+
+
+def announce_overdue_dossiers(db, today: date, now: datetime) -> int:
+    announced = 0
+    for dossier in store.overdue_dossiers(db, today):
+        if domain.needs_overdue_notice(dossier["status"], date.fromisoformat(dossier["due_date"]), today,
+                                       dossier.get("overdue_noticed_for")):
+            announced += store.announce_overdue(db, dossier, now)
+    return announced
 
 
 def _moment(iso: str) -> datetime | str:

@@ -10,6 +10,10 @@ Counting rule, as the one-stop desk writes an appointment date: the day of recei
 not count; the due date is the N-th working day after it. A dossier received on a day off
 therefore starts counting on the next working day. N = 0 means "within the day": the
 receipt day itself, or the next working day when it was received on a day off.
+
+Administrators add exceptions the holiday data cannot know in advance: an extra day off
+(a day of mourning, a typhoon closure) or a Saturday worked in exchange for a bridge day.
+An exception overrides both the weekend rule and the holiday data for its day.
 """
 from __future__ import annotations
 
@@ -29,6 +33,16 @@ class SkippedDay:
     reason: str
 
 
+DAY_OFF, WORKING_DAY = "day_off", "working_day"
+
+
+@dataclass(frozen=True)
+class CalendarException:
+    day: date
+    kind: str  # DAY_OFF or WORKING_DAY
+    reason: str
+
+
 @dataclass(frozen=True)
 class DueDate:
     due_date: date
@@ -38,21 +52,34 @@ class DueDate:
 class WorkingCalendar:
     """Vietnam's working days. Safe to share between threads."""
 
-    def __init__(self, country_holidays: holidays.HolidayBase | None = None):
+    def __init__(self, country_holidays: holidays.HolidayBase | None = None,
+                 exceptions: dict[date, CalendarException] | None = None, _lock: threading.Lock | None = None):
         self._holidays = country_holidays if country_holidays is not None else holidays.country_holidays(
             "VN", language="vi"
         )
         # The holidays object fills in each year on first use; two request threads must
         # not fill the same dict at once.
-        self._lock = threading.Lock()
+        self._lock = _lock or threading.Lock()
+        self.exceptions = dict(exceptions or {})
 
-    def day_off_reason(self, day: date) -> str | None:
-        """Why `day` is not a working day (in Vietnamese), or None when it is one."""
+    def with_exceptions(self, exceptions) -> "WorkingCalendar":
+        """This calendar with the administrators' exceptions; shares the holiday data."""
+        return WorkingCalendar(self._holidays, {e.day: e for e in exceptions}, self._lock)
+
+    def base_day_off_reason(self, day: date) -> str | None:
+        """Why `day` is off by the weekend rule and the holiday data alone."""
         with self._lock:
             if self._holidays.is_working_day(day):
                 return None
             holiday = self._holidays.get(day)
         return holiday or WEEKEND_NAMES[day.weekday()]
+
+    def day_off_reason(self, day: date) -> str | None:
+        """Why `day` is not a working day (in Vietnamese), or None when it is one."""
+        exception = self.exceptions.get(day)
+        if exception is not None:
+            return None if exception.kind == WORKING_DAY else exception.reason
+        return self.base_day_off_reason(day)
 
     def is_working_day(self, day: date) -> bool:
         return self.day_off_reason(day) is None

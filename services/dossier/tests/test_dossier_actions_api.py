@@ -160,6 +160,9 @@ def test_ward_stats(client, submit, officer, token, clock):
         "overdue": 1,  # the untouched one; the one awaiting a supplement has its clock stopped
     }
     assert stats["on_time_rate"] == 0.5
+    [marriage] = stats["by_procedure"]
+    assert marriage == {"procedure_code": "HT-XNHN", "submitted": 4, "online": 3, "counter": 1, "returned": 2,
+                        "returned_on_time": 1, "overdue": 1, "on_time_rate": 0.5, "online_share": 0.75}
     assert client.get(stats_url, headers=token("admin")).status_code == 200
     assert client.get(stats_url, headers=token("officer", OTHER_WARD)).status_code == 403
     assert client.get(stats_url, headers=token("citizen")).status_code == 403
