@@ -26,6 +26,9 @@ COUNTERS = "counters"
 TICKETS = "tickets"
 SEQUENCES = "ticket_sequences"
 APPOINTMENTS = "appointments"
+KIOSK_DEVICES = "kiosk_devices"
+KIOSK_PAIRINGS = "kiosk_pairings"
+KIOSK_REQUESTS = "kiosk_requests"
 
 # The database sorts candidates the way domain.call_order does, so a few suffice.
 CALL_ORDER_SORT = [("priority_rank", ASCENDING), ("queued_at", ASCENDING), ("sequence", ASCENDING), ("_id", ASCENDING)]
@@ -58,6 +61,11 @@ def ensure_indexes(db: Database) -> None:
     db[TICKETS].create_index([("day", ASCENDING), ("status", ASCENDING)], name="waiting_today")
     # A day's sequence is needed for that day only.
     db[SEQUENCES].create_index("created_at", expireAfterSeconds=3 * 24 * 3600, name="sequence_expiry")
+    db[TICKETS].create_index([("ward_id", ASCENDING), ("counter_id", ASCENDING), ("status", ASCENDING)],
+                             name="at_counter")
+    # A pairing link lives minutes; a kiosk's form token (double-tap guard) a day.
+    db[KIOSK_PAIRINGS].create_index("expires_at", expireAfterSeconds=0, name="pairing_expiry")
+    db[KIOSK_REQUESTS].create_index("created_at", expireAfterSeconds=24 * 3600, name="kiosk_request_expiry")
     db[APPOINTMENTS].create_index("receipt_code", name="by_receipt_code")
     db[APPOINTMENTS].create_index([("ward_id", ASCENDING), ("due_date", ASCENDING)], name="due_per_ward")
 
@@ -267,6 +275,13 @@ class QueueStore:
 
         return commit(self.db, change, events)
 
+    def current_at_counter(self, ward_id: str, counter_id: str, now: datetime) -> dict | None:
+        """The ticket a counter has called and not yet closed today (the newest, if an
+        officer left an earlier one open)."""
+        return self.db[TICKETS].find_one(
+            {"ward_id": ward_id, "day": self.day_of(now), "counter_id": counter_id, "status": CALLED},
+            sort=[("called_at", DESCENDING)])
+
     # ------------------------------------------------------------ what the hall sees
     def board(self, ward_id: str, now: datetime) -> dict:
         """Who is called where (the latest call of each counter) and how many wait per
@@ -297,6 +312,62 @@ class QueueStore:
         ]):
             counts[(row["_id"]["ward_id"], row["_id"]["service_code"])] = row["count"]
         return counts
+
+    def ward_name(self, ward_id: str) -> str | None:
+        doc = self.db[WARDS].find_one({"_id": ward_id}, {"name": 1})
+        return doc.get("name") if doc else None
+
+    # ------------------------------------------------------------ kiosk devices
+    def create_pairing(self, ward_id: str, code: str, created_by: str, now: datetime, expires_at: datetime) -> None:
+        self.db[KIOSK_PAIRINGS].insert_one({"_id": code, "ward_id": ward_id, "created_by": created_by,
+                                            "created_at": now, "expires_at": expires_at})
+
+    def redeem_pairing(self, code: str, now: datetime) -> dict | None:
+        """Use a pairing code once: the first kiosk to open the link gets the device; the
+        document is deleted in the same step so that a second opening finds nothing."""
+        doc = self.db[KIOSK_PAIRINGS].find_one_and_delete({"_id": code})
+        if doc is None:
+            return None
+        expires_at = doc["expires_at"]
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=now.tzinfo)
+        if expires_at <= now:
+            return None  # the TTL monitor runs once a minute; an expired code is refused at once
+        device = {"_id": str(uuid.uuid4()), "ward_id": doc["ward_id"], "status": "active",
+                  "paired_by": doc["created_by"], "paired_at": now}
+        self.db[KIOSK_DEVICES].insert_one(device)
+        return device
+
+    def device_active(self, device_id: str, ward_id: str) -> bool:
+        return self.db[KIOSK_DEVICES].count_documents(
+            {"_id": device_id, "ward_id": ward_id, "status": "active"}, limit=1) == 1
+
+    def kiosk_devices(self, ward_id: str) -> list[dict]:
+        docs = self.db[KIOSK_DEVICES].find({"ward_id": ward_id}).sort("paired_at", ASCENDING)
+        return [{"device_id": d["_id"], "status": d["status"], "paired_at": domain.iso_utc(d["paired_at"])}
+                for d in docs]
+
+    def revoke_device(self, ward_id: str, device_id: str, now: datetime) -> bool:
+        result = self.db[KIOSK_DEVICES].update_one({"_id": device_id, "ward_id": ward_id},
+                                                   {"$set": {"status": "revoked", "revoked_at": now}})
+        return result.matched_count == 1
+
+    def claim_kiosk_request(self, ward_id: str, form_token: str, now: datetime) -> dict | None:
+        """Guard against a double tap: the first submission of a kiosk form token claims it
+        (None); a repeat gets the claim, with the ticket it produced once there is one."""
+        key = f"{ward_id}:{form_token}"
+        try:
+            self.db[KIOSK_REQUESTS].insert_one({"_id": key, "ticket_id": None, "created_at": now})
+            return None
+        except DuplicateKeyError:
+            return self.db[KIOSK_REQUESTS].find_one({"_id": key}) or {"ticket_id": None}
+
+    def complete_kiosk_request(self, ward_id: str, form_token: str, ticket_id: str | None) -> None:
+        key = f"{ward_id}:{form_token}"
+        if ticket_id is None:
+            self.db[KIOSK_REQUESTS].delete_one({"_id": key})  # failed: the kiosk may try again
+        else:
+            self.db[KIOSK_REQUESTS].update_one({"_id": key}, {"$set": {"ticket_id": ticket_id}})
 
     # ------------------------------------------------------------ appointments (from dossier)
     def record_appointment(self, submitted: dict, session: ClientSession | None = None) -> None:

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, Response, request
 
 from motcua_common import metrics
 from motcua_common.auth import TokenVerifier
@@ -141,8 +141,50 @@ def rankings():
             raise _invalid(exc) from None
     start, end = period.utc_bounds(ctx.settings.timezone)
     tallies = domain.ward_tallies(store.count_ratings_by_ward(ctx.db, start, end))
+    officers = domain.officer_tallies(store.count_ratings_by_officer(ctx.db, start, end))
     return {"period": period.name, "from": period.first_day.isoformat(), "to": period.last_day.isoformat(),
-            "wards": domain.rank_wards(tallies)}
+            "wards": domain.rank_wards(tallies), "officers": domain.rank_officers(officers)}
+
+
+def _half_year_asked(ctx: ServiceContext) -> domain.Period:
+    text = request.args.get("period")
+    if text is None:
+        return domain.half_year(_today(ctx))
+    try:
+        return domain.parse_half_year(text)
+    except domain.InvalidInput as exc:
+        raise _invalid(exc) from None
+
+
+@api.get("/wards/<ward_id>/rankings")
+@authenticated()
+def ward_officer_rankings(ward_id: str):
+    """The half-yearly ranking of a ward's officers, for the ward's own staff as well."""
+    ctx = request_context()
+    if not current_principal().can_watch(ward_id):
+        raise forbidden("Chỉ cán bộ của phường, trung tâm giám sát và quản trị viên được xem. / Not allowed for this ward.")
+    period = _half_year_asked(ctx)
+    start, end = period.utc_bounds(ctx.settings.timezone)
+    officers = domain.officer_tallies(store.count_ratings_by_officer(ctx.db, start, end, ward_id))
+    return {"ward_id": ward_id, "period": period.name, "from": period.first_day.isoformat(),
+            "to": period.last_day.isoformat(), "officers": domain.rank_officers(officers)}
+
+
+# ---------------------------------------------------------------- the rating screen
+@api.get("/wards/<ward_id>/counters/<counter_id>/latest")
+def latest_at_counter(ward_id: str, counter_id: str):
+    """The ticket just served at a counter, for the rating screen beside it: 200 while it
+    is fresh and unrated, else 204. Public like the screen itself; it shows a number."""
+    ticket = latest_ratable_ticket(request_context(), ward_id, counter_id)
+    if ticket is None:
+        return Response(status=204)
+    return ticket
+
+
+def latest_ratable_ticket(ctx: ServiceContext, ward_id: str, counter_id: str) -> dict | None:
+    opportunity = store.latest_served_at_counter(ctx.db, ward_id, counter_id)
+    rated = opportunity is not None and store.is_rated(ctx.db, domain.TICKET, opportunity["subject_id"])
+    return domain.screen_ticket(opportunity, rated, _now())
 
 
 # ---------------------------------------------------------------- the app
@@ -150,7 +192,9 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fla
     client = connect(settings)
     db = service_database(client, settings, SERVICE)
     ctx = ServiceContext(SERVICE, settings, db, verifier or TokenVerifier.from_url(settings.jwks_url))
+    from .pages import pages  # the rating screen beside a counter
+
     return create_service_app(
-        ctx, [api], OPENAPI,
+        ctx, [api, pages], OPENAPI,
         extra_collectors=[metrics.OutboxPendingCollector(SERVICE, lambda: pending_count(db))],
     )

@@ -29,6 +29,9 @@ PENDING_RETURN, RATABLE = "pending_return", "ratable"
 RETURNED = "returned"
 
 TICKET_RATING_WINDOW = timedelta(hours=24)
+# The rating screen beside a counter offers the ticket just served there; one served longer
+# ago than this is no longer "just served" (the screen goes back to idle).
+RATING_SCREEN_FRESHNESS = timedelta(minutes=10)
 DOSSIER_RATING_WINDOW = timedelta(days=7)
 
 COMMENT_MAX_CHARS = 500
@@ -365,16 +368,51 @@ def rank_wards(tallies: Mapping[str, Tally]) -> list[dict]:
     """Wards best first: by satisfaction index, then by number of ratings (an index
     earned over more ratings ranks higher). Wards equal on both share a rank (1, 2, 2, 4);
     wards nobody rated are left out."""
-    rated = [(ward_id, t) for ward_id, t in tallies.items() if t.total > 0]
+    return [{"rank": rank, "ward_id": ward_id, **tally.as_dict()} for rank, ward_id, tally in _ranked(tallies)]
+
+
+def rank_officers(tallies: Mapping[tuple[str, str], Tally]) -> list[dict]:
+    """Officers best first, by the same rule as wards (seed 004 ranks people as well as
+    offices, twice a year). Keyed by (ward_id, officer_id): an officer is rated where they
+    served. Officers are named by their opaque id; the ward's staff know who is who."""
+    return [{"rank": rank, "ward_id": key[0], "officer_id": key[1], **tally.as_dict()}
+            for rank, key, tally in _ranked(tallies)]
+
+
+def _ranked(tallies: Mapping) -> list[tuple[int, object, Tally]]:
+    rated = [(key, t) for key, t in tallies.items() if t.total > 0]
     rated.sort(key=lambda item: (-item[1].satisfaction, -item[1].total, item[0]))
-    ranking: list[dict] = []
+    ranking: list[tuple[int, object, Tally]] = []
     previous_key, rank = None, 0
-    for position, (ward_id, tally) in enumerate(rated, start=1):
-        key = (tally.satisfaction, tally.total)
-        if key != previous_key:
-            rank, previous_key = position, key
-        ranking.append({"rank": rank, "ward_id": ward_id, **tally.as_dict()})
+    for position, (key, tally) in enumerate(rated, start=1):
+        standing = (tally.satisfaction, tally.total)
+        if standing != previous_key:
+            rank, previous_key = position, standing
+        ranking.append((rank, key, tally))
     return ranking
+
+
+def officer_tallies(rows: Iterable[RatingCount]) -> dict[tuple[str, str], Tally]:
+    """(ward_id, officer_id) -> tally; ratings without an officer are left out."""
+    tallies: dict[tuple[str, str], Tally] = {}
+    for row in rows:
+        if row.officer_id:
+            tallies.setdefault((row.ward_id, row.officer_id), Tally()).add(row.score, row.count)
+    return tallies
+
+
+def screen_ticket(opportunity: Mapping | None, rated: bool, now: datetime) -> dict | None:
+    """What the rating screen beside a counter offers: the ticket just served there, while
+    it is fresh, ratable and not yet rated. Only what the screen shows and needs to rate:
+    no officer, no personal data."""
+    if opportunity is None or rated or may_rate(opportunity, now) != Verdict.RATABLE:
+        return None
+    if now - opportunity["served_at"] > RATING_SCREEN_FRESHNESS:
+        return None
+    return {"ticket_id": opportunity["subject_id"], "number": opportunity.get("number") or "",
+            "service_code": opportunity.get("service_code") or "", "counter_id": opportunity.get("counter_id") or "",
+            "served_at": opportunity["served_at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")}
 
 
 def ward_tallies(rows: Iterable[RatingCount]) -> dict[str, Tally]:

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from motcua_common import outbox
 
-from .domain import DOSSIER, RatingCount
+from .domain import DOSSIER, TICKET, RatingCount
 
 OPPORTUNITIES = "opportunities"
 RATINGS = "ratings"
@@ -30,6 +30,8 @@ def ensure_indexes(db: Database) -> None:
     )
     # A return without its receipt code is matched to the opportunity by dossier id.
     db[OPPORTUNITIES].create_index("dossier_id", name="by_dossier", sparse=True)
+    db[OPPORTUNITIES].create_index(
+        [("ward_id", ASCENDING), ("counter_id", ASCENDING), ("served_at", DESCENDING)], name="latest_at_counter")
     db[RATINGS].create_index(
         [("subject_type", ASCENDING), ("subject_id", ASCENDING)], unique=True, name="one_rating_per_opportunity"
     )
@@ -71,6 +73,16 @@ def find_opportunity(db: Database, subject_type: str, subject_id: str) -> dict |
     return db[OPPORTUNITIES].find_one(_subject(subject_type, subject_id))
 
 
+def latest_served_at_counter(db: Database, ward_id: str, counter_id: str) -> dict | None:
+    """The ticket opportunity served most recently at a counter."""
+    return db[OPPORTUNITIES].find_one({"subject_type": TICKET, "ward_id": ward_id, "counter_id": counter_id},
+                                      sort=[("served_at", DESCENDING)])
+
+
+def is_rated(db: Database, subject_type: str, subject_id: str) -> bool:
+    return db[RATINGS].count_documents(_subject(subject_type, subject_id), limit=1) == 1
+
+
 # ---------------------------------------------------------------- ratings
 def add_rating(db: Database, rating: dict, events: list[dict]) -> None:
     """Store the rating and its events in one transaction; AlreadyRated when the
@@ -93,6 +105,15 @@ def _count(db: Database, match: dict, by: Iterable[str]) -> list[RatingCount]:
 def count_ward_ratings(db: Database, ward_id: str, start: datetime, end: datetime) -> list[RatingCount]:
     """A ward's ratings in [start, end), counted per officer, counter and score."""
     return _count(db, {"ward_id": ward_id, "rated_at": {"$gte": start, "$lt": end}}, ("officer_id", "counter_id"))
+
+
+def count_ratings_by_officer(db: Database, start: datetime, end: datetime,
+                             ward_id: str | None = None) -> list[RatingCount]:
+    """Ratings in [start, end), counted per ward, officer and score (one ward's, or all)."""
+    match: dict = {"rated_at": {"$gte": start, "$lt": end}}
+    if ward_id is not None:
+        match["ward_id"] = ward_id
+    return _count(db, match, ("ward_id", "officer_id"))
 
 
 def count_ratings_by_ward(db: Database, start: datetime, end: datetime) -> list[RatingCount]:

@@ -1,0 +1,57 @@
+"""The rating screen beside a counter (/rating/rate/{ward}/{counter}): three large faces
+for the ticket just served there, a thank-you, back to idle.
+
+Server-rendered and usable without JavaScript (each face is a form button); with
+JavaScript the idle screen watches the latest-ticket endpoint and shows the faces as soon
+as the officer closes the ticket."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from motcua_common.http import Problem, request_context
+
+from . import domain
+from .api import give_rating, latest_ratable_ticket
+
+FOLDER = Path(__file__).resolve().parent
+THANK_YOU_SECONDS = 6
+
+pages = Blueprint("rating_pages", __name__, url_prefix="/rating", root_path=str(FOLDER),
+                  static_folder="static", static_url_path="/static")
+
+# What the screen says after a refusal, by problem code.
+_REFUSALS = {
+    "already_rated": "Lượt phục vụ này đã được đánh giá. Cảm ơn quý khách!",
+    "rating_window_closed": "Đã quá thời hạn đánh giá lượt phục vụ này.",
+    "not_ratable": "Chưa đánh giá được lượt phục vụ này.",
+}
+
+
+@pages.get("/rate/<ward_id>/<counter_id>")
+def rate(ward_id: str, counter_id: str):
+    ticket = latest_ratable_ticket(request_context(), ward_id, counter_id)
+    return render_template("rate.html", ward_id=ward_id, counter_id=counter_id, ticket=ticket,
+                           message=request.args.get("message"))
+
+
+@pages.post("/rate/<ward_id>/<counter_id>")
+def rate_submit(ward_id: str, counter_id: str):
+    ticket_id, score = request.form.get("ticket_id", ""), request.form.get("score", "")
+    back = url_for(".rate", ward_id=ward_id, counter_id=counter_id)
+    try:
+        rating_request = domain.read_rating_request({"ticket_id": ticket_id, "score": score})
+        # The screen rates only what it offered: the ticket just served at this counter.
+        offered = latest_ratable_ticket(request_context(), ward_id, counter_id)
+        if offered is None or offered["ticket_id"] != rating_request.subject_id:
+            raise Problem(404, "not_ratable", "Chưa thể đánh giá")
+        give_rating(request_context(), rating_request)
+    except domain.InvalidInput:
+        return redirect(back, 303)
+    except Problem as problem:
+        return render_template("rate_done.html", ward_id=ward_id, counter_id=counter_id, back=back,
+                               message=_REFUSALS.get(problem.code, _REFUSALS["not_ratable"]),
+                               seconds=THANK_YOU_SECONDS), problem.status
+    return render_template("rate_done.html", ward_id=ward_id, counter_id=counter_id, back=back, score=score,
+                           message="Cảm ơn quý khách đã đánh giá!", seconds=THANK_YOU_SECONDS)
