@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from motcua_common.consumer import ServiceDatabase, SettingsProvider, event_handler, handle_once
@@ -36,6 +37,18 @@ class DossierWorker:
         announced = announce_overdue_dossiers(self.db, clock.today(), clock.now())
         if announced:
             log.info("overdue dossiers announced", extra={"count": announced})
+
+    @rpc
+    def status_for_sms(self, receipt_code: str, phone_last4: str) -> dict | None:
+        """identity's `TT <receipt code>` answer: the status, only when the asking phone ends
+        in the digits registered on the dossier (the same rule as the public lookup)."""
+        import hmac
+
+        dossier = store.find_by_receipt_code(self.db, str(receipt_code or "").strip().upper())
+        expected = (dossier or {}).get("phone_last4") or "----"
+        if dossier is None or not hmac.compare_digest(expected.encode(), str(phone_last4 or "").encode()):
+            return None
+        return {"status": dossier["status"], "due_date": dossier["due_date"], "ward_id": dossier["ward_id"]}
 
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):

@@ -12,6 +12,7 @@ import requests
 from motcua_common.testing import wait_for
 
 from .conftest import SMS_INBOUND_TOKEN
+from .test_ward_day import fill_form
 
 pytestmark = pytest.mark.e2e
 PHONE = "+84977000111"
@@ -52,6 +53,20 @@ def test_registration_by_sms_end_to_end(platform, gateway):
     # a malformed command is answered, never ignored
     assert inbound(base, "DK thieu thong tin", "sms-3").json()["outcome"] == "help"
     wait_for(lambda: len(replies_to(gateway)) >= 3, timeout=60, message="the help reply")
+
+    # TT: the status of a dossier, answered to the phone registered on it
+    citizen = {"Authorization": f"Bearer {ok['access_token']}"}
+    procedure = next(p for p in requests.get(f"{base}/dossier/api/v1/procedures", timeout=30).json() if p["level"] >= 3)
+    dossier = requests.post(f"{base}/dossier/api/v1/dossiers", headers=citizen, timeout=30, json={
+        "procedure_code": procedure["code"], "ward_id": "dn-hai-chau", "form": fill_form(procedure)}).json()
+    code = dossier["receipt_code"]
+    assert inbound(base, f"tt {code.lower()}", "sms-4").json()["outcome"] == "answered"
+    status = wait_for(lambda: [r for r in replies_to(gateway) if code in r["text"] and "Ho so" in r["text"]], timeout=60,
+                      message="the status reply")
+    assert "da nop" in status[0]["text"]
+    other = requests.post(f"{base}/identity/api/v1/sms/inbound", timeout=30, headers={"X-Gateway-Token": SMS_INBOUND_TOKEN},
+                          json={"from": "0905 000 999", "text": f"TT {code}", "id": "sms-5"})
+    assert other.json()["outcome"] == "refused"
 
     log_text = platform["log"].read_text()
     assert password not in log_text and "019085003344" not in log_text and "977000111" not in log_text
