@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 # Inbound SMS per phone: enough for DK, a retry and MK; an SMS costs the city money.
 SMS_PER_PHONE = 8
 SMS_WINDOW = timedelta(minutes=10)
+# Logins, counted before any password is checked: the lockout stops guessing one known
+# account; these stop spraying many usernames from one address and keep a stranger from
+# spending the server's argon2 time. A ward office behind one NAT address stays far below.
+LOGINS_PER_USERNAME = 10
+LOGINS_PER_CLIENT = 120
+LOGIN_WINDOW = timedelta(minutes=1)
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
@@ -164,6 +170,20 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         return idempotent(db, "citizens", handle)
 
     # ------------------------------------------------------------ sessions
+    login_by_username = FixedWindowLimiter(db, "login_username", LOGINS_PER_USERNAME, LOGIN_WINDOW)
+    login_by_client = FixedWindowLimiter(db, "login_client", LOGINS_PER_CLIENT, LOGIN_WINDOW)
+
+    def _count_login(username: str) -> None:
+        now = clock()
+        verdicts = [login_by_client.hit(_client(), now), login_by_username.hit(username.casefold(), now)]
+        refused = [v for v in verdicts if not v.allowed]
+        if refused:
+            retry_after = max(v.retry_after_seconds for v in refused)
+            store.audit(db, "login", outcome="rate_limited", client=_client())
+            raise Problem(429, "rate_limited", "Đăng nhập quá nhiều lần",
+                          f"Bạn đã thử đăng nhập quá nhiều lần, vui lòng thử lại sau {retry_after} giây. "
+                          "/ Too many login attempts, retry later.", headers={"Retry-After": str(retry_after)})
+
     @api.post("/api/v1/sessions")
     def login():
         body = json_body()
@@ -172,6 +192,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             raise ValidationFailed([field_error(f, "Bắt buộc. / Required.") for f in ("username", "password")
                                     if not isinstance(body.get(f), str) or not body.get(f)])
         username = username.strip()
+        _count_login(username)
         candidates = store.citizens_by_username(db, username)
         if not candidates:
             officer = store.officer_by_username(db, username)

@@ -26,7 +26,8 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         ensure_outbox_indexes(db)
         ensure_processed_index(db)
         ensure_idempotency_index(db)
-        FixedWindowLimiter(db, "sms_inbound", 1, timedelta(minutes=1)).ensure_indexes()
+        for limiter in ("sms_inbound", "login_username", "login_client"):
+            FixedWindowLimiter(db, limiter, 1, timedelta(minutes=1)).ensure_indexes()
         key_ring(settings)  # creates the first signing key on first start
         if settings.admin_password and store.officer_by_username(db, "admin") is None:
             # Like Grafana's admin bootstrap: only on first start; later changes go through the API.

@@ -14,7 +14,12 @@ from motcua_common.outbox import commit
 
 from . import domain
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+def default_hasher() -> PasswordHasher:
+    """argon2id with RFC 9106's low-memory parameters (t=3, m=64 MiB, p=4)."""
+    return PasswordHasher()
+
+
+_hasher = default_hasher()
 # A hash verified when no account matches, so a missing account costs the same time.
 _DUMMY_HASH = _hasher.hash("motcua-no-such-account")
 

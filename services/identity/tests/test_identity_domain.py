@@ -48,3 +48,14 @@ def test_names_are_normalised():
     assert domain.normalise_name("  Nguyễn   Văn  An ") == "Nguyễn Văn An"
     assert domain.normalise_name("Robert'); DROP") is None
     assert domain.normalise_name("A") is None
+
+
+def test_production_passwords_use_argon2id_with_rfc_9106_cost():
+    from argon2 import Type
+
+    from motcua_identity import store
+
+    fresh = store.default_hasher()  # what production uses (the tests swap in a cheap one)
+    assert fresh.type is Type.ID
+    assert fresh.memory_cost >= 64 * 1024 and fresh.time_cost >= 3
+    assert fresh.hash("mat-khau-2026").startswith("$argon2id$v=19$m=65536")
