@@ -395,7 +395,9 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         return {"national_id": body["national_id"], "full_name": full_name, "date_of_birth": dob,
                 "phone": phone, "ward_id": ward_id, "password": password}
 
-    return create_service_app(ctx, [api], OPENAPI, extra_collectors=[CoverageCollector(db, _today)])
+    from .kannel_inbound import kannel_blueprint  # the same SMS desk, as Kannel's get-url calls it
+    kannel = kannel_blueprint(settings, db, desk, sms_limiter, clock)
+    return create_service_app(ctx, [api, kannel], OPENAPI, extra_collectors=[CoverageCollector(db, _today)])
 
 
 class CoverageCollector:

@@ -77,9 +77,9 @@ def test_one_account_per_national_id_under_concurrency(client):
     def attempt(i):
         return client.post("/identity/api/v1/citizens", json=citizen_body(phone=f"090512{i:04d}")).status_code
 
-    with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(attempt, range(8)))
-    assert codes.count(201) == 1 and codes.count(409) == 7
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(attempt, range(24)))
+    assert codes.count(201) == 1 and codes.count(409) == 23
     again = client.post("/identity/api/v1/citizens", json=citizen_body())
     assert again.status_code == 409 and again.get_json()["code"] == "national_id_taken"
 
