@@ -132,7 +132,7 @@ class TokenVerifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 3.0) -> "TokenVerifier":
+    def from_url(cls, url: str, timeout: float = 3.0, cache_file: str | None = None) -> "TokenVerifier":
         import requests
 
         def fetch() -> dict:
@@ -140,6 +140,13 @@ class TokenVerifier:
             response.raise_for_status()
             return response.json()
 
+        # MOTCUA_JWKS_CACHE_FILE (set by the edge profile): keep the keys on disk as well,
+        # so a restart while identity is unreachable still verifies tokens.
+        cache_file = cache_file or os.environ.get("MOTCUA_JWKS_CACHE_FILE")
+        if cache_file:
+            from .jwks_cache import on_disk
+
+            return cls(on_disk(fetch, Path(cache_file)))
         return cls(fetch)
 
     def _refresh(self, force: bool = False) -> None:

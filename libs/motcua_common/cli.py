@@ -6,13 +6,13 @@
   motcua relay --service S                the service's outbox relay
   motcua topology                         declare exchanges, queues and bindings
   motcua prepare --service S [--demo]     indexes, bootstrap admin, reference data
+  motcua simulate --wards N --minutes M   play ward days against a running platform
 
 Heavy imports happen inside each command: the worker must monkey-patch with eventlet
 before anything else is imported."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 
@@ -49,6 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     p_prep.add_argument("--service", choices=SERVICES, required=True)
     p_prep.add_argument("--demo", action="store_true")
 
+    p_sim = sub.add_parser("simulate", help="play ward days against a running platform (load and demo)")
+    p_sim.add_argument("--base-url", default="http://127.0.0.1:8080")
+    p_sim.add_argument("--wards", type=int, default=2)
+    p_sim.add_argument("--minutes", type=float, default=2.0, help="wall-clock minutes for one office day")
+    p_sim.add_argument("--rate", type=float, default=120, help="kiosk tickets per ward per day")
+    p_sim.add_argument("--online-rate", type=float, default=30, help="online dossiers per ward per day")
+    p_sim.add_argument("--seed", type=int)
+    p_sim.add_argument("--concurrency", type=int, default=64, help="citizens acting at once, at most")
+    p_sim.add_argument("--admin-password", help="to create wards beyond the demo ones (MOTCUA_ADMIN_PASSWORD)")
+    p_sim.add_argument("--mongo-url", help="the platform's database, for the queue set-up of created wards")
+    p_sim.add_argument("--sms-sink-port", type=int,
+                       help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) and check every dossier's SMS")
+    p_sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     args = parser.parse_args(argv)
 
     if args.command == "worker":
@@ -61,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "up":
         if args.profile == "edge":
-            print("motcua: the edge profile is not built yet (see README, 'Not done yet')", file=sys.stderr)
-            return 2
+            missing = [f"--{name}" for name in ("ward", "upstream", "central") if not getattr(args, name)]
+            if missing:
+                p_up.error(f"--profile edge needs {', '.join(missing)}")
+            from .edge import up_edge
+
+            return up_edge(port=args.port, demo=args.demo, ward_id=args.ward, upstream=args.upstream,
+                           central=args.central, host=args.host)
         from .launcher import up
 
         return up(port=args.port, demo=args.demo, host=args.host)
@@ -94,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"new signing key {key_ring(Settings.from_env()).rotate()}")
         return 0
+    if args.command == "simulate":
+        from .simulate import main as simulate_main
+
+        return simulate_main(args)
     if args.command == "prepare":
         import importlib
 

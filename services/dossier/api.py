@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, render_template, request, send_file
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
@@ -25,10 +26,11 @@ from motcua_common.http import (
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import pending_count
 
-from . import domain, issuing, results, store, submission, views
+from . import attachments, domain, issuing, paying, payment_provider, payments, results, store, submission, views
 from .catalog import procedure_errors
 from .citizen_directory import CitizenDirectory
 from .clock import SystemClock
+from .payment_provider import LocalPaymentProvider, PaymentSetup
 from .signing_keys import ResultKeys
 from .working_days import DAY_OFF, MAX_WORKING_DAYS, WORKING_DAY, CalendarException, WorkingCalendar
 
@@ -41,23 +43,30 @@ MAX_NOTE_LENGTH = 1000
 MAX_VERIFY_BYTES = 10 * 1024 * 1024
 
 bp = Blueprint("dossier", __name__, url_prefix="/dossier/api/v1")
+# The local payment provider's checkout pages (one machine and tests only).
+local_pay = Blueprint("dossier_local_pay", __name__, url_prefix="/dossier/pay/local")
 
 
 def create_app(settings: Settings, verifier: TokenVerifier | None = None,
                citizens: CitizenDirectory | None = None, clock: SystemClock | None = None,
-               result_keys: ResultKeys | None = None):
-    """The dossier API. `citizens` (identity's directory), `clock` and the result signing
-    keys default to the real ones; tests pass stand-ins."""
+               result_keys: ResultKeys | None = None, payment_setup: PaymentSetup | None = None):
+    """The dossier API. `citizens` (identity's directory), `clock`, the result signing
+    keys and the payment provider default to the real ones; tests pass stand-ins."""
     db = service_database(connect(settings), settings, "dossier")
+    payment_setup = payment_setup or payment_provider.from_env(settings.data_dir)
+    if isinstance(payment_setup.provider, LocalPaymentProvider):
+        log.warning("online fees go through the local payment provider, which takes no money "
+                    "(PAYMENT_PROVIDER=none turns online payment off)")
     ctx = ServiceContext(
         "dossier", settings, db, verifier or TokenVerifier.from_url(settings.jwks_url),
         citizens=citizens or CitizenDirectory(settings),
         clock=clock or SystemClock(settings.timezone),
         calendar=WorkingCalendar(),
         result_keys=result_keys or ResultKeys.from_settings(settings),
+        payments=payment_setup,
     )
     collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(db)), OverdueCollector(db, ctx.clock)]
-    return create_service_app(ctx, [bp], OPENAPI_FILE, extra_collectors=collectors)
+    return create_service_app(ctx, [bp, local_pay], OPENAPI_FILE, extra_collectors=collectors)
 
 
 class OverdueCollector:
@@ -387,6 +396,12 @@ def act(dossier_id: str):
     if not principal.is_staff_of(dossier["ward_id"]):
         raise forbidden("Chỉ cán bộ của phường tiếp nhận mới xử lý được hồ sơ này. / Staff of this ward only.")
     action, note = _action_request(json_body())
+    try:
+        payments.check_action(action, dossier.get("payment_status"), dossier.get("fee", 0))
+    except payments.PaymentRequired as exc:
+        raise Problem(409, "payment_required", "Hồ sơ chưa nộp lệ phí", exc.message,
+                      current_status=dossier["status"], payment=views.payment_state(dossier),
+                      allowed_actions=views.actions_for(dossier)) from exc
     today, now = c.clock.today(), c.clock.now()
     requested_on = dossier.get("supplement_requested_on")
     try:
@@ -408,7 +423,7 @@ def act(dossier_id: str):
     log.info("dossier action", extra={"dossier_id": dossier_id, "action": action,
                                       "from_status": outcome.from_status, "to_status": outcome.to_status})
     return {"status": updated["status"], "status_label": domain.STATUS_LABELS[updated["status"]],
-            "due_date": updated["due_date"], "allowed_actions": domain.allowed_actions(updated["status"])}
+            "due_date": updated["due_date"], "allowed_actions": views.actions_for(updated)}
 
 
 @bp.post("/dossiers/<dossier_id>/assign")
@@ -498,6 +513,159 @@ def verify_result():
     answer["issued_here"] = verification.valid and store.is_issued_result(ctx().db, pdf)
     log.info("result verified", extra={"valid": verification.valid})
     return answer
+
+
+# ---------------------------------------------------------------- attachments
+_ATTACHMENT_STATUS = {"file_too_large": 413, "unsupported_file_type": 415, "dossier_closed": 409}
+_ATTACHMENT_TITLES = {
+    "file_too_large": "Tệp quá lớn", "unsupported_file_type": "Định dạng tệp không được nhận",
+    "dossier_closed": "Hồ sơ đã kết thúc", "too_many_attachments": "Đã đủ số tệp đính kèm",
+    "empty_file": "Tệp rỗng", "unknown_document": "Giấy tờ không thuộc thủ tục",
+}
+
+
+def _attachment_problem(exc: attachments.AttachmentRefused) -> Problem:
+    status = _ATTACHMENT_STATUS.get(exc.code, 422)
+    field = "document" if exc.code == "unknown_document" else "file"
+    extra = {"errors": [field_error(field, exc.message)]} if status == 422 else {}
+    if exc.code == "unsupported_file_type":
+        extra["allowed_types"] = list(attachments.ALLOWED_TYPES)
+    if exc.code == "file_too_large":
+        extra["max_bytes"] = attachments.MAX_FILE_BYTES
+    return Problem(status, exc.code, _ATTACHMENT_TITLES[exc.code], exc.message, **extra)
+
+
+def _owner_or_staff(dossier: dict, detail: str):
+    principal = current_principal()
+    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
+    if not (owner or principal.is_staff_of(dossier["ward_id"])):
+        raise forbidden(detail)
+    return principal
+
+
+@bp.post("/dossiers/<dossier_id>/attachments")
+def add_attachment(dossier_id: str):
+    c = ctx()
+    dossier = _dossier_or_404(dossier_id)
+    principal = _owner_or_staff(dossier, "Chỉ người nộp và cán bộ của phường đính kèm được giấy tờ. / Owner or ward staff only.")
+    if (request.content_length or 0) > attachments.MAX_FILE_BYTES + attachments.MULTIPART_OVERHEAD_BYTES:
+        raise _attachment_problem(attachments.AttachmentRefused(
+            "file_too_large", f"Mỗi tệp tối đa {attachments.MAX_FILE_BYTES // (1024 * 1024)} MB."))
+    if request.mimetype != "multipart/form-data":
+        raise Problem(415, "unsupported_media_type", "Sai định dạng",
+                      "Gửi tệp dạng multipart/form-data, trường «file» (và «document» nếu muốn nêu giấy tờ nào).")
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationFailed([field_error("file", "Chọn tệp cần đính kèm (trường «file»).")])
+    try:
+        attachments.check_open(dossier["status"])
+        attachments.check_room(len(dossier.get("attachments", [])))
+        content = upload.stream.read(attachments.MAX_FILE_BYTES + 1)
+        media_type = attachments.check_content(content)
+        procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
+        document = attachments.match_document(request.form.get("document"),
+                                              procedure.required_documents if procedure else ())
+    except attachments.AttachmentRefused as exc:
+        raise _attachment_problem(exc) from exc
+    entry = {
+        "attachment_id": str(uuid.uuid4()), "filename": attachments.safe_filename(upload.filename, media_type),
+        "content_type": media_type, "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+        "document": document, "uploaded_at": c.clock.now(), "uploaded_by_role": principal.role,
+        "uploaded_by": principal.subject,
+    }
+    updated = store.add_attachment(c.db, dossier, content, entry,
+                                   tuple(s for s in domain.STATUS_LABELS if s not in attachments.CLOSED_STATUSES),
+                                   attachments.MAX_FILES_PER_DOSSIER)
+    if updated is None:  # finished or filled up meanwhile
+        current = _dossier_or_404(dossier_id)
+        try:
+            attachments.check_open(current["status"])
+            attachments.check_room(len(current.get("attachments", [])))
+        except attachments.AttachmentRefused as exc:
+            raise _attachment_problem(exc) from exc
+        raise Problem(409, "conflict", "Hồ sơ vừa thay đổi", "Vui lòng thử lại. / Changed meanwhile, retry.")
+    # The file's name and content stay out of the log: a name often carries a person's.
+    log.info("attachment added", extra={"dossier_id": dossier_id, "attachment_id": entry["attachment_id"],
+                                        "content_type": media_type, "size": entry["size"]})
+    return views.attachment(entry), 201
+
+
+@bp.get("/dossiers/<dossier_id>/attachments")
+def list_attachments(dossier_id: str):
+    dossier = _dossier_or_404(dossier_id)
+    _owner_or_staff(dossier, "Chỉ người nộp và cán bộ của phường xem được giấy tờ này. / Owner or ward staff only.")
+    return [views.attachment(a) for a in dossier.get("attachments", [])]
+
+
+@bp.get("/dossiers/<dossier_id>/attachments/<attachment_id>")
+def download_attachment(dossier_id: str, attachment_id: str):
+    dossier = _dossier_or_404(dossier_id)
+    _owner_or_staff(dossier, "Chỉ người nộp và cán bộ của phường tải được giấy tờ này. / Owner or ward staff only.")
+    # Found through the dossier: an attachment id is good only with its own dossier's.
+    entry = next((a for a in dossier.get("attachments", []) if a["attachment_id"] == attachment_id), None)
+    stored = store.open_attachment(ctx().db, attachment_id) if entry else None
+    if stored is None:
+        raise not_found("Hồ sơ không có tệp đính kèm này. / No such attachment.")
+    response = send_file(stored, mimetype=entry["content_type"], as_attachment=True, download_name=entry["filename"],
+                         conditional=False, etag=False, max_age=None)
+    response.content_length = stored.length
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------- level-4 fees
+@bp.post("/dossiers/<dossier_id>/payments")
+def pay(dossier_id: str):
+    principal = current_principal()
+    body = json_body() if request.content_length else {}
+    c = ctx()
+    dossier = _dossier_or_404(dossier_id)
+    return idempotent(c.db, f"payments:{dossier_id}",
+                      lambda: paying.pay(c, principal, dossier, body, request.url_root))
+
+
+@bp.get("/dossiers/<dossier_id>/payments")
+def list_payments(dossier_id: str):
+    dossier = _dossier_or_404(dossier_id)
+    _owner_or_staff(dossier, "Chỉ người nộp và cán bộ của phường xem được lệ phí hồ sơ này. / Owner or ward staff only.")
+    return {"payment": views.payment_state(dossier),
+            "attempts": [views.payment_attempt(p) for p in store.payments_of(ctx().db, dossier_id)]}
+
+
+@bp.post("/payments/callback")
+def payment_callback():
+    """The provider's notice. No bearer token: the HMAC signature authenticates it."""
+    if (request.content_length or 0) > 16 * 1024:
+        raise Problem(413, "payload_too_large", "Dữ liệu quá lớn", "Thông báo thanh toán quá lớn.")
+    return paying.settle(ctx(), request.get_data(cache=False), request.headers.get("X-Payment-Signature"))
+
+
+def _local_attempt(payment_id: str) -> dict:
+    if not isinstance(ctx().payments.provider, LocalPaymentProvider):
+        raise not_found("Không có trang thanh toán này. / No such checkout.")
+    attempt = store.get_payment(ctx().db, payment_id)
+    if attempt is None or attempt.get("provider") != LocalPaymentProvider.name:
+        raise not_found("Không có giao dịch thanh toán này. / No such checkout.")
+    return attempt
+
+
+@local_pay.get("/<payment_id>")
+def local_checkout(payment_id: str):
+    attempt = _local_attempt(payment_id)
+    return render_template("local_checkout.html", attempt=attempt, amount=payments.format_vnd(attempt["amount"]),
+                           outcome=None)
+
+
+@local_pay.post("/<payment_id>")
+def local_checkout_answer(payment_id: str):
+    attempt = _local_attempt(payment_id)
+    paid = request.form.get("answer") == "pay"
+    if attempt["status"] == payments.PENDING:
+        paying.finish_local_checkout(ctx(), attempt, paid, ctx().clock.now())
+        attempt = store.get_payment(ctx().db, payment_id)
+    return render_template("local_checkout.html", attempt=attempt, amount=payments.format_vnd(attempt["amount"]),
+                           outcome=attempt["status"])
 
 
 # ---------------------------------------------------------------- a ward's numbers

@@ -20,7 +20,7 @@ from motcua_common.http import ensure_idempotency_index
 from motcua_common.mongo import in_transaction
 from motcua_common.outbox import commit, ensure_outbox_indexes
 
-from . import domain
+from . import domain, payments
 from .catalog import Catalog, Procedure
 from .working_days import CalendarException
 
@@ -32,6 +32,9 @@ LOOKUP_COUNTERS = "lookup_counters"
 CALENDAR_EXCEPTIONS = "calendar_exceptions"  # administrators' extra days off and working Saturdays
 PROCEDURE_REVISIONS = "procedure_revisions"  # who changed the catalog, when, to what
 RESULTS_BUCKET = "results"  # GridFS: the signed result PDFs
+ATTACHMENTS_BUCKET = "attachments"  # GridFS: the papers citizens and officers attach
+PAYMENTS = "payments"  # attempts to pay a level-4 fee, one per checkout at the provider
+PAYMENT_NOTICES = "payment_notices"  # ids of the provider notices already applied (replays)
 
 RECEIPT_CODE_ATTEMPTS = 5
 
@@ -57,6 +60,9 @@ def ensure_indexes(db: Database) -> None:
     db[LOOKUP_COUNTERS].create_index("expires_at", expireAfterSeconds=0, name="expiry")
     dossiers.create_index("result.sha256", name="result_digest", sparse=True)
     db[PROCEDURE_REVISIONS].create_index([("code", ASCENDING), ("at", ASCENDING)], name="code_at")
+    db[PAYMENTS].create_index([("dossier_id", ASCENDING), ("created_at", DESCENDING)], name="dossier_recent")
+    # A notice older than the tolerance is refused anyway: its id need not be kept longer.
+    db[PAYMENT_NOTICES].create_index("expires_at", expireAfterSeconds=0, name="expiry")
 
 
 # ---------------------------------------------------------------- the catalog
@@ -330,6 +336,112 @@ def read_result(db: Database, dossier: dict) -> bytes | None:
 def is_issued_result(db: Database, pdf: bytes) -> bool:
     """Is `pdf`, byte for byte, a result this platform issued?"""
     return db[DOSSIERS].count_documents({"result.sha256": hashlib.sha256(pdf).hexdigest()}, limit=1) > 0
+
+
+# ---------------------------------------------------------------- attachments
+def _attachments(db: Database) -> gridfs.GridFSBucket:
+    return gridfs.GridFSBucket(db, bucket_name=ATTACHMENTS_BUCKET)
+
+
+def add_attachment(db: Database, dossier: dict, content: bytes, entry: dict, open_statuses: tuple[str, ...],
+                   max_files: int) -> dict | None:
+    """Store the file, then name it on the dossier — only while the dossier is in one of
+    `open_statuses` and has fewer than `max_files` (one conditional write, so two uploads
+    at once cannot pass the limit). None, and the file removed, when the dossier refused it.
+
+    GridFS cannot write inside a transaction: should the process die between the two
+    writes, an unreferenced file remains, never a dossier naming a missing file."""
+    _attachments(db).upload_from_stream_with_id(
+        entry["attachment_id"], entry["filename"], content,
+        metadata={"dossier_id": dossier["_id"], "content_type": entry["content_type"]},
+    )
+    try:
+        updated = db[DOSSIERS].find_one_and_update(
+            {"_id": dossier["_id"], "status": {"$in": list(open_statuses)},
+             f"attachments.{max_files - 1}": {"$exists": False}},
+            {"$push": {"attachments": entry}},
+            return_document=ReturnDocument.AFTER,
+        )
+    except Exception:
+        _attachments(db).delete(entry["attachment_id"])
+        raise
+    if updated is None:
+        _attachments(db).delete(entry["attachment_id"])
+    return updated
+
+
+def open_attachment(db: Database, attachment_id: str):
+    """A readable GridFS file (stream it; `.length` is its size), or None."""
+    try:
+        return _attachments(db).open_download_stream(attachment_id)
+    except gridfs.errors.NoFile:
+        return None
+
+
+# ---------------------------------------------------------------- payments
+def pending_payment(db: Database, dossier_id: str, now: datetime) -> dict | None:
+    return db[PAYMENTS].find_one({"dossier_id": dossier_id, "status": payments.PENDING, "expires_at": {"$gt": now}},
+                                 sort=[("created_at", DESCENDING)])
+
+
+def insert_payment(db: Database, payment: dict) -> None:
+    db[PAYMENTS].insert_one(payment)
+
+
+def get_payment(db: Database, payment_id: str) -> dict | None:
+    return db[PAYMENTS].find_one({"_id": payment_id})
+
+
+def payments_of(db: Database, dossier_id: str) -> list[dict]:
+    return list(db[PAYMENTS].find({"dossier_id": dossier_id}).sort("created_at", ASCENDING))
+
+
+class NoticeReplayed(Exception):
+    """A provider notice whose id was applied before."""
+
+
+def apply_notice(db: Database, notice, keep_until: datetime, now: datetime) -> tuple[dict, bool]:
+    """Apply a trusted provider notice: remember its id (a second arrival is a replay),
+    finish the attempt, and mark the dossier paid — one transaction. Returns the attempt
+    and whether the dossier became paid by it (False: failed, or paid already)."""
+
+    def change(session: ClientSession) -> tuple[dict, bool]:
+        try:
+            db[PAYMENT_NOTICES].insert_one({"_id": notice.notice_id, "payment_id": notice.payment_id,
+                                            "at": now, "expires_at": keep_until}, session=session)
+        except DuplicateKeyError as exc:
+            raise NoticeReplayed(notice.notice_id) from exc
+        payment = db[PAYMENTS].find_one({"_id": notice.payment_id}, session=session)
+        if payment is None or payment["status"] != payments.PENDING:
+            return payment, False  # unknown, or finished before: nothing changes
+        db[PAYMENTS].update_one({"_id": payment["_id"]}, {"$set": {
+            "status": notice.status, "finished_at": now, "provider_ref": notice.provider_ref}}, session=session)
+        payment = {**payment, "status": notice.status, "finished_at": now}
+        if notice.status != payments.SUCCEEDED:
+            return payment, False
+        marked = db[DOSSIERS].update_one(
+            {"_id": payment["dossier_id"], "payment_status": payments.UNPAID},
+            {"$set": {"payment_status": payments.PAID, "payment": {"method": payments.ONLINE, "payment_id": payment["_id"],
+                                                            "amount": payment["amount"], "paid_at": now}}},
+            session=session,
+        )
+        if marked.modified_count == 0:
+            # Paid already (another attempt, or cash at the counter): money to give back.
+            db[PAYMENTS].update_one({"_id": payment["_id"]}, {"$set": {"refund_due": True}}, session=session)
+            return {**payment, "refund_due": True}, False
+        return payment, True
+
+    return in_transaction(db, change)
+
+
+def record_counter_payment(db: Database, dossier: dict, officer_id: str, now: datetime) -> dict | None:
+    """The fee taken in cash at the counter; None when the dossier was paid meanwhile."""
+    return db[DOSSIERS].find_one_and_update(
+        {"_id": dossier["_id"], "payment_status": payments.UNPAID},
+        {"$set": {"payment_status": payments.PAID, "payment": {"method": payments.COUNTER, "collected_by": officer_id,
+                                                        "amount": dossier["fee"], "paid_at": now}}},
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 # ---------------------------------------------------------------- assignment

@@ -13,7 +13,7 @@ from motcua_common import metrics, rpc
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, ServiceContext, ValidationFailed, field_error, forbidden
 
-from . import domain, store
+from . import domain, payments, store
 from .catalog import Procedure, chain_form, clean_form, form_errors
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,9 @@ def _new_dossier(procedure: Procedure, ward_id: str, channel: str, citizen: dict
         # Only the last phone digits, to check a lookup; never the phone or national id.
         "citizen_id": citizen["citizen_id"], "phone_last4": citizen["phone_last4"],
         "form": form, "status": domain.SUBMITTED,
+        # The fee as the catalog said on the day of submission: a later change of the
+        # catalog does not change what this citizen owes.
+        "fee": procedure.fee, "payment_status": payments.initial_status(procedure.level, procedure.fee),
         "received_on": today.isoformat(), "due_date": due.isoformat(), "supplement_requested_on": None,
         "chain_id": chain_id, "submitted_at": now, "submitted_by": principal.subject, "updated_at": now,
         "history": [{"status": domain.SUBMITTED, "at": now, "actor_id": principal.subject, "note": None}],

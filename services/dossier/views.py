@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from . import domain
+from . import domain, payments
 
 
 def iso(moment: datetime) -> str:
@@ -39,6 +39,45 @@ def summary(dossier: dict) -> dict:
         "due_date": dossier["due_date"], "submitted_at": iso(dossier["submitted_at"]),
         "chain_id": dossier.get("chain_id"), "assignee_id": dossier.get("assignee_id"),
         "has_result": bool(dossier.get("result")),
+        "payment_status": dossier.get("payment_status", payments.NOT_REQUIRED),
+    }
+
+
+def actions_for(dossier: dict) -> list[str]:
+    """The actions an officer can take now: the workflow's, less processing while the
+    fee is unpaid."""
+    allowed = domain.allowed_actions(dossier["status"])
+    if dossier.get("payment_status") == payments.UNPAID:
+        allowed = [a for a in allowed if a != "start_processing"]
+    return allowed
+
+
+def payment_state(dossier: dict) -> dict:
+    """The fee of a dossier and how it was paid."""
+    status = dossier.get("payment_status", payments.NOT_REQUIRED)
+    paid = dossier.get("payment") or {}
+    return {
+        "status": status, "status_label": payments.PAYMENT_STATUS_LABELS[status],
+        "amount": dossier.get("fee", 0) if status != payments.NOT_REQUIRED else 0, "currency": payments.CURRENCY,
+        "method": paid.get("method"), "paid_at": iso(paid["paid_at"]) if paid.get("paid_at") else None,
+    }
+
+
+def payment_attempt(attempt: dict) -> dict:
+    return {
+        "payment_id": attempt["_id"], "dossier_id": attempt["dossier_id"], "method": payments.ONLINE,
+        "status": attempt["status"], "amount": attempt["amount"], "currency": attempt["currency"],
+        "provider": attempt["provider"], "payment_url": attempt["payment_url"],
+        "created_at": iso(attempt["created_at"]), "expires_at": iso(attempt["expires_at"]),
+        "finished_at": iso(attempt["finished_at"]) if attempt.get("finished_at") else None,
+    }
+
+
+def attachment(entry: dict) -> dict:
+    return {
+        "attachment_id": entry["attachment_id"], "filename": entry["filename"], "content_type": entry["content_type"],
+        "size": entry["size"], "document": entry.get("document"), "uploaded_at": iso(entry["uploaded_at"]),
+        "uploaded_by": entry["uploaded_by_role"],
     }
 
 
@@ -53,7 +92,9 @@ def detail(dossier: dict, chained: list[dict], for_staff: bool) -> dict:
         **summary(dossier),
         "citizen_id": dossier["citizen_id"], "form": dossier["form"],
         "catalog_version": dossier.get("catalog_version"),
-        "allowed_actions": domain.allowed_actions(dossier["status"]) if for_staff else [],
+        "allowed_actions": actions_for(dossier) if for_staff else [],
+        "fee": dossier.get("fee", 0), "payment": payment_state(dossier),
+        "attachments": [attachment(a) for a in dossier.get("attachments", [])],
         "history": [{"status": h["status"], "at": iso(h["at"]), "actor_id": h["actor_id"], "note": h.get("note")}
                     for h in dossier["history"]],
         "linked": [linked(d) for d in chained],

@@ -18,7 +18,7 @@ from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import pending_count
 
-from . import domain, store
+from . import domain, kannel, store
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
@@ -191,6 +191,27 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         if errors:
             raise ValidationFailed(errors)
         doc = store.record_receipt(db, body["id"], body["status"], datetime.now(timezone.utc))
+        if doc is None:
+            raise Problem(404, "notification_not_found", "Không tìm thấy tin nhắn",
+                          "Không có tin nhắn với mã này. / No notification with this id.")
+        return jsonify({"id": doc["_id"], "status": doc["status"]})
+
+    @api.get("/kannel/dlr")
+    def kannel_delivery_report():
+        """Kannel's dlr-url: ?id=<notification>&sig=<its signature>&type=%d (kannel.py).
+        A report on the way (buffered, accepted by the SMSC) leaves the message `sent`."""
+        notification_id = request.args.get("id", "")
+        if not kannel.dlr_signature_ok(settings.sms_inbound_token, notification_id, request.args.get("sig", "")):
+            raise Problem(401, "invalid_gateway_token", "Gateway không hợp lệ",
+                          "Báo cáo gửi tin không có chữ ký đúng. / The delivery report is not signed.")
+        dlr_type = request.args.get("type", "")
+        if not dlr_type.isdigit():
+            raise ValidationFailed([field_error("type", "Mã báo cáo của Kannel (%d) là một số. / A number.")])
+        status = kannel.receipt_status(int(dlr_type))
+        if status is None:
+            doc = store.find_notification(db, notification_id)
+        else:
+            doc = store.record_receipt(db, notification_id, status, datetime.now(timezone.utc))
         if doc is None:
             raise Problem(404, "notification_not_found", "Không tìm thấy tin nhắn",
                           "Không có tin nhắn với mã này. / No notification with this id.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .gateways import Outcome, OutboundSms, gateway_for, route_name
+from .kannel import KannelConfig, KannelGateway
 
 
 class RateLimiter:
@@ -137,6 +138,7 @@ def as_pool(gateway) -> GatewayPool:
 def pool_from_env(primary_url: str | None, env: dict, timeout_seconds: float) -> GatewayPool:
     """The gateways of the deployment, in priority order:
 
+      SMS_GATEWAY=kannel            Kannel's sendsms first (kannel.py, the KANNEL_* settings)
       SMS_GATEWAY_URL               the preferred one (CONTRACT.md); unset: the console
       SMS_FALLBACK_GATEWAY_URLS     comma-separated, tried in order while the ones before fail
       SMS_GATEWAY_RATE_PER_SECOND   messages a second, one value for all or one per gateway
@@ -146,6 +148,10 @@ def pool_from_env(primary_url: str | None, env: dict, timeout_seconds: float) ->
     """
     urls = [primary_url or None] + [u.strip() for u in env.get("SMS_FALLBACK_GATEWAY_URLS", "").split(",")
                                     if u.strip()]
+    kannel = _kannel_from_env(env, timeout_seconds)
+    if kannel is not None:
+        # Kannel first; SMS_GATEWAY_URL, when also set, becomes the first fallback.
+        urls = [kannel] + [u for u in urls if u]
     if urls[0] is None and len(urls) > 1:
         raise ValueError("SMS_FALLBACK_GATEWAY_URLS needs SMS_GATEWAY_URL: the console is no fallback")
     rates = [r.strip() for r in env.get("SMS_GATEWAY_RATE_PER_SECOND", "0").split(",") if r.strip()] or ["0"]
@@ -156,8 +162,19 @@ def pool_from_env(primary_url: str | None, env: dict, timeout_seconds: float) ->
     routes = []
     for index, url in enumerate(urls):
         rate = float(rates[index] if len(rates) > 1 else rates[0])
-        routes.append(Route(route_name(url), gateway_for(url, timeout_seconds), RateLimiter(rate),
-                            Breaker(threshold, cooldown)))
+        gateway = url if isinstance(url, KannelGateway) else gateway_for(url, timeout_seconds)
+        name = url.url if isinstance(url, KannelGateway) else route_name(url)
+        routes.append(Route(name, gateway, RateLimiter(rate), Breaker(threshold, cooldown)))
     if len({r.name for r in routes}) != len(routes):
         raise ValueError("the same SMS gateway is configured twice")
     return GatewayPool(routes)
+
+
+def _kannel_from_env(env: dict, timeout_seconds: float) -> KannelGateway | None:
+    """SMS_GATEWAY=kannel: smsbox's sendsms (kannel.py), configured by the KANNEL_* settings."""
+    choice = (env.get("SMS_GATEWAY") or "").strip().lower()
+    if choice in ("", "http", "console", "smpp"):
+        return None   # the gateways SMS_GATEWAY_URL names
+    if choice != "kannel":
+        raise ValueError(f"SMS_GATEWAY: kannel, or unset for SMS_GATEWAY_URL; not {choice}")
+    return KannelGateway(KannelConfig.from_env(env, env.get("SMS_INBOUND_TOKEN")), timeout_seconds)

@@ -144,7 +144,17 @@ def record_sent(db: Database, doc: dict, now: datetime, to_masked: str | None, b
             "$set": sent,
             "$unset": {"claim": "", "next_attempt_at": "", **_erase_secret(doc)},
         }, session=session)
-        return result.modified_count == 1
+        if result.modified_count != 1:
+            return False
+        # A fast gateway (Kannel beside us) can report delivery before this write: the
+        # report waited on the message (record_receipt) and settles it now.
+        early = db[NOTIFICATIONS].find_one({"_id": doc["_id"]}, {"early_receipt": 1}, session=session) or {}
+        if early.get("early_receipt"):
+            db[NOTIFICATIONS].update_one({"_id": doc["_id"], "status": domain.SENT}, {
+                "$set": {"status": early["early_receipt"], "receipt_at": now, "awaits_receipt": False},
+                "$unset": {"early_receipt": ""},
+            }, session=session)
+        return True
 
     return commit(db, change, lambda done: [new_event("NotificationSent", doc["ward_id"], {
         "notification_id": doc["_id"], "ward_id": doc["ward_id"] or "", "channel": doc["channel"],
@@ -238,10 +248,21 @@ def record_receipt(db: Database, notification_id: str, status: str, now: datetim
     if there is none with that id. A receipt for a message not (yet) sent changes nothing;
     a late receipt overrides the `expired` that reconciliation guessed, since it is what
     really happened."""
-    db[NOTIFICATIONS].update_one(
-        {"_id": notification_id, "status": {"$in": [domain.SENT, domain.EXPIRED]}},
-        {"$set": {"status": status, "receipt_at": now, "awaits_receipt": False}},
-    )
+    settle = {"$set": {"status": status, "receipt_at": now, "awaits_receipt": False}}
+    done = db[NOTIFICATIONS].update_one({"_id": notification_id, "status": {"$in": [domain.SENT, domain.EXPIRED]}},
+                                        settle).modified_count
+    if not done:
+        # Still being recorded as sent (the report beat the sender's write): the sender
+        # applies it (record_sent). If the write landed in between, settle it here.
+        waiting = db[NOTIFICATIONS].update_one({"_id": notification_id, "status": domain.SENDING},
+                                               {"$set": {"early_receipt": status}}).modified_count
+        if not waiting:
+            db[NOTIFICATIONS].update_one({"_id": notification_id, "status": {"$in": [domain.SENT, domain.EXPIRED]}},
+                                         settle)
+    return db[NOTIFICATIONS].find_one({"_id": notification_id}, {"params": 0, "text": 0})
+
+
+def find_notification(db: Database, notification_id: str) -> dict | None:
     return db[NOTIFICATIONS].find_one({"_id": notification_id}, {"params": 0, "text": 0})
 
 

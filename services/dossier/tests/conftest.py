@@ -10,6 +10,7 @@ import pytest
 from motcua_common import rpc
 from motcua_dossier import bootstrap
 from motcua_dossier.api import create_app
+from motcua_dossier.payment_provider import LocalPaymentProvider, PaymentSetup
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 WARD = "dn-hai-chau"
@@ -88,8 +89,19 @@ def dossier_db(settings, service_db):
 
 
 @pytest.fixture
-def app(settings, verifier, citizens, clock, dossier_db):
-    return create_app(settings, verifier=verifier, citizens=citizens, clock=clock)
+def payment_secret() -> bytes:
+    """The secret the provider and the platform share (PAYMENT_CALLBACK_SECRET)."""
+    return b"test-payment-callback-secret-0123456789"
+
+
+@pytest.fixture
+def payment_setup(payment_secret):
+    return PaymentSetup(LocalPaymentProvider(payment_secret), payment_secret)
+
+
+@pytest.fixture
+def app(settings, verifier, citizens, clock, dossier_db, payment_setup):
+    return create_app(settings, verifier=verifier, citizens=citizens, clock=clock, payment_setup=payment_setup)
 
 
 @pytest.fixture
@@ -126,6 +138,19 @@ MARRIAGE_STATUS_FORM = {
 @pytest.fixture
 def forms() -> dict:
     return {"birth": dict(BIRTH_FORM), "chain": dict(CHAIN_FORM), "marriage_status": dict(MARRIAGE_STATUS_FORM)}
+
+
+@pytest.fixture
+def pay_at_counter(client, officer):
+    """pay_at_counter(dossier_id): an officer records the level-4 fee taken in cash."""
+
+    def do(dossier_id: str):
+        response = client.post(f"/dossier/api/v1/dossiers/{dossier_id}/payments", json={"method": "counter"},
+                               headers=officer)
+        assert response.status_code == 201, response.json
+        return response
+
+    return do
 
 
 @pytest.fixture

@@ -34,8 +34,9 @@ def events_of(db, dossier_id):
             if d["envelope"]["payload"]["dossier_id"] == dossier_id]
 
 
-def test_the_whole_workflow_emits_its_events(client, submit, officer, dossier_db):
+def test_the_whole_workflow_emits_its_events(client, submit, officer, dossier_db, pay_at_counter):
     dossier_id = submit().json["dossier_id"]
+    pay_at_counter(dossier_id)  # HT-XNHN is level 4 with a fee: paid before processing
     before = returned_count("true")
     run(client, dossier_id, officer, "receive", "start_processing", "approve")
     response = act(client, dossier_id, "return", officer, note="Đã trả tại quầy số 2")
@@ -56,8 +57,9 @@ def test_the_whole_workflow_emits_its_events(client, submit, officer, dossier_db
     assert returned_count("true") == before + 1
 
 
-def test_a_late_return_is_counted_late(client, submit, officer, clock):
+def test_a_late_return_is_counted_late(client, submit, officer, clock, pay_at_counter):
     dossier_id = submit().json["dossier_id"]  # due Thursday 12/3
+    pay_at_counter(dossier_id)
     run(client, dossier_id, officer, "receive", "start_processing", "approve")
     before = returned_count("false")
     clock.on(date(2026, 3, 13))
@@ -139,7 +141,7 @@ def test_listing_dossiers(client, submit, officer, token, citizen):
     assert client.get("/dossier/api/v1/dossiers", headers=token("monitor")).status_code == 403
 
 
-def test_ward_stats(client, submit, officer, token, clock):
+def test_ward_stats(client, submit, officer, token, clock, pay_at_counter):
     stats_url = f"/dossier/api/v1/wards/{WARD}/stats"
     empty = client.get(stats_url, headers=officer).json
     assert empty["submitted"] == 0 and empty["on_time_rate"] is None
@@ -148,6 +150,7 @@ def test_ward_stats(client, submit, officer, token, clock):
     late = submit(headers=officer, citizen_national_id="048185000777").json["dossier_id"]
     waiting = submit().json["dossier_id"]
     submit()  # left untouched: overdue once its day has passed
+    pay_at_counter(on_time), pay_at_counter(late)  # fees count for nothing in the numbers
     run(client, on_time, officer, "receive", "start_processing", "approve", "return")
     run(client, late, officer, "receive", "start_processing", "approve")
     run(client, waiting, officer, "receive", "request_supplement")

@@ -111,6 +111,8 @@ def act(client, dossier_id, action, headers, note=None):
 
 def approved(client, submit, officer) -> str:
     dossier_id = submit().json["dossier_id"]
+    paid = client.post(f"/dossier/api/v1/dossiers/{dossier_id}/payments", json={"method": "counter"}, headers=officer)
+    assert paid.status_code == 201  # HT-XNHN is level 4 with a fee
     for action in ("receive", "start_processing"):
         assert act(client, dossier_id, action, officer).status_code == 200
     assert act(client, dossier_id, "approve", officer, note="Đủ điều kiện cấp").status_code == 200

@@ -1,0 +1,140 @@
+"""(2) The event pipeline: events/s from the outbox, through the relay and the broker, to a
+real nameko consumer's store (handle_once), against raw pika on the same broker: persistent
+messages of the same size published as fast as pika's BlockingChannel goes (no confirm
+waits: the ceiling, not a fair fight) and consumed with manual acks, prefetch 100."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pika
+from pymongo import MongoClient
+
+from motcua_common import topology
+from motcua_common.events import new_event
+from motcua_common.outbox import commit, ensure_outbox_indexes
+from motcua_common.relay import Relay
+from motcua_common.testing import settings_env
+
+from .harness import ROOT, bench_settings
+
+
+def _event(i: int) -> dict:
+    return new_event("DossierSubmitted", "dn-hai-chau", {
+        "dossier_id": str(uuid.uuid4()), "receipt_code": f"BENCH-{i:06d}", "procedure_code": "KS01",
+        "ward_id": "dn-hai-chau", "channel": "online", "due_date": "2026-12-01"})
+
+
+def raw_pika(amqp_url: str, count: int, body: bytes) -> float:
+    """Publish `count` persistent messages and consume them with manual acks; events/s until
+    the consumer has acked the last one."""
+    params = pika.URLParameters(amqp_url)
+    setup = pika.BlockingConnection(params)
+    ch = setup.channel()
+    ch.exchange_declare("bench.raw", "topic", durable=True)
+    ch.queue_declare("bench.raw.q", durable=True)
+    ch.queue_bind("bench.raw.q", "bench.raw", "Raw")
+    setup.close()
+    done = threading.Event()
+
+    def consume():
+        conn = pika.BlockingConnection(params)
+        c = conn.channel()
+        c.basic_qos(prefetch_count=100)
+        seen = 0
+        for method, _props, _body in c.consume("bench.raw.q"):
+            c.basic_ack(method.delivery_tag)
+            seen += 1
+            if seen == count:
+                break
+        c.cancel()
+        conn.close()
+        done.set()
+
+    consumer = threading.Thread(target=consume)
+    start = time.perf_counter()
+    consumer.start()
+    conn = pika.BlockingConnection(params)
+    c = conn.channel()
+    props = pika.BasicProperties(content_type="application/json", delivery_mode=2)
+    for _ in range(count):
+        c.basic_publish("bench.raw", "Raw", body, props)
+    conn.close()
+    done.wait(300)
+    return count / (time.perf_counter() - start)
+
+
+def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int) -> float:
+    """Events already committed to the dossier outbox, relayed by the real Relay and consumed by
+    a real nameko worker (handle_once into its store); events/s until the last is stored."""
+    settings = bench_settings(mongo_url, amqp_url)
+    client = MongoClient(mongo_url)
+    dossier = client[settings.database_name("dossier")]
+    notify = client[settings.database_name("notify")]
+    ensure_outbox_indexes(dossier)
+    events = [_event(i) for i in range(count)]
+    for start in range(0, count, 100):
+        commit(dossier, lambda s: None, events[start:start + 100])
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    topology.declare(channel, settings)
+    channel.queue_purge(topology.subscription("notify", "DossierSubmitted").queue)  # earlier runs' messages
+    conn.close()
+    env = settings_env(settings)
+    env.update(MOTCUA_WORKER_MODULE="probe_worker", PYTHONPATH=str(ROOT / "tests" / "support"), MOTCUA_LOG_LEVEL="WARNING")
+    worker = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "notify"], env=env)
+    try:
+        time.sleep(6)  # the worker's consumers are up (nameko start), before the clock starts
+        relay = Relay(dossier, settings, "dossier")
+        thread = threading.Thread(target=relay.run_forever, daemon=True)
+        start = time.perf_counter()
+        thread.start()
+        deadline = time.monotonic() + 600
+        while notify.seen.estimated_document_count() < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+        relay.stop()
+        thread.join(10)
+        stored = notify.seen.count_documents({})
+        if stored != count:
+            raise RuntimeError(f"pipeline lost events: {stored} of {count} stored")
+        return count / elapsed
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        client.close()
+
+
+def run(mongo_url: str, amqp_url: str, count: int = 2000) -> dict:
+    body = json.dumps(_event(0), ensure_ascii=False).encode()
+    raw = raw_pika(amqp_url, count, body)
+    relayed = relay_only(mongo_url, amqp_url, count)
+    platform = outbox_to_consumer(mongo_url, amqp_url, count)
+    return {"events": count, "raw_pika_per_s": round(raw, 1), "relay_only_per_s": round(relayed, 1),
+            "pipeline_per_s": round(platform, 1), "ratio": round(platform / raw, 3),
+            "relay_ratio": round(relayed / raw, 3)}
+
+
+def relay_only(mongo_url: str, amqp_url: str, count: int, relay_class=Relay) -> float:
+    """Outbox -> broker with confirms, nobody consuming (queues bound): the relay's own rate."""
+    settings = bench_settings(mongo_url, amqp_url)
+    client = MongoClient(mongo_url)
+    dossier = client[settings.database_name("dossier")]
+    ensure_outbox_indexes(dossier)
+    events = [_event(i) for i in range(count)]
+    for start in range(0, count, 100):
+        commit(dossier, lambda s: None, events[start:start + 100])
+    relay = relay_class(dossier, settings, "dossier")
+    relay.publish_pending()  # connect and declare before the clock starts
+    remaining = count - dossier.outbox.count_documents({"status": "sent"})
+    start = time.perf_counter()
+    while relay.publish_pending():
+        pass
+    elapsed = time.perf_counter() - start
+    relay.close()
+    client.close()
+    return remaining / elapsed

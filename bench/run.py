@@ -1,0 +1,92 @@
+"""Run every benchmark and print the ratios: `python -m bench` (or `python bench/run.py`).
+
+Writes bench/results.json and bench/results.png; bench/RESULTS.md explains them."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "bench"
+
+from bench import growth, pipeline, sms, tickets  # noqa: E402
+from bench.harness import RecordingGateway, database, machine, process_tree_rss_mb, running_platform, vhost  # noqa: E402
+from motcua_common.simulate import print_summary, simulate  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    names = ["vé (ticket/s)", "sự kiện (event/s)", "relay only (event/s)"]
+    ours = [results["tickets"]["platform"]["per_s"], results["pipeline"]["pipeline_per_s"], results["pipeline"]["relay_only_per_s"]]
+    base = [results["tickets"]["minimal"]["per_s"], results["pipeline"]["raw_pika_per_s"], results["pipeline"]["raw_pika_per_s"]]
+    x = range(len(names))
+    left.bar([i - 0.2 for i in x], base, 0.4, label="baseline (same run)")
+    left.bar([i + 0.2 for i in x], ours, 0.4, label="Một Cửa")
+    left.set_xticks(list(x), names)
+    left.set_yscale("log")
+    left.set_title("Throughput vs baselines")
+    left.legend()
+    for name in results["growth"][0]["queries"]:
+        right.plot([g["wards"] for g in results["growth"]], [g["queries"][name]["ms"] for g in results["growth"]],
+                   marker="o", label=name)
+    right.set_xscale("log")
+    right.set_xlabel("wards (citizens 10k → 100k)")
+    right.set_ylabel("ms per query")
+    right.set_title("Hot queries as data grows (all IXSCAN)")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--seconds", type=float, default=20, help="length of each timed load")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--sim-wards", type=int, default=4)
+    parser.add_argument("--sim-minutes", type=float, default=2)
+    args = parser.parse_args(argv)
+    results: dict = {"machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with database() as db, vhost() as amqp_url, RecordingGateway() as gateway:
+        print("(2) event pipeline …", file=sys.stderr)
+        results["pipeline"] = pipeline.run(db.url, amqp_url, args.events)
+        print(json.dumps(results["pipeline"]), file=sys.stderr)
+        print("(4) growth …", file=sys.stderr)
+        results["growth"] = growth.run(db.url)
+        with running_platform(db.url, amqp_url, gateway.url) as (base, proc):
+            time.sleep(10)
+            results["idle_memory_mib"] = round(process_tree_rss_mb(proc.pid) + process_tree_rss_mb(db.process.pid), 1)
+            print("(1) tickets …", file=sys.stderr)
+            results["tickets"] = tickets.run(base, db.url, seconds=args.seconds)
+            print("(3) dossier → SMS …", file=sys.stderr)
+            results["sms"] = sms.run(base, gateway, per_second=10, seconds=args.seconds)
+            print("simulated day …", file=sys.stderr)
+            results["simulation"] = simulate(base, args.sim_wards, args.sim_minutes, gateway=gateway, seed=1)
+    (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    plot(results, HERE / "results.png")
+    t, p, s = results["tickets"], results["pipeline"], results["sms"]
+    print(f"tickets, {t['kiosks']} kiosks: {t['ratio']:.2f} × the minimal endpoint "
+          f"(p50 {t['platform']['p50_ms']} ms, p99 {t['platform']['p99_ms']} ms; minimal p99 {t['minimal']['p99_ms']} ms)")
+    print(f"event pipeline outbox → consumer store: {p['ratio']:.3f} × raw pika; relay alone {p['relay_ratio']:.3f} ×")
+    print(f"dossier → SMS at {s['rate_per_s']}/s: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, lost {s['lost']}")
+    print(f"motcua up idle: {results['idle_memory_mib']} MiB (process tree + embedded database)")
+    for g in results["growth"]:
+        worst = max(q["ms"] for q in g["queries"].values())
+        scans = [n for n, q in g["queries"].items() if q["collection_scan"]]
+        print(f"{g['wards']} wards, {g['citizens']} citizens: slowest hot query {worst} ms; collection scans: {scans or 'none'}")
+    print_summary(results["simulation"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Tools for the fault tests (tests/chaos): a second RabbitMQ node to restart and to play a
+ward office's broker, a WAN link that can be cut, and a checker in the manner of the
+rabbitmq/jepsen one — what was acknowledged against what arrived, counted as lost,
+duplicated and unexpected."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .embedded import free_port
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+# ---------------------------------------------------------------- the checker
+@dataclass
+class Checker:
+    """`acknowledged`: ids the system said yes to (HTTP 201, a publisher confirm);
+    `attempted`: every id tried, acknowledged or not (an unacknowledged one may arrive);
+    `effects`: how many times each id took effect downstream."""
+
+    fault: str
+    load: str
+    attempted: set = field(default_factory=set)
+    acknowledged: set = field(default_factory=set)
+    effects: Counter = field(default_factory=Counter)
+    deliveries: int = 0  # raw deliveries seen, redeliveries included (information only)
+
+    def attempt(self, key) -> None:
+        self.attempted.add(key)
+
+    def ack(self, key) -> None:
+        self.attempted.add(key)
+        self.acknowledged.add(key)
+
+    def observe(self, key, times: int = 1) -> None:
+        self.effects[key] += times
+
+    @property
+    def lost(self) -> set:
+        return self.acknowledged - set(self.effects)
+
+    @property
+    def duplicated(self) -> set:
+        return {k for k, n in self.effects.items() if n > 1}
+
+    @property
+    def unexpected(self) -> set:
+        return set(self.effects) - self.attempted
+
+    def summary(self) -> dict:
+        return {"fault": self.fault, "load": self.load, "acknowledged": len(self.acknowledged),
+                "received": len(self.effects), "lost": len(self.lost),
+                "duplicated": len(self.duplicated), "unexpected": len(self.unexpected),
+                "deliveries": self.deliveries}
+
+    def line(self) -> str:
+        s = self.summary()
+        return (f"{s['fault']}: {s['load']}: acknowledged {s['acknowledged']}, received {s['received']}, "
+                f"lost {s['lost']}, duplicated effects {s['duplicated']}, unexpected {s['unexpected']}"
+                + (f" ({s['deliveries']} deliveries)" if s["deliveries"] else ""))
+
+
+# ---------------------------------------------------------------- a second broker
+class RabbitNode:
+    """A RabbitMQ node of its own (name, ports, data in a temporary directory owned by the
+    `rabbitmq` user), started in the foreground so that a test can stop, kill and restart
+    it without touching the machine's main broker. Shares the Erlang cookie of the
+    `rabbitmq` user, so `rabbitmqctl -n <node>` reaches it."""
+
+    def __init__(self, base: Path | None = None, plugins: tuple[str, ...] = ("rabbitmq_shovel",)):
+        # Outside pytest's temporary tree: its root is private to root, and the broker runs
+        # as the `rabbitmq` user.
+        self.base = Path(base or tempfile.mkdtemp(prefix="motcua-rabbit-"))
+        self.name = f"motcua-chaos-{uuid.uuid4().hex[:6]}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.plugins = plugins
+        self.process: subprocess.Popen | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return os.path.exists(RABBITMQ_SERVER) and os.geteuid() == 0 and shutil.which("runuser") is not None
+
+    def _prepare_dir(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        (self.base / "rabbitmq.conf").write_text("")
+        shutil.chown(self.base, "rabbitmq", "rabbitmq")
+        for child in self.base.iterdir():
+            shutil.chown(child, "rabbitmq", "rabbitmq")
+
+    def start(self, timeout: float = 60) -> "RabbitNode":
+        self._prepare_dir()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "HOME": "/var/lib/rabbitmq",  # the cookie rabbitmqctl uses too
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
+            "RABBITMQ_PID_FILE": str(self.base / "pid"),
+        }
+        log = open(self.base / "server.out", "ab")
+        self.process = subprocess.Popen(
+            ["runuser", "-u", "rabbitmq", "--", "env", *[f"{k}={v}" for k, v in env.items()], RABBITMQ_SERVER],
+            stdout=log, stderr=log, cwd=self.base, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:  # until the node has registered with epmd, await_startup has no one to ask
+            if self.process.poll() is not None:
+                raise RuntimeError(f"RabbitMQ node {self.name} exited; see {self.base / 'server.out'}")
+            try:
+                self.ctl("await_startup", "--timeout", "30", timeout=40)
+                return self
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], input=stdin, capture_output=True,
+                                text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {args[0]}: {(result.stderr or result.stdout).strip()[:400]}")
+        return result.stdout
+
+    def url(self, vhost: str = "%2F") -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+
+    def kill(self) -> None:
+        """The power cut: the whole node (Erlang VM) killed without a chance to flush."""
+        if self.process is not None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(30)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.ctl("shutdown", timeout=60)
+        except Exception:
+            pass
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def restart(self, hard: bool = False) -> None:
+        self.kill() if hard else self.stop()
+        self.start()
+
+
+# ---------------------------------------------------------------- a WAN link
+class WanLink:
+    """A TCP relay standing for a ward's WAN link: clients connect to `port` and reach
+    `target`. `cut()` resets every connection and refuses new ones (the line is down);
+    `restore()` lets traffic through again."""
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._up = threading.Event()
+        self._up.set()
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._closed = False
+        self.cuts = 0
+
+    def start(self) -> "WanLink":
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", self.port))
+        self._listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._up.is_set():
+                _reset(client)
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                self._sockets.update((client, server))
+            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data or not self._up.is_set():
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with self._lock:
+                    self._sockets.discard(s)
+                _reset(s)
+
+    def cut(self) -> None:
+        self.cuts += 1
+        self._up.clear()
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for s in sockets:
+            _reset(s)
+
+    def restore(self) -> None:
+        self._up.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        if self._listener is not None:
+            self._listener.close()
+
+
+def _reset(s: socket.socket) -> None:
+    # Linger 0 makes close() send a reset, as a dropped line looks to the far end;
+    # shutdown() first wakes the thread blocked reading this socket.
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[dict, bytes]]:
+    """Every message now in `queue` (acknowledged, so the queue is left empty)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        out = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            out.append((properties.headers or {}, body))
+    finally:
+        connection.close()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -1,0 +1,310 @@
+"""The ward edge: one ward's office on its own broker (`motcua up --profile edge`).
+
+A ward's kiosks, counters and board must keep working when the WAN link to the city's
+data centre drops (DESIGN.md R14). The edge runs queue and rating (APIs with their
+pages, workers, relays) against the office's local RabbitMQ (AMQP_URL) and a local
+database, and carries what they publish to the central broker with a RabbitMQ dynamic
+shovel per exchange:
+
+    queue.events  --#-->  motcua.uplink.queue.events  --shovel-->  queue.events (centre)
+    rating.events --#-->  motcua.uplink.rating.events --shovel-->  rating.events (centre)
+
+The uplink queues are durable quorum queues, so events wait in the office while the link
+is down. The shovel acknowledges a message in the office only after the central broker
+confirmed it (`ack-mode: on-confirm`) and reconnects forever; a message confirmed
+upstream whose ack was lost with the link is sent again, which the centre's idempotent
+consumers absorb (they remember event ids). One shovel per exchange keeps each exchange's
+events in publication order. These are the same names the Helm chart's edge broker uses.
+
+Officers' tokens are verified with the central identity's keys (`--central`), kept on
+disk (jwks_cache) so that an edge restarted during an outage still lets officers work.
+
+Not carried down: the centre's dossier events (queue's appointments from
+DossierSubmitted, rating's returned dossiers). Their routing keys name the event type,
+not the ward, so a downlink would bring every ward's dossiers to every office; this needs
+a per-ward routing (a header exchange at the centre) first. Until then the office's
+appointments and dossier ratings live at the centre."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
+
+from .events import exchange_for
+from .launcher import Child, LaunchError, Platform, say
+
+EDGE_SERVICES = ("queue", "rating")
+SHOVEL_PLUGIN = "rabbitmq_shovel"
+JWKS_PATH = "/identity/.well-known/jwks.json"
+WARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """One exchange of the office carried to the same exchange at the centre."""
+
+    exchange: str
+
+    @property
+    def queue(self) -> str:
+        return f"motcua.uplink.{self.exchange}"
+
+    @property
+    def shovel(self) -> str:
+        return f"motcua-uplink-{self.exchange}"
+
+
+UPLINKS = tuple(Uplink(exchange_for(service)) for service in EDGE_SERVICES)
+
+
+# ---------------------------------------------------------------- definitions (pure)
+def upstream_uri(url: str, heartbeat: int = 10) -> str:
+    """The central broker's address for the shovel, with a heartbeat unless one is given:
+    a WAN that drops packets silently is noticed in seconds, not at TCP's pace."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("amqp", "amqps") or not parsed.hostname:
+        raise ValueError("the upstream must be an amqp:// or amqps:// URL with a host")
+    query = dict(parse_qsl(parsed.query))
+    query.setdefault("heartbeat", str(heartbeat))
+    return urlunparse(parsed._replace(query=urlencode(query)))
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = f"{parsed.username}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def local_uri(vhost: str) -> str:
+    """The shovel's source: the node it runs on (a direct connection, no credentials)."""
+    return "amqp://" if vhost == "/" else f"amqp:///{quote(vhost, safe='')}"
+
+
+def shovel_value(uplink: Uplink, vhost: str, upstream: str, reconnect_delay: int = 5,
+                 prefetch: int = 100) -> dict:
+    return {
+        "src-protocol": "amqp091",
+        "src-uri": local_uri(vhost),
+        "src-queue": uplink.queue,
+        "src-prefetch-count": prefetch,
+        "dest-protocol": "amqp091",
+        "dest-uri": upstream,
+        # No dest-exchange-key: each event keeps its routing key (its type) at the centre.
+        "dest-exchange": uplink.exchange,
+        "ack-mode": "on-confirm",
+        "reconnect-delay": reconnect_delay,
+        "src-delete-after": "never",
+    }
+
+
+def shovel_definitions(vhost: str, upstream: str, reconnect_delay: int = 5) -> dict:
+    """The shovels as RabbitMQ definitions (the format `rabbitmqctl import_definitions` reads)."""
+    return {"parameters": [
+        {"component": "shovel", "vhost": vhost, "name": u.shovel,
+         "value": shovel_value(u, vhost, upstream, reconnect_delay)}
+        for u in UPLINKS
+    ]}
+
+
+def declare_uplinks(channel) -> None:
+    """The office's exchanges (as topology declares them) and a durable queue per exchange
+    that keeps every event until the centre has confirmed it."""
+    for uplink in UPLINKS:
+        channel.exchange_declare(uplink.exchange, exchange_type="topic", durable=True)
+        channel.queue_declare(uplink.queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(uplink.queue, uplink.exchange, routing_key="#")
+
+
+def uplink_backlog(channel) -> dict[str, int]:
+    """Events waiting in the office for the link, per exchange."""
+    return {u.exchange: channel.queue_declare(u.queue, passive=True).method.message_count for u in UPLINKS}
+
+
+# ---------------------------------------------------------------- the local broker
+class BrokerControl:
+    """rabbitmqctl / rabbitmq-plugins against the office's node (RABBITMQ_NODENAME, or the
+    tools' default). No management plugin needed: shovels are runtime parameters."""
+
+    def __init__(self, node: str | None = None):
+        self.node = node
+
+    def _tool(self, name: str) -> str:
+        path = shutil.which(name) or f"/usr/sbin/{name}"
+        if not os.path.exists(path):
+            raise LaunchError(f"{name} not found: the edge needs the local RabbitMQ's tools "
+                              "(apt-get install rabbitmq-server)")
+        return path
+
+    def run(self, tool: str, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        argv = [self._tool(tool)] + (["-n", self.node] if self.node else []) + list(args)
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} {args[0]} failed: {(result.stderr or result.stdout).strip()[:500]}")
+        return result.stdout
+
+    def shovel_plugin_running(self) -> bool:
+        return f"{{{SHOVEL_PLUGIN}," in self.run("rabbitmqctl", "eval", "application:which_applications().")
+
+    def enable_shovel_plugin(self) -> None:
+        if not self.shovel_plugin_running():
+            self.run("rabbitmq-plugins", "enable", SHOVEL_PLUGIN)
+
+    def install_shovels(self, definitions: dict) -> None:
+        # Through stdin, so that the upstream's password never shows on a command line.
+        self.run("rabbitmqctl", "import_definitions", "--format", "json", stdin=json.dumps(definitions))
+
+    def shovel_states(self) -> dict[str, str]:
+        """name -> running | starting | terminated, as the shovel plugin reports them."""
+        out = self.run("rabbitmqctl", "eval", "rabbit_shovel_status:status().", timeout=30)
+        return {name: state for name, state in re.findall(r'<<"([^"]+)">>\},\s*dynamic,\s*\{?(\w+)', out)}
+
+
+# ---------------------------------------------------------------- serving one ward
+class OneWard:
+    """WSGI middleware: the office serves its own ward only. A path naming another ward is
+    answered 404 with a clear problem instead of an empty queue that looks real."""
+
+    WARD_IN_PATH = re.compile(r"^/(?:queue|rating)/(?:api/v1/wards|kiosk|board|counter|rate)/([^/]+)")
+
+    def __init__(self, app, ward_id: str):
+        self.app, self.ward_id = app, ward_id
+
+    def __call__(self, environ, start_response):
+        match = self.WARD_IN_PATH.match(environ.get("PATH_INFO", ""))
+        if match and match.group(1) != self.ward_id:
+            from werkzeug.wrappers import Response
+
+            body = json.dumps({
+                "type": "about:blank", "title": "Không phục vụ phường này", "status": 404,
+                "code": "ward_not_served_here",
+                "detail": f"Máy chủ này chỉ phục vụ phường {self.ward_id}. / This office serves ward {self.ward_id} only.",
+            }, ensure_ascii=False)
+            return Response(body, status=404, mimetype="application/problem+json")(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def serve_api(host: str, port: int, ward_id: str) -> None:
+    from .apiserver import combined_app, serve
+    from .config import Settings
+    from .logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging("edge", "api", settings.log_level)
+    serve(OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id), host, port)
+
+
+class EdgePlatform(Platform):
+    def __init__(self, port: int, demo: bool, ward_id: str, upstream: str, central: str,
+                 host: str = "127.0.0.1", reconnect_delay: int = 5):
+        super().__init__(port=port, demo=demo, host=host, services=EDGE_SERVICES)
+        if not WARD_ID.match(ward_id):
+            raise LaunchError(f"--ward {ward_id!r} is not a ward id (lower-case letters, digits, '-')")
+        try:
+            self.upstream = upstream_uri(upstream)
+        except ValueError as exc:
+            raise LaunchError(f"--upstream: {exc}") from None
+        parsed = urlparse(central)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise LaunchError("--central must be the central platform's http(s) base URL")
+        self.ward_id, self.central = ward_id, central.rstrip("/")
+        self.reconnect_delay = reconnect_delay
+        self.broker = BrokerControl(os.environ.get("RABBITMQ_NODENAME") or None)
+
+    def _environment(self) -> dict:
+        env = super()._environment()
+        env["IDENTITY_URL"] = self.central
+        env["JWKS_URL"] = self.central + JWKS_PATH
+        env["MOTCUA_JWKS_CACHE_FILE"] = str(Path(env["MOTCUA_DATA_DIR"]) / "jwks-cache.json")
+        env["MOTCUA_EDGE_WARD"] = self.ward_id
+        return env
+
+    def _prepare(self, settings) -> None:
+        import pika
+
+        super()._prepare(settings)
+        try:
+            self.broker.enable_shovel_plugin()
+        except RuntimeError as exc:
+            raise LaunchError(f"could not enable {SHOVEL_PLUGIN} on the local broker: {exc}") from None
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        try:
+            declare_uplinks(connection.channel())
+            vhost = pika.URLParameters(settings.amqp_url).virtual_host
+        finally:
+            connection.close()
+        self.broker.install_shovels(shovel_definitions(vhost, self.upstream, self.reconnect_delay))
+        say(f"ward {self.ward_id}: events go up to {redacted(self.upstream)} through "
+            f"{', '.join(u.shovel for u in UPLINKS)} (on-confirm, reconnecting every {self.reconnect_delay} s)")
+        self._prime_keys()
+
+    def _prime_keys(self) -> None:
+        """Fetch the centre's keys now, so the office can verify tokens from its first
+        minute even if the link drops right after; say so when only the disk copy is left."""
+        import requests
+
+        from .jwks_cache import on_disk, read_cached
+
+        cache = Path(self.env["MOTCUA_JWKS_CACHE_FILE"])
+
+        def fetch() -> dict:
+            response = requests.get(self.central + JWKS_PATH, timeout=5)
+            response.raise_for_status()
+            return response.json()
+
+        try:
+            on_disk(fetch, cache)()
+        except Exception:
+            if read_cached(cache) is None:
+                say(f"warning: {self.central} is unreachable and no keys are cached yet: officers "
+                    "cannot sign in at this office until the link to the centre works once")
+
+    def _children(self) -> list[Child]:
+        cli = [sys.executable, "-m", "motcua_common.cli"]
+        children = [Child("api", [sys.executable, "-m", "motcua_common.edge", "api", "--host", self.host,
+                                  "--port", str(self.port), "--ward", self.ward_id])]
+        for service in self.services:
+            children.append(Child(f"{service}-worker", cli + ["worker", "--service", service]))
+            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service]))
+        return children
+
+
+def up_edge(port: int, demo: bool, ward_id: str, upstream: str, central: str, host: str = "127.0.0.1") -> int:
+    return EdgePlatform(port=port, demo=demo, ward_id=ward_id, upstream=upstream, central=central, host=host).run()
+
+
+def wait_for_shovels(broker: BrokerControl, timeout: float = 30) -> dict[str, str]:
+    """Until every uplink shovel reports running (for tests and the ops team)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = broker.shovel_states()
+        if all(states.get(u.shovel) == "running" for u in UPLINKS) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="motcua-edge-api")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_api = sub.add_parser("api", help="serve queue and rating for one ward")
+    p_api.add_argument("--host", default="127.0.0.1")
+    p_api.add_argument("--port", type=int, default=8080)
+    p_api.add_argument("--ward", required=True)
+    args = parser.parse_args(argv)
+    serve_api(args.host, args.port, args.ward)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""`motcua simulate` plays a short two-ward day against `motcua up --demo` (a subprocess on
+the real RabbitMQ, its own vhost, and the embedded database), with the simulator as the SMS
+gateway: no error answers, no lost event, and the day really happened."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from motcua_common.embedded import free_port
+from motcua_common.simulate import RecordingGateway, arrival_hours, intensity, percentile, simulate
+from motcua_common.testing import create_vhost, delete_vhost
+
+pytestmark = pytest.mark.e2e
+
+
+def test_arrivals_follow_the_office_day():
+    import random
+
+    hours = arrival_hours(random.Random(7), 4000)
+    assert 3600 < len(hours) < 4400  # Poisson around the expected count
+    assert all(7.5 <= h < 11.5 or 13.5 <= h < 17.0 for h in hours)  # closed at lunch and at night
+    def share(a, b):
+        return sum(a <= h < b for h in hours) / len(hours)
+    assert share(8.5, 9.5) > 2 * share(10.5, 11.5)  # the morning peak
+    assert share(14.0, 15.0) > share(16.0, 17.0)  # the afternoon peak
+    assert intensity(12.0) == 0.0
+    assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([], 99) == 0.0
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    gateway = RecordingGateway().__enter__()
+    vhost = f"motcua-sim-{uuid.uuid4().hex[:8]}"
+    amqp_url = create_vhost(vhost)
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("motcua-sim")
+    log = open(data_dir / "platform.log", "w")
+    env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
+               MOTCUA_RELAY_POLL_SECONDS="0.05")
+    env.pop("MONGO_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    ready, deadline = None, time.monotonic() + 240
+    while ready is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if line.startswith("motcua ready"):
+            ready = line.split()[2]
+    if ready is None:
+        proc.kill()
+        pytest.fail("motcua up did not become ready:\n" + (data_dir / "platform.log").read_text()[-4000:])
+    yield ready, gateway
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    gateway.__exit__(None, None, None)
+    delete_vhost(vhost)
+
+
+def test_a_short_two_ward_day_has_no_error_and_loses_no_event(platform):
+    base, gateway = platform
+    summary = simulate(base, wards=2, minutes=0.35, tickets_per_ward=30, online_per_ward=8, seed=2026,
+                       gateway=gateway, quiet=True)
+    assert summary["errors"] == {}, summary["error_samples"]
+    assert summary["lost_events"] == {}
+    counts = summary["counts"]
+    assert counts["tickets issued"] >= 15 and counts["tickets served"] == counts["tickets issued"]
+    assert counts["dossiers submitted"] >= 4 and counts["ratings given"] >= 1
+    assert summary["dossier_to_sms"]["count"] == counts["dossiers submitted"]
+    assert {"issue_ticket", "call_next", "serve_ticket", "submit_dossier_online", "rate"} <= set(summary["operations"])
