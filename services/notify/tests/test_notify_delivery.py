@@ -286,9 +286,10 @@ def test_a_broadcast_to_36_group_heads_is_throttled_and_each_delivery_tracked(se
 def test_a_temporary_password_is_erased_once_sent_and_never_logged_by_the_console(db, caplog):
     clock = Clock()
     password = "Pw9xZ2kQ7t"
+    # Accepted at the sender's clock: a real clock a millisecond later would not be due yet.
     notification_id = accept_reply(db, "0901 222 333", "temporary_password",
-                                   {"password": password, "valid_hours": 72}, None, "dk-1")
-    assert accept_reply(db, "0901 222 333", "password_changed", {}, None, "dk-1") == notification_id
+                                   {"password": password, "valid_hours": 72}, None, "dk-1", now=clock())
+    assert accept_reply(db, "0901 222 333", "password_changed", {}, None, "dk-1", now=clock()) == notification_id
     with caplog.at_level(logging.INFO):
         Sender(db, ConsoleGateway(), lambda _: None, OPTIONS, clock=clock).send_due()
     doc = db[store.NOTIFICATIONS].find_one({"_id": notification_id})
@@ -302,7 +303,7 @@ def test_a_temporary_password_is_erased_once_sent_and_never_logged_by_the_consol
 def test_a_temporary_password_is_erased_when_it_finally_fails(db, sms_gateway):
     clock = Clock()
     notification_id = accept_reply(db, "+84901222334", "temporary_password",
-                                    {"password": "Pw1", "valid_hours": "72"}, WARD, "dk-2")
+                                    {"password": "Pw1", "valid_hours": "72"}, WARD, "dk-2", now=clock())
     sms_gateway.always("+84901222334", 400)
     Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: None, OPTIONS, clock=clock).send_due()
     doc = db[store.NOTIFICATIONS].find_one({"_id": notification_id})
