@@ -20,6 +20,8 @@ fi
 
 mongo_password=$(password)
 broker_password=$(password)
+inbound_token=$(password)
+sendsms_password=$(password)
 
 cat > "$dir/mongodb.env" <<ENV
 MONGO_INITDB_ROOT_USERNAME=motcua
@@ -35,8 +37,28 @@ cat > "$dir/motcua.env" <<ENV
 MONGO_URL=mongodb://motcua:$mongo_password@mongodb:27017/?replicaSet=rs0&authSource=admin
 AMQP_URL=amqp://motcua:$broker_password@rabbitmq:5672/%2F
 MOTCUA_ADMIN_PASSWORD=$(password)
-SMS_INBOUND_TOKEN=$(password)
+SMS_INBOUND_TOKEN=$inbound_token
 # SMS_GATEWAY_URL=https://sms-gateway.example/send   (unset: SMS go to the notify worker's log)
+# With \`docker compose --profile kannel\`: SMS through Kannel (the settings below).
+# SMS_GATEWAY=kannel
+KANNEL_SENDSMS_URL=http://kannel-smsbox:13013/cgi-bin/sendsms
+KANNEL_SENDSMS_USER=motcua
+KANNEL_SENDSMS_PASSWORD=$sendsms_password
+KANNEL_DLR_URL=http://notify-api:8080/notify/api/v1/kannel/dlr
+ENV
+
+cat > "$dir/kannel.env" <<ENV
+# Kannel (docker compose --profile kannel). Fill in the SMPP account the telco issued.
+KANNEL_SMSC_HOST=smsc.telco.example
+KANNEL_SMSC_PORT=2775
+KANNEL_SMSC_SYSTEM_ID=
+KANNEL_SMSC_PASSWORD=
+KANNEL_SMSC_SYSTEM_TYPE=
+KANNEL_SMSC_THROUGHPUT=10
+# Generated: keep them equal to motcua.env's KANNEL_SENDSMS_PASSWORD and SMS_INBOUND_TOKEN.
+KANNEL_ADMIN_PASSWORD=$(password)
+KANNEL_SENDSMS_PASSWORD=$sendsms_password
+KANNEL_INBOUND_TOKEN=$inbound_token
 ENV
 
 cat > "$dir/grafana.env" <<ENV

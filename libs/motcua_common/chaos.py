@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .embedded import free_port
+from .embedded import EmbeddedMongo, free_port
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
@@ -170,6 +172,54 @@ class RabbitNode:
         self.start()
 
 
+# ---------------------------------------------------------------- a database server
+class DatabaseServer(EmbeddedMongo):
+    """The embedded database on a port and data directory of its own, so that a test can
+    stop it, kill it and start it again where it was (same port, same data) without
+    touching the session's shared server.
+
+    `transaction_lifetime` stands for mongod's `transactionLifetimeLimitSeconds` (60 s by
+    default, in SecantusDB too): how long the transaction of a client that died mid-way keeps
+    its writes locked before the server aborts it. SecantusDB has no option for it, so the
+    server is started through this module, which passes it to the server's constructor.
+
+    `sync_on_commit`: every commit is on disk before it is acknowledged, as a MongoDB replica
+    set's majority write concern (journaled) guarantees. Without it SecantusDB, like mongod
+    with j:false, can lose the last acknowledged commits when it is killed."""
+
+    def __init__(self, storage_path: Path | str, transaction_lifetime: float | None = None,
+                 sync_on_commit: bool = False):
+        super().__init__(storage_path, sync_on_commit=sync_on_commit)
+        self.transaction_lifetime = transaction_lifetime
+
+    def command(self) -> list[str]:
+        base = super().command()
+        if self.transaction_lifetime is None:
+            return base
+        return [sys.executable, "-m", "motcua_common.chaos", "secantus", str(self.transaction_lifetime), *base[3:]]
+
+    def kill(self) -> None:
+        """The power cut: no chance to flush or to close the storage cleanly."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+    def restart(self, hard: bool = False, down_for: float = 0.0) -> None:
+        self.kill() if hard else self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+def _secantus_with_transaction_lifetime(lifetime: float, argv: list[str]) -> int:
+    from functools import partialmethod
+
+    from secantus import cli, server
+
+    server.SecantusDBServer.__init__ = partialmethod(server.SecantusDBServer.__init__,
+                                                     transaction_lifetime_seconds=lifetime)
+    return cli.main(argv)
+
+
 # ---------------------------------------------------------------- a WAN link
 class WanLink:
     """A TCP relay standing for a ward's WAN link: clients connect to `port` and reach
@@ -286,3 +336,9 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+if __name__ == "__main__":  # python -m motcua_common.chaos secantus <lifetime> <secantus arguments>
+    if sys.argv[1:2] != ["secantus"]:
+        sys.exit("usage: python -m motcua_common.chaos secantus <transaction lifetime s> <secantus arguments>")
+    sys.exit(_secantus_with_transaction_lifetime(float(sys.argv[2]), sys.argv[3:]))

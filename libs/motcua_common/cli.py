@@ -89,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         from .apiserver import combined_app, serve, service_app
         from .config import Settings
         from .logs import configure_logging
+        from .tracing import configure_tracing
 
         settings = Settings.from_env()
         configure_logging(args.service or "platform", "api", settings.log_level)
+        configure_tracing(args.service or "platform", "api")
         app = combined_app(settings) if args.all else service_app(args.service, settings)
         serve(app, args.host, args.port, threads=args.threads, workers=args.workers)
         return 0

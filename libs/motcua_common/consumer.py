@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import traceback
 from datetime import datetime, timezone
-from functools import partial
+from functools import partial, wraps
 from typing import Callable
 
 from eventlet.semaphore import Semaphore
@@ -24,11 +24,12 @@ from kombu import Connection, Producer, Queue
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
+from opentelemetry.trace import SpanKind
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from . import metrics, topology
+from . import metrics, topology, tracing
 from .config import Settings
 from .events import Event, InvalidEvent, parse_envelope
 from .mongo import in_transaction
@@ -164,7 +165,30 @@ class MotcuaEventHandler(EventHandler):
         metrics.EVENTS_CONSUMED.labels(service, self.event_type, "dead_lettered").inc()
 
 
-event_handler = MotcuaEventHandler.decorator
+def event_handler(event_type: str, **kwargs):
+    """Decorate a service method to handle `event_type` (see the module's docstring).
+
+    The method runs inside a CONSUMER span, child of the span that emitted the event (the
+    envelope's traceparent). It is opened here, in the method's own green thread, because
+    nameko runs each handler in a new one and the tracing context is per green thread."""
+
+    def decorate(method):
+        @wraps(method)
+        def traced(self, event: Event, *args, **kw):
+            subscription = topology.subscription(self.name, event_type)
+            attributes = {"messaging.system": "rabbitmq", "messaging.operation.type": "process",
+                          "messaging.destination.name": subscription.queue, "messaging.message.id": event.event_id,
+                          "motcua.event_type": event.type, "motcua.ward_id": event.ward_id}
+            with tracing.continued_span(f"{event.type} process", event.traceparent, SpanKind.CONSUMER,
+                                        attributes) as span:
+                result = method(self, event, *args, **kw)
+                if isinstance(result, str):
+                    span.set_attribute("motcua.outcome", result)
+                return result
+
+        return MotcuaEventHandler.decorator(event_type, **kwargs)(traced)
+
+    return decorate
 
 
 def ensure_processed_index(db: Database) -> None:
@@ -179,8 +203,8 @@ def handle_once(db: Database, consumer: str, event: Event, work: Callable[[Clien
     key = f"{consumer}:{event.event_id}"
 
     def tx(session: ClientSession) -> str:
-        if db[PROCESSED].find_one({"_id": key}, session=session) is not None:
-            return "duplicate"
+        # The mark's unique _id is the check: a seen event fails this insert (below), so
+        # a fresh one, nearly every event, costs one round trip less than read-then-write.
         db[PROCESSED].insert_one(
             {"_id": key, "type": event.type, "at": datetime.now(timezone.utc)}, session=session
         )
@@ -190,7 +214,7 @@ def handle_once(db: Database, consumer: str, event: Event, work: Callable[[Clien
     try:
         return in_transaction(db, tx)
     except DuplicateKeyError:
-        return "duplicate"  # a concurrent delivery of the same event won the race
+        return "duplicate"  # handled before, or a concurrent delivery of it won the race
 
 
 class ServiceDatabase(DependencyProvider):

@@ -18,8 +18,12 @@ def free_port() -> int:
 
 
 class EmbeddedMongo:
-    def __init__(self, storage_path: Path | str, port: int | None = None, log_file=None):
+    def __init__(self, storage_path: Path | str, port: int | None = None, log_file=None,
+                 sync_on_commit: bool = False):
         self.storage_path = str(storage_path)
+        # Flush every commit to disk before answering, as a replica set journals majority
+        # writes: without it a power cut can lose acknowledged records (fault test 9).
+        self.sync_on_commit = sync_on_commit
         self.port = port or free_port()
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
@@ -28,12 +32,16 @@ class EmbeddedMongo:
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),
+                "--storage-path", self.storage_path, "--log-level", "WARNING",
+                *(["--sync-on-commit"] if self.sync_on_commit else [])]
+
     def start(self, timeout: float = 60.0) -> "EmbeddedMongo":
         if self.storage_path != ":memory:":
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),
-             "--storage-path", self.storage_path, "--log-level", "WARNING"],
+            self.command(),
             stdout=self.log_file or subprocess.DEVNULL, stderr=self.log_file or subprocess.DEVNULL,
             start_new_session=True,
         )

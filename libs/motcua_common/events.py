@@ -13,7 +13,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from . import events_pb2
+from . import events_pb2, tracing
 
 SCHEMA_VERSION = 1
 
@@ -81,7 +81,8 @@ def new_event(event_type: str, ward_id: str, payload: dict, traceparent: str | N
         "source": source,
         "ward_id": ward_id or "",
         "occurred_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "traceparent": traceparent or new_traceparent(),
+        # The current span (the request, the consumed event) continues through the event.
+        "traceparent": traceparent or tracing.current_traceparent() or new_traceparent(),
         "payload": _to_dict(message),
     }
     return envelope

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 from functools import wraps
@@ -18,10 +19,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from . import metrics
+from . import metrics, tracing
 from .auth import AuthError, Principal, TokenVerifier
 from .config import Settings
 from .mongo import ping
+from .outbox import IDEMPOTENCY, current_idempotency_record
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ def json_body() -> dict:
                       "Hãy gửi JSON (Content-Type: application/json). / Send application/json.")
     try:
         body = json.loads(request.get_data(cache=True) or b"null")
+    except RecursionError as exc:  # thousands of nested arrays: refuse, never a 500
+        raise Problem(400, "invalid_json", "JSON không hợp lệ",
+                      "JSON lồng nhau quá sâu. / JSON nested too deeply.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, "invalid_json", "JSON không hợp lệ", f"Không đọc được JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -175,7 +180,6 @@ def authenticated(*roles: str, allow_password_change: bool = False):
 
 
 # ---------------------------------------------------------------- idempotency
-IDEMPOTENCY = "idempotency_keys"
 _IN_PROGRESS_STALE = timedelta(seconds=60)
 
 
@@ -213,6 +217,12 @@ def idempotent(db: Database, scope: str, handler: Callable[[], tuple[dict, int]]
             response = _json(existing["body"], existing["status"])
             response.headers["Idempotent-Replayed"] = "true"
             return response
+        if existing["state"] == "committed":
+            # The first request's change committed but its answer was lost (a crash right
+            # after the commit). Repeating it would make a second ticket or dossier.
+            raise Problem(409, "idempotency_outcome_lost", "Yêu cầu trước đã được ghi nhận",
+                          "Yêu cầu trước với khóa này đã được thực hiện nhưng câu trả lời bị mất; không tạo thêm. "
+                          "/ The first request with this key took effect; its answer was lost. Nothing new was created.")
         created = existing["created_at"]
         if created.tzinfo is None:
             created = created.replace(tzinfo=timezone.utc)
@@ -220,21 +230,70 @@ def idempotent(db: Database, scope: str, handler: Callable[[], tuple[dict, int]]
             raise Problem(409, "idempotency_in_progress", "Yêu cầu đang được xử lý",
                           "Yêu cầu cùng khóa đang được xử lý, vui lòng thử lại sau giây lát. / Retry shortly.",
                           headers={"Retry-After": "2"})
-        db[IDEMPOTENCY].update_one({"_id": record_id}, {"$set": {"created_at": now}})
+        taken = db[IDEMPOTENCY].update_one({"_id": record_id, "state": "in_progress", "created_at": existing["created_at"]},
+                                           {"$set": {"created_at": now}})
+        if taken.modified_count == 0:
+            return idempotent(db, scope, handler)  # someone else took it over or finished: look again
+    marker = current_idempotency_record.set((db.name, record_id))
     try:
         body, status = handler()
     except Exception:
+        # Only a claim whose change never committed may be released for a retry.
         db[IDEMPOTENCY].delete_one({"_id": record_id, "state": "in_progress"})
         raise
+    finally:
+        current_idempotency_record.reset(marker)
     if 200 <= status < 300:
         db[IDEMPOTENCY].update_one({"_id": record_id}, {"$set": {"state": "done", "status": status, "body": body}})
     else:
-        db[IDEMPOTENCY].delete_one({"_id": record_id})
+        db[IDEMPOTENCY].delete_one({"_id": record_id, "state": "in_progress"})
     return _json(body, status)
 
 
 def _json(body, status: int) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, default=str), status=status, mimetype="application/json")
+
+
+# ---------------------------------------------------------------- security headers
+# Pages load scripts and styles from their own origin only; the few inline scripts carry
+# the response's nonce (`<script nonce="{{ csp_nonce() }}">`). Nothing is ever framed:
+# a kiosk or counter console inside someone else's frame is a clickjacking target.
+_PAGE_POLICY = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; img-src 'self' data:; "
+                "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                "frame-ancestors 'none'")
+# JSON, problem details, metrics, event streams: nothing in them may run or be framed.
+_API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    # Follow and pairing links carry ids and one-time codes: never leak them to another site.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def csp_nonce() -> str:
+    """This response's script nonce (one per request, from the OS's random source)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _register_security_headers(app: Flask) -> None:
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.after_request
+    def _secure(response: Response) -> Response:
+        for name, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.mimetype == "application/pdf":
+            # A browser's PDF viewer runs inside the document: forbid only framing.
+            policy = "frame-ancestors 'none'"
+        elif response.mimetype == "text/html":
+            policy = _PAGE_POLICY.format(nonce=csp_nonce())
+        else:
+            policy = _API_POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
+        return response
 
 
 # ---------------------------------------------------------------- the app factory
@@ -295,7 +354,9 @@ def create_service_app(ctx: ServiceContext, blueprints: Iterable[Blueprint], ope
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     broker_ok = BrokerProbe(ctx.settings.amqp_url)
     _register_error_handlers(app)
+    _register_security_headers(app)
     metrics.instrument_flask(app, service)
+    tracing.instrument_flask(app, service)
 
     ops = Blueprint(f"{service}_ops", __name__, url_prefix=f"/{service}")
 

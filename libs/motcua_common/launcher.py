@@ -97,7 +97,7 @@ class Platform:
         data_dir.mkdir(parents=True, exist_ok=True)
         env["MOTCUA_DATA_DIR"] = str(data_dir)
         if not env.get("MONGO_URL"):
-            self.database = EmbeddedMongo(data_dir / "db")
+            self.database = EmbeddedMongo(data_dir / "db", sync_on_commit=True)
             say(f"starting the embedded database in {data_dir / 'db'}")
             self.database.start()
             env["MONGO_URL"] = self.database.url

@@ -4,6 +4,7 @@ transaction as the state change it describes, and published later by the relay.
 Outbox states: pending -> sent (only after the broker's publisher confirm)."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Callable, Iterable, TypeVar
 
@@ -16,6 +17,12 @@ from .mongo import in_transaction
 
 T = TypeVar("T")
 OUTBOX = "outbox"
+IDEMPOTENCY = "idempotency_keys"
+
+# Set by http.idempotent() around a request carrying an Idempotency-Key: (database name,
+# record id). commit() marks that record "committed" in the same transaction as the change,
+# so a retry after a crash between the commit and the stored answer never repeats the change.
+current_idempotency_record: ContextVar[tuple[str, str] | None] = ContextVar("idempotency_record", default=None)
 SENT_RETENTION_SECONDS = 7 * 24 * 3600
 
 
@@ -57,6 +64,10 @@ def commit(db: Database, change: Callable[[ClientSession], T], events: Callable[
         result = change(session)
         envs = events(result) if callable(events) else events
         add_events(db, session, envs)
+        marker = current_idempotency_record.get()
+        if marker is not None and marker[0] == db.name:
+            db[IDEMPOTENCY].update_one({"_id": marker[1], "state": "in_progress"},
+                                       {"$set": {"state": "committed"}}, session=session)
         return result
 
     return in_transaction(db, work)

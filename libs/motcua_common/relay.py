@@ -21,12 +21,13 @@ import threading
 from datetime import datetime, timezone
 
 import aiormq
+from opentelemetry.trace import SpanKind
 from pamqp.commands import Basic
 from pika.exceptions import AMQPError
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from . import metrics, topology
+from . import metrics, topology, tracing
 from .config import Settings
 from .outbox import OUTBOX, ensure_outbox_indexes
 
@@ -94,12 +95,20 @@ class Relay:
 
         async def publish(doc: dict) -> bool:
             body, properties = self._message(doc)
-            try:
-                await channel.basic_publish(body, exchange=doc["exchange"], routing_key=doc["routing_key"],
-                                            properties=properties, mandatory=False)
-                return True
-            except aiormq.exceptions.DeliveryError:
-                return False
+            envelope = doc["envelope"]
+            # A PRODUCER span from the publish to the broker's confirm, in the event's trace
+            # (its parent is the span that wrote the event into the outbox).
+            with tracing.continued_span(f"{doc['exchange']} publish", envelope.get("traceparent"), SpanKind.PRODUCER, {
+                    "messaging.system": "rabbitmq", "messaging.operation.type": "publish",
+                    "messaging.destination.name": doc["exchange"], "messaging.message.id": envelope["event_id"],
+                    "motcua.event_type": envelope["type"]}) as span:
+                try:
+                    await channel.basic_publish(body, exchange=doc["exchange"], routing_key=doc["routing_key"],
+                                                properties=properties, mandatory=False)
+                    return True
+                except aiormq.exceptions.DeliveryError:
+                    tracing.mark_failed(span, "refused by the broker")
+                    return False
 
         # Tasks start in creation order and take the channel's FIFO write lock in that
         # order, so the messages leave in outbox order; only the confirms are awaited together.
@@ -170,6 +179,7 @@ def main(service: str) -> None:
 
     settings = Settings.from_env()
     configure_logging(service, "relay", settings.log_level)
+    tracing.configure_tracing(service, "relay")
     db = service_database(connect(settings), settings, service)
     relay = Relay(db, settings, service)
     signal.signal(signal.SIGTERM, relay.stop)

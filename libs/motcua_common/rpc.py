@@ -12,6 +12,11 @@ class RpcUnavailable(Exception):
     """The other service did not answer in time (down, or the broker is)."""
 
 
+class RpcTimedOut(RpcUnavailable):
+    """The request reached the broker but no answer came in time: the service may only be
+    busy, so asking again (a read) can succeed where "not running" cannot."""
+
+
 _local = threading.local()
 
 
@@ -24,7 +29,7 @@ def call(settings: Settings, service: str, method: str, *args, timeout: float = 
         with ClusterRpcProxy(config, timeout=timeout) as cluster:
             return getattr(getattr(cluster, service), method)(*args, **kwargs)
     except RpcTimeout as exc:
-        raise RpcUnavailable(f"{service}.{method} did not answer in {timeout:.0f} s") from exc
+        raise RpcTimedOut(f"{service}.{method} did not answer in {timeout:.0f} s") from exc
     except UnknownService as exc:
         raise RpcUnavailable(f"{service} is not running") from exc
     except (OSError, ConnectionError) as exc:

@@ -13,6 +13,7 @@ import eventlet
 from . import metrics, topology
 from .config import Settings
 from .logs import configure_logging
+from .tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,9 @@ def nameko_config(settings: Settings) -> dict:
     return {
         "AMQP_URI": settings.amqp_url,
         "serializer": "json",
-        "max_workers": 10,
+        # Handlers run side by side per worker process; also the broker's prefetch per
+        # consumer (nameko ties the two). MOTCUA_WORKER_MAX_WORKERS tunes it (bench/RESULTS.md).
+        "max_workers": int(os.environ.get("MOTCUA_WORKER_MAX_WORKERS", "20")),
         # Detect a dead broker link in seconds, not nameko's default minute.
         "HEARTBEAT": 15,
         "MOTCUA_SETTINGS": settings,
@@ -33,6 +36,7 @@ def run(service: str) -> None:
 
     settings = Settings.from_env()
     configure_logging(service, "worker", settings.log_level)
+    configure_tracing(service, "worker")
     # MOTCUA_WORKER_MODULE lets tests run a probe service under the real runner.
     module = importlib.import_module(os.environ.get("MOTCUA_WORKER_MODULE") or f"motcua_{service}.worker")
     # Declare the whole topology before consuming anything (see topology.py).

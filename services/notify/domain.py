@@ -165,6 +165,14 @@ TEMPLATES = {
             "hẹn trả {due_date}. Tra cứu: nhắn TT {receipt_code}",
             dates=("due_date",),
         ),
+        # Linked dossiers (liên thông) submitted together: one SMS names every receipt
+        # code of the chain; the due date is the chain's latest.
+        Template(
+            "dossier_chain_submitted",
+            "Hồ sơ liên thông {receipt_codes} đã nộp thành công, hẹn trả chậm nhất "
+            "{due_date}. Tra cứu: nhắn TT mã hồ sơ",
+            dates=("due_date",),
+        ),
         Template(
             "dossier_received",
             "Hồ sơ {receipt_code} đã được Bộ phận Một cửa tiếp nhận và đang xử lý. "
@@ -222,6 +230,9 @@ def render(template_name: str, params: dict) -> str:
         value = params.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)   # e.g. valid_hours=72
+        if isinstance(value, list):   # e.g. a chain's receipt codes, in the order they came
+            complete = value and all(isinstance(v, str) and v.strip() for v in value)
+            value = ", ".join(value) if complete else None
         if not isinstance(value, str) or not value.strip():
             raise TemplateError(f"{template_name}: variable {name!r} is missing")
         if name in template.dates:
@@ -241,6 +252,8 @@ class Intent:
     template: str
     citizen_id: str
     params: dict = field(default_factory=dict)
+    # Set for a dossier submitted in a chain: the chain's events gather into one SMS.
+    chain_id: str = ""
 
 
 def _pick(payload: dict, *names: str) -> dict:
@@ -256,6 +269,11 @@ def intents_for(event_type: str, payload: dict) -> list[Intent]:
     citizen_id = payload.get("citizen_id") or ""
     if not citizen_id:
         return []
+    if event_type == "DossierSubmitted" and payload.get("chain_id"):
+        # One SMS per (chain, citizen), not one per linked dossier: store.gather_chain.
+        return [Intent("dossier_chain_submitted", citizen_id,
+                       {"receipt_codes": [payload.get("receipt_code", "")], "due_date": payload.get("due_date", "")},
+                       chain_id=payload["chain_id"])]
     if event_type == "DossierSubmitted":
         params = _pick(payload, "receipt_code", "procedure_code", "due_date")
         return [Intent("dossier_submitted", citizen_id, params)]

@@ -13,31 +13,46 @@ from motcua_common.events import Event
 from . import domain, store
 
 CONSUMER = "notify"
+# How long a chain's "submitted" SMS waits for the chain's other events (store.gather_chain).
+CHAIN_HOLD_SECONDS = 2.0
+# Chain races are between a chain's own few events: a couple of reruns settle any of them.
+CHAIN_RACE_RERUNS = 3
 
 
-def accept_event(db: Database, event: Event, now: datetime | None = None) -> str:
+def accept_event(db: Database, event: Event, now: datetime | None = None,
+                 chain_hold_seconds: float = CHAIN_HOLD_SECONDS) -> str:
     """Store the SMS `event` asks for; "processed", "duplicate" or "skipped".
 
     An event about nobody with an account (empty citizen_id) is skipped without a write:
     there is nobody to text and nothing to remember. Otherwise the notifications and the
     processed mark are one transaction, and the notifications' unique key (event, template,
-    citizen) holds even if the processed mark has expired."""
+    citizen) holds even if the processed mark has expired. A dossier submitted in a chain
+    joins the chain's one notification instead of making its own."""
     if not event.payload.get("citizen_id"):
         return "skipped"
     now = now or datetime.now(timezone.utc)
     ward_id = event.payload.get("ward_id") or event.ward_id
+    intents = domain.intents_for(event.type, event.payload)
     docs = [
         store.new_notification(template=intent.template, params=intent.params, ward_id=ward_id,
                                source_id=event.event_id, citizen_id=intent.citizen_id, now=now)
-        for intent in domain.intents_for(event.type, event.payload)
+        for intent in intents if not intent.chain_id
     ]
+    chained = [intent for intent in intents if intent.chain_id]
 
     def work(session) -> None:
         # One by one: a clash on the unique key is then a DuplicateKeyError, which
         # handle_once answers as "duplicate" (insert_many would wrap it in a BulkWriteError).
         for doc in docs:
             db[store.NOTIFICATIONS].insert_one(doc, session=session)
+        for intent in chained:
+            store.gather_chain(db, intent, ward_id, now, chain_hold_seconds, session)
 
+    for _ in range(CHAIN_RACE_RERUNS - 1):
+        try:
+            return handle_once(db, CONSUMER, event, work)
+        except store.ChainRace:
+            continue
     return handle_once(db, CONSUMER, event, work)
 
 

@@ -15,6 +15,8 @@ Knobs, read from the environment by SendOptions.from_env (defaults in brackets):
                                    (never less than both timeouts and a margin)
   NOTIFY_SEND_CONCURRENCY          senders side by side in one worker [4]
   NOTIFY_SMS_SEGMENT_PRICE         what one SMS segment costs (VND), for the cost metric [0]
+  NOTIFY_CHAIN_HOLD_SECONDS        how long a chain's one "submitted" SMS waits for the
+                                   chain's other receipt codes [2]
 """
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+from opentelemetry.trace import SpanKind
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from motcua_common import metrics
+from motcua_common import metrics, tracing
 from motcua_common.config import Settings
 
 from . import domain, store, telemetry
@@ -61,6 +64,7 @@ class SendOptions:
     batch_size: int = 100
     concurrency: int = 4
     segment_price: float = 0.0   # what the operator bills a segment (VND), for the cost metric
+    chain_hold_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, settings: Settings, env: dict | None = None) -> "SendOptions":
@@ -82,6 +86,7 @@ class SendOptions:
             lease_seconds=lease,
             concurrency=max(1, int(env.get("NOTIFY_SEND_CONCURRENCY", "4"))),
             segment_price=float(env.get("NOTIFY_SMS_SEGMENT_PRICE", "0")),
+            chain_hold_seconds=max(0.0, float(env.get("NOTIFY_CHAIN_HOLD_SECONDS", "2"))),
         )
 
 
@@ -145,10 +150,19 @@ class Sender:
                 return self._fail(doc, domain.NO_CONTACT)
 
         body = domain.encode_sms(text, self.options.unaccented)
-        delivery = self.pool.send(OutboundSms(
-            id=doc["_id"], to=phone, text=body.text, encoding=body.encoding, segments=body.segments,
-            ward_id=doc["ward_id"] or "", template=doc["template"], secret=domain.is_secret(doc["template"]),
-        ), pinned=doc.get("pinned_gateway"))
+        # In the trace of what asked for this SMS (store.new_notification kept its traceparent).
+        with tracing.continued_span("sms send", doc.get("traceparent"), SpanKind.CLIENT, {
+                "motcua.notification_id": doc["_id"], "motcua.ward_id": doc["ward_id"] or "",
+                "motcua.template": doc["template"], "motcua.attempt": doc["attempts"],
+                "motcua.sms.segments": body.segments}) as span:
+            delivery = self.pool.send(OutboundSms(
+                id=doc["_id"], to=phone, text=body.text, encoding=body.encoding, segments=body.segments,
+                ward_id=doc["ward_id"] or "", template=doc["template"], secret=domain.is_secret(doc["template"]),
+            ), pinned=doc.get("pinned_gateway"))
+            span.set_attribute("motcua.gateway", delivery.gateway)
+            span.set_attribute("motcua.outcome", _outcome_label(delivery.outcome))
+            if not delivery.outcome.accepted:
+                tracing.mark_failed(span, delivery.outcome.detail or "not accepted")
         outcome = delivery.outcome
         telemetry.GATEWAY_TRIES.labels(delivery.gateway, _outcome_label(outcome)).inc()
         if outcome.accepted:

@@ -26,6 +26,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from motcua_common import tracing
 from motcua_common.events import new_event
 from motcua_common.mongo import in_transaction
 from motcua_common.outbox import commit
@@ -79,8 +80,41 @@ def new_notification(*, template: str, params: dict, ward_id: str, source_id: st
         "next_attempt_at": now,
         "sent_at": None,
         "secret": domain.is_secret(template),
+        # The span that asked for this message (the consumed event's, a request's): its
+        # sending, seconds or hours later, continues that trace (sender.py).
+        "traceparent": tracing.current_traceparent(),
         # first_attempt_at is left out on purpose: $min sets it on the first claim.
     }
+
+
+class ChainRace(Exception):
+    """Two events of one chain made its notification at the same moment: run the event's
+    transaction again, and it then joins the one that won."""
+
+
+def gather_chain(db: Database, intent: domain.Intent, ward_id: str, now: datetime, hold_seconds: float,
+                 session) -> None:
+    """One "submitted" SMS per (chain, citizen): the chain's first event makes it, held for
+    `hold_seconds` so that the other linked dossiers' events (published in the same outbox
+    write, so arriving right behind) add their receipt codes; then it is sent once.
+
+    Only a notification never tried yet takes a code: an event arriving once the sender
+    has claimed it adds nothing (the citizen has that text already)."""
+    key = {"source_id": f"chain:{intent.chain_id}", "template": intent.template, "recipient": intent.citizen_id}
+    joined = db[NOTIFICATIONS].update_one(
+        {**key, "status": domain.PENDING, "attempts": 0},
+        {"$addToSet": {"params.receipt_codes": {"$each": intent.params["receipt_codes"]}},
+         "$max": {"params.due_date": intent.params["due_date"]}},
+        session=session)
+    if joined.matched_count or db[NOTIFICATIONS].count_documents(key, limit=1, session=session):
+        return
+    doc = new_notification(template=intent.template, params=intent.params, ward_id=ward_id,
+                           source_id=key["source_id"], citizen_id=intent.citizen_id, now=now)
+    doc["next_attempt_at"] = now + timedelta(seconds=hold_seconds)
+    try:
+        db[NOTIFICATIONS].insert_one(doc, session=session)
+    except DuplicateKeyError as exc:
+        raise ChainRace(intent.chain_id) from exc
 
 
 def add_reply(db: Database, reply: domain.Reply, now: datetime) -> str:

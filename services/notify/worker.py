@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import datetime, timezone
 
 import eventlet
@@ -29,6 +30,13 @@ from .store import reconcile_unreceipted
 
 log = logging.getLogger(__name__)
 
+# The sender looks for due messages at least this often (retries, held chain messages,
+# broadcasts made by the API process) ...
+SEND_POLL_SECONDS = 1.0
+# ... and within this long of a handler in this worker storing one (wake()), without a
+# database query per tick: a citizen's "dossier received" should not wait for the poll.
+SEND_WAKE_SECONDS = 0.1
+
 
 class SmsOutbound(DependencyProvider):
     """The SMS gateways (routing.py), the mail server and the sending options, made once
@@ -42,11 +50,26 @@ class SmsOutbound(DependencyProvider):
         self.mail = mail_gateway_for(env.get("SMTP_URL"), env.get("SMTP_FROM", "motcua@localhost"),
                                      self.options.gateway_timeout_seconds)
 
+        self._woken, self._last_look = False, 0.0
+
     def stop(self):
         self.gateway.close()
 
     def get_dependency(self, worker_ctx):
         return self
+
+    def wake(self) -> None:
+        """Something was stored that may be due now: the next tick looks."""
+        self._woken = True
+
+    def time_to_look(self) -> bool:
+        """Whether this tick queries for due messages: when woken, or when the poll is due.
+        The flag drops before the look, so a wake during a send pass makes one more."""
+        now = time.monotonic()
+        if not self._woken and now - self._last_look < SEND_POLL_SECONDS:
+            return False
+        self._woken, self._last_look = False, now
+        return True
 
 
 class IdentityContacts:
@@ -76,17 +99,22 @@ class NotifyService:
     identity = RpcProxy("identity")
     outbound = SmsOutbound()
 
+    def _accepted(self, outcome: str) -> str:
+        if outcome == "processed":
+            self.outbound.wake()
+        return outcome
+
     @event_handler("DossierSubmitted")
     def on_dossier_submitted(self, event):
-        return accept_event(self.db, event)
+        return self._accepted(accept_event(self.db, event, chain_hold_seconds=self.outbound.options.chain_hold_seconds))
 
     @event_handler("DossierStatusChanged")
     def on_dossier_status_changed(self, event):
-        return accept_event(self.db, event)
+        return self._accepted(accept_event(self.db, event))
 
     @event_handler("DossierResultReady")
     def on_dossier_result_ready(self, event):
-        return accept_event(self.db, event)
+        return self._accepted(accept_event(self.db, event))
 
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):
@@ -102,6 +130,7 @@ class NotifyService:
         never makes a second SMS. Sent by the timer below, like every other message."""
         notification_id = accept_reply(self.db, to, template, variables, ward_id, key,
                                        unaccented=self.outbound.options.unaccented)
+        self.outbound.wake()
         return {"notification_id": notification_id}
 
     @timer(interval=60)
@@ -112,8 +141,10 @@ class NotifyService:
         if expired:
             log.info("messages without a delivery receipt marked expired", extra={"count": expired})
 
-    @timer(interval=1)
+    @timer(interval=SEND_WAKE_SECONDS)
     def send_due(self):
+        if not self.outbound.time_to_look():
+            return
         options = self.outbound.options
         contacts = IdentityContacts(self.identity, options.identity_timeout_seconds)
         sender = Sender(self.db, self.outbound.gateway, contacts, options, mail=self.outbound.mail)

@@ -77,6 +77,17 @@ def choose_next(waiting: Iterable[WaitingTicket], counter_id: str, service_codes
 
 
 # ---------------------------------------------------------------- the wait a kiosk prints
+def waiting_ahead_at_issue(rank: int, issued_by_rank: dict[int, int], first_called_by_rank: dict[int, int]) -> int:
+    """People ahead of a ticket just issued, from its service's day counts rather than a
+    scan of the queue: every ticket of the same or a more urgent rank issued before it and
+    not yet called. A waiting ticket leaves the line only by being called (a transferred
+    one was called first), so issued minus first-called is who still waits; the ticket
+    itself is among the issued and is taken off."""
+    ahead = sum(issued_by_rank.get(r, 0) - first_called_by_rank.get(r, 0)
+                for r in PRIORITY_RANK.values() if r <= rank)
+    return max(ahead - 1, 0)
+
+
 def estimate_wait_minutes(people_ahead: int, recent_service_seconds: Iterable[float], counters_serving: int,
                           default_minutes: int = DEFAULT_SERVICE_MINUTES) -> int:
     """Minutes until this ticket is likely called: the mean recent service time, times the

@@ -3,8 +3,10 @@ appointments projection. Every write that others must hear about goes through th
 (motcua_common.outbox.commit), in one transaction with its event."""
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
+from typing import Callable
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
@@ -35,6 +37,10 @@ CALL_ORDER_SORT = [("priority_rank", ASCENDING), ("queued_at", ASCENDING), ("seq
 CALL_CANDIDATES = 10
 # Each lost race means another counter took a ticket; this bound is never met in a ward.
 MAX_CALL_ATTEMPTS = 50
+# Wards, services and counters change a few times a year, tickets hundreds of times an
+# hour: every kiosk request reads them, so each API process remembers them this long
+# (an edit made through another process shows within it; through this one, at once).
+REFERENCE_TTL_SECONDS = 30.0
 
 
 class TicketChanged(Exception):
@@ -78,6 +84,19 @@ class QueueStore:
     def __init__(self, db: Database, timezone_name: str):
         self.db = db
         self.timezone_name = timezone_name
+        self._reference: dict[tuple, tuple[float, object]] = {}
+
+    def _remembered(self, key: tuple, load: Callable[[], object]):
+        """Reference data, from memory for REFERENCE_TTL_SECONDS. Absence is never
+        remembered: a ward or service added a moment ago is found at once."""
+        now = time.monotonic()
+        hit = self._reference.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()
+        if value is not None and value is not False:
+            self._reference[key] = (now + REFERENCE_TTL_SECONDS, value)
+        return value
 
     def day_of(self, now: datetime) -> str:
         return domain.local_day(now, self.timezone_name)
@@ -85,27 +104,32 @@ class QueueStore:
     # ------------------------------------------------------------ reference data
     def save_ward(self, ward_id: str, name: str) -> None:
         self.db[WARDS].update_one({"_id": ward_id}, {"$set": {"name": name}}, upsert=True)
+        self._reference.clear()
 
     def save_service(self, ward_id: str, code: str, name: str, prefix: str) -> None:
         self.db[SERVICES].update_one(
             {"_id": f"{ward_id}:{code}"},
             {"$set": {"ward_id": ward_id, "code": code, "name": name, "prefix": prefix}}, upsert=True)
+        self._reference.clear()
 
     def save_counter(self, ward_id: str, counter_id: str, name: str, service_codes: list[str]) -> None:
         self.db[COUNTERS].update_one(
             {"_id": f"{ward_id}:{counter_id}"},
             {"$set": {"ward_id": ward_id, "counter_id": counter_id, "name": name,
                       "service_codes": list(service_codes)}}, upsert=True)
+        self._reference.clear()
 
     def ward_exists(self, ward_id: str) -> bool:
-        return self.db[WARDS].count_documents({"_id": ward_id}, limit=1) == 1
+        return self._remembered(("ward", ward_id),
+                                lambda: self.db[WARDS].count_documents({"_id": ward_id}, limit=1) == 1)
 
     def services(self, ward_id: str) -> list[dict]:
         docs = self.db[SERVICES].find({"ward_id": ward_id}).sort("code", ASCENDING)
         return [_public(d, "code", "name", "prefix") for d in docs]
 
     def service(self, ward_id: str, code: str) -> dict | None:
-        return _public(self.db[SERVICES].find_one({"ward_id": ward_id, "code": code}), "code", "name", "prefix")
+        return self._remembered(("service", ward_id, code), lambda: _public(
+            self.db[SERVICES].find_one({"ward_id": ward_id, "code": code}), "code", "name", "prefix"))
 
     def counters(self, ward_id: str) -> list[dict]:
         docs = self.db[COUNTERS].find({"ward_id": ward_id}).sort("counter_id", ASCENDING)
@@ -116,26 +140,32 @@ class QueueStore:
         return _public(doc, "counter_id", "name", "service_codes")
 
     # ------------------------------------------------------------ issuing
-    def next_sequence(self, ward_id: str, service_code: str, day: str, now: datetime) -> int:
-        """The next number of a service's day, distinct under any concurrency.
+    def take_number(self, ward_id: str, service_code: str, day: str, rank: int, now: datetime) -> dict:
+        """The service's day counts after taking the next number (`value`), distinct under
+        any concurrency; also counts the ticket among its rank's issued (issued_r<rank>).
 
-        Create the day's counter first (losing that race is fine), then increment without
-        upsert: atomic on MongoDB and on the embedded server alike. It runs outside the
-        ticket's transaction, so concurrent kiosks never conflict on it; a ticket whose
-        write then fails leaves a gap in the numbers, never a duplicate."""
-        key = f"{ward_id}:{service_code}:{day}"
-        try:
-            self.db[SEQUENCES].insert_one({"_id": key, "value": 0, "created_at": now})
-        except DuplicateKeyError:
-            pass
-        doc = self.db[SEQUENCES].find_one_and_update(
-            {"_id": key}, {"$inc": {"value": 1}}, return_document=ReturnDocument.AFTER)
-        return doc["value"]
+        Increment without upsert, which is atomic on MongoDB and on the embedded server
+        alike; only the day's first ticket finds no counter, creates it (losing that race
+        is fine) and increments again. It runs outside the ticket's transaction, so
+        concurrent kiosks never conflict on it; a ticket whose write then fails leaves a
+        gap in the numbers, never a duplicate."""
+        key = _sequence_key(ward_id, service_code, day)
+        bump = {"$inc": {"value": 1, f"issued_r{rank}": 1}}
+        doc = self.db[SEQUENCES].find_one_and_update({"_id": key}, bump, return_document=ReturnDocument.AFTER)
+        if doc is None:
+            try:
+                self.db[SEQUENCES].insert_one({"_id": key, "value": 0, "created_at": now})
+            except DuplicateKeyError:
+                pass
+            doc = self.db[SEQUENCES].find_one_and_update({"_id": key}, bump, return_document=ReturnDocument.AFTER)
+        return doc
 
     def issue_ticket(self, ward_id: str, service: dict, priority: str, now: datetime) -> dict:
         now = domain.to_millis(now)
         day = self.day_of(now)
-        sequence = self.next_sequence(ward_id, service["code"], day, now)
+        rank = domain.PRIORITY_RANK[priority]
+        counts = self.take_number(ward_id, service["code"], day, rank, now)
+        sequence = counts["value"]
         ticket = {
             "_id": str(uuid.uuid4()),
             "ward_id": ward_id,
@@ -158,7 +188,8 @@ class QueueStore:
             "service_code": service["code"], "priority": priority,
         })
         commit(self.db, lambda session: self.db[TICKETS].insert_one(ticket, session=session), [event])
-        ahead = self.count_ahead(ticket)
+        # From the counts the number came with: no scan of a queue that grows all morning.
+        ahead = domain.waiting_ahead_at_issue(rank, _by_rank(counts, "issued"), _by_rank(counts, "called"))
         estimate = domain.estimate_wait_minutes(
             ahead, self.recent_service_seconds(ward_id, service["code"]),
             self.counters_serving(ward_id, service["code"]))
@@ -179,15 +210,21 @@ class QueueStore:
         })
 
     def recent_service_seconds(self, ward_id: str, service_code: str) -> list[int]:
-        docs = (self.db[TICKETS]
-                .find({"ward_id": ward_id, "service_code": service_code, "status": SERVED},
-                      {"service_seconds": 1})
-                .sort("served_at", DESCENDING)
-                .limit(domain.RECENT_SERVICE_SAMPLE))
-        return [d["service_seconds"] for d in docs if d.get("service_seconds") is not None]
+        """The service's latest service times, for the estimate; remembered like reference
+        data (a serve through this process refreshes them at once)."""
+        def load() -> list[int]:
+            docs = (self.db[TICKETS]
+                    .find({"ward_id": ward_id, "service_code": service_code, "status": SERVED},
+                          {"service_seconds": 1})
+                    .sort("served_at", DESCENDING)
+                    .limit(domain.RECENT_SERVICE_SAMPLE))
+            return [d["service_seconds"] for d in docs if d.get("service_seconds") is not None]
+
+        return self._remembered(("recent", ward_id, service_code), load)
 
     def counters_serving(self, ward_id: str, service_code: str) -> int:
-        return self.db[COUNTERS].count_documents({"ward_id": ward_id, "service_codes": service_code})
+        return self._remembered(("serving", ward_id, service_code), lambda: self.db[COUNTERS].count_documents(
+            {"ward_id": ward_id, "service_codes": service_code}))
 
     # ------------------------------------------------------------ calling
     def call_next(self, ward_id: str, counter: dict, now: datetime) -> dict | None:
@@ -227,6 +264,12 @@ class QueueStore:
 
         called = commit(self.db, change, lambda doc: [_called_event(doc)] if doc else [])
         if called is not None and first_call:
+            # Off the line for good (waiting_ahead_at_issue). Outside the transaction on
+            # purpose: kiosks bump the same document all day and must never conflict with
+            # a call; a crash right here overstates the line by one, for that day only.
+            self.db[SEQUENCES].update_one(
+                {"_id": _sequence_key(called["ward_id"], called["service_code"], called["day"])},
+                {"$inc": {f"called_r{called['priority_rank']}": 1}})
             metrics.QUEUE_WAIT_SECONDS.labels(called["ward_id"]).observe(
                 (called["called_at"] - called["issued_at"]).total_seconds())
         return called
@@ -273,7 +316,10 @@ class QueueStore:
                 raise TicketChanged(ticket["_id"])
             return updated
 
-        return commit(self.db, change, events)
+        updated = commit(self.db, change, events)
+        if action == domain.SERVE:
+            self._reference.pop(("recent", ticket["ward_id"], ticket["service_code"]), None)
+        return updated
 
     def current_at_counter(self, ward_id: str, counter_id: str, now: datetime) -> dict | None:
         """The ticket a counter has called and not yet closed today (the newest, if an
@@ -379,6 +425,14 @@ class QueueStore:
                       "procedure_code": submitted["procedure_code"], "due_date": submitted["due_date"]},
              "$setOnInsert": {"recorded_at": domain.utc_now()}},
             upsert=True, session=session)
+
+
+def _sequence_key(ward_id: str, service_code: str, day: str) -> str:
+    return f"{ward_id}:{service_code}:{day}"
+
+
+def _by_rank(counts: dict, kind: str) -> dict[int, int]:
+    return {rank: counts.get(f"{kind}_r{rank}", 0) for rank in domain.PRIORITY_RANK.values()}
 
 
 def _waiting(doc: dict) -> domain.WaitingTicket:

@@ -45,6 +45,19 @@ COMBINATIONS = {
          "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
                      "grafanaDashboards": {"enabled": True}}},
     ),
+    "central with Kannel, tracing to a collector": (
+        ("values-central.yaml",),
+        {"kannel": {"enabled": True, "smsc": {"host": "smsc.telco.example", "port": 2776},
+                    "existingSecret": "kannel-credentials"},
+         "tracing": {"otlpEndpoint": "http://otel-collector.monitoring:4318", "sampleRatio": 0.25},
+         "networkPolicy": {"smsc": {"to": [{"ipBlock": {"cidr": "203.0.113.20/32"}}]},
+                           "otelCollector": {"to": [{"namespaceSelector": {"matchLabels": {
+                               "kubernetes.io/metadata.name": "monitoring"}}}]}}},
+    ),
+    "Kannel without persistence, no network policies": (
+        (), {"kannel": {"enabled": True, "smsc": {"host": "10.9.0.5"}, "persistence": {"enabled": False}},
+             "networkPolicy": {"enabled": False}},
+    ),
     "only dossier and notify, per-service overrides": (
         (), {"services": {"identity": {"enabled": False}, "queue": {"enabled": False}, "rating": {"enabled": False},
                           "notify": {"worker": {"replicaCount": 4, "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}}},

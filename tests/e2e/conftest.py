@@ -36,7 +36,8 @@ def platform(tmp_path_factory, gateway):
     log_path = data_dir / "platform.log"
     env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
                MOTCUA_ADMIN_PASSWORD="quan-tri-2026",
-               SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REGISTRATION_WARD="dn-hai-chau", MOTCUA_RELAY_POLL_SECONDS="0.1")
+               SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REGISTRATION_WARD="dn-hai-chau", MOTCUA_RELAY_POLL_SECONDS="0.1",
+               MOTCUA_TRACE_FILE=str(data_dir / "traces.jsonl"))
     env.pop("MONGO_URL", None)
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from prometheus_client import REGISTRY
 
 from motcua_common import rpc
@@ -180,8 +181,60 @@ def test_a_receipt_code_collision_is_retried_with_a_fresh_code(submit, monkeypat
 
 def test_the_directory_asks_identity_by_rpc(settings, monkeypatch):
     calls = []
-    monkeypatch.setattr(rpc, "call", lambda settings, service, method, *args: calls.append((service, method, args)) or None)
+    monkeypatch.setattr(rpc, "call", lambda settings, service, method, *args, timeout: calls.append(
+        (service, method, args)) or None)
     directory = CitizenDirectory(settings)
     assert directory.contact("cit-1") is None
     assert directory.find_by_national_id("048190000123") is None
     assert calls == [("identity", "citizen_contact", ("cit-1",)), ("identity", "find_citizen", ("048190000123",))]
+
+
+def scripted_identity(monkeypatch, *answers):
+    """rpc.call answering from a script: an exception is raised, anything else returned."""
+    script, timeouts = list(answers), []
+
+    def call(settings, service, method, *args, timeout):
+        timeouts.append(timeout)
+        answer = script.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(rpc, "call", call)
+    return timeouts
+
+
+def test_a_slow_identity_is_asked_once_more_with_a_longer_wait(settings, monkeypatch):
+    found = {"citizen_id": "cit-1", "phone_last4": "4567", "ward_id": WARD}
+    timeouts = scripted_identity(monkeypatch, rpc.RpcTimedOut("identity.find_citizen did not answer in 5 s"), found)
+    assert CitizenDirectory(settings, timeouts=(5.0, 10.0)).find_by_national_id("048190000123") == found
+    assert timeouts == [5.0, 10.0]
+
+
+def test_identity_silent_on_every_try_or_not_running_is_unavailable(settings, monkeypatch):
+    timeouts = scripted_identity(monkeypatch, rpc.RpcTimedOut("late"), rpc.RpcTimedOut("late again"))
+    with pytest.raises(rpc.RpcTimedOut):
+        CitizenDirectory(settings, timeouts=(5.0, 10.0)).contact("cit-1")
+    assert timeouts == [5.0, 10.0]
+    timeouts = scripted_identity(monkeypatch, rpc.RpcUnavailable("identity is not running"))
+    with pytest.raises(rpc.RpcUnavailable):
+        CitizenDirectory(settings, timeouts=(5.0, 10.0)).contact("cit-1")
+    assert timeouts == [5.0]   # nothing to wait for: no second try
+
+
+def test_a_counter_submission_rides_out_one_slow_identity_answer(settings, verifier, clock, dossier_db,
+                                                                 payment_setup, officer, monkeypatch):
+    """Through the API with the real CitizenDirectory: the first answer is late, the second
+    comes; the officer gets 201, not 503."""
+    from motcua_dossier.api import create_app
+
+    found = {"citizen_id": "cit-slow", "phone_last4": "4567", "ward_id": WARD}
+    scripted_identity(monkeypatch, rpc.RpcTimedOut("late"), found)
+    app = create_app(settings, verifier=verifier, citizens=CitizenDirectory(settings, timeouts=(0.1, 0.2)),
+                     clock=clock, payment_setup=payment_setup)
+    response = app.test_client().post(URL, headers=officer, json={
+        "procedure_code": "HT-XNHN", "ward_id": WARD, "form": {
+            "ho_ten": "Nguyễn Thị Lan", "ngay_sinh": "1990-05-04", "tinh_trang_hon_nhan": "Chưa kết hôn",
+            "muc_dich_su_dung": "Đăng ký kết hôn"}, "citizen_national_id": "048190000123"})
+    assert response.status_code == 201, response.json
+    assert dossier_db.dossiers.find_one({"_id": response.json["dossier_id"]})["citizen_id"] == "cit-slow"

@@ -152,6 +152,25 @@ def test_events_ask_for_the_right_sms():
     assert domain.intents_for("CitizenRegistered", {"citizen_id": "c1", "channel": "web"}) == []
 
 
+def test_a_chained_dossier_asks_for_the_chain_sms_and_it_names_every_receipt_code():
+    submitted = {**PARAMS, "citizen_id": "c1", "dossier_id": "d1", "chain_id": "ch-1"}
+    [intent] = domain.intents_for("DossierSubmitted", submitted)
+    assert intent == domain.Intent("dossier_chain_submitted", "c1",
+                                   {"receipt_codes": ["HAICHA-260310-7KQ4M"], "due_date": "2026-12-01"}, "ch-1")
+    codes = ["HAICHA-260310-7KQ4M", "HAICHA-260310-8ZR2P", "HAICHA-260310-9XW3T"]
+    text = domain.render("dossier_chain_submitted", {"receipt_codes": codes, "due_date": "2026-12-15"})
+    assert ", ".join(codes) in text and "liên thông" in text and "15/12/2026" in text and "{" not in text
+    assert encode_sms(text).segments <= 3   # three long codes; two fit in two segments
+    assert encode_sms(domain.render("dossier_chain_submitted",
+                                    {"receipt_codes": codes[:2], "due_date": "2026-12-15"})).segments <= 2
+
+
+@pytest.mark.parametrize("codes", [[], ["HAICHA-260310-7KQ4M", ""], ["HAICHA-260310-7KQ4M", None]])
+def test_a_chain_sms_with_a_missing_code_is_an_error(codes):
+    with pytest.raises(domain.TemplateError):
+        domain.render("dossier_chain_submitted", {"receipt_codes": codes, "due_date": "2026-12-15"})
+
+
 @pytest.mark.parametrize("event_type", ["DossierSubmitted", "DossierResultReady", "DossierStatusChanged"])
 def test_nobody_without_an_account_is_texted(event_type):
     assert domain.intents_for(event_type, {**PARAMS, "citizen_id": "", "to_status": "received"}) == []

@@ -90,6 +90,51 @@ def test_an_event_makes_one_pending_notification_however_often_it_arrives(db):
     assert "phone" not in doc or doc["phone"] is None
 
 
+def chained(chain_id, code, due_date="2026-03-09", citizen_id="c1"):
+    return parse_envelope(new_event("DossierSubmitted", WARD, {
+        "dossier_id": str(uuid.uuid4()), "receipt_code": code, "procedure_code": "KS-01", "ward_id": WARD,
+        "channel": "counter", "due_date": due_date, "citizen_id": citizen_id, "chain_id": chain_id,
+    }))
+
+
+def test_a_chain_of_dossiers_makes_one_sms_naming_every_code_and_late_events_add_nothing(db, clock, sms_gateway):
+    chain = str(uuid.uuid4())
+    first, second, third = (chained(chain, "HC-260302-000001"), chained(chain, "HC-260302-000002", "2026-03-16"),
+                            chained(chain, "HC-260302-000003"))
+    assert accept_event(db, first, now=clock(), chain_hold_seconds=2) == "processed"
+    assert accept_event(db, second, now=clock(), chain_hold_seconds=2) == "processed"
+    assert accept_event(db, second, now=clock(), chain_hold_seconds=2) == "duplicate"
+    doc = only_notification(db)
+    assert doc["template"] == "dossier_chain_submitted" and doc["source_id"] == f"chain:{chain}"
+    assert doc["params"] == {"receipt_codes": ["HC-260302-000001", "HC-260302-000002"], "due_date": "2026-03-16"}
+
+    sender = make_sender(db, HttpGateway(sms_gateway.url, 2), clock)
+    assert sender.send_due() == 0            # held for the chain's other events
+    clock.advance(2)
+    assert sender.send_due() == 1
+    [request] = sms_gateway.requests
+    text = request["body"]["text"]
+    assert "HC-260302-000001, HC-260302-000002" in text and "16/03/2026" in text
+
+    assert accept_event(db, third, now=clock(), chain_hold_seconds=2) == "processed"   # too late: adds nothing
+    clock.advance(60)
+    assert sender.send_due() == 0 and len(sms_gateway.requests) == 1
+    assert only_notification(db)["params"]["receipt_codes"] == ["HC-260302-000001", "HC-260302-000002"]
+
+
+def test_a_chain_s_events_racing_each_other_still_make_one_sms_with_both_codes(db, clock):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(5):
+        chain = str(uuid.uuid4())
+        events = [chained(chain, f"HC-260302-00010{i}") for i in range(4)]
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(lambda e: accept_event(db, e, now=clock()), events))
+        assert outcomes == ["processed"] * 4
+        [doc] = db[store.NOTIFICATIONS].find({"source_id": f"chain:{chain}"})
+        assert sorted(doc["params"]["receipt_codes"]) == [e.payload["receipt_code"] for e in events]
+
+
 def test_events_about_nobody_or_needing_no_sms_make_no_notification(db):
     assert accept_event(db, submitted(citizen_id="")) == "skipped"
     assert db.processed_events.count_documents({}) == 0

@@ -39,7 +39,9 @@ CONTACTS = {
     "c-flaky": "+84901000004",
     "c-down": "+84901000005",
     "c-killed": "+84901000007",
+    "c-chain": "+84901000008",
 }
+CHAIN_HOLD_SECONDS = 1
 
 
 @dataclass
@@ -126,6 +128,7 @@ def platform(mongo_url, module_sms_gateway, tmp_path_factory):
         "NOTIFY_GATEWAY_TIMEOUT_SECONDS": "2",
         "NOTIFY_IDENTITY_TIMEOUT_SECONDS": "3",
         "NOTIFY_SEND_LEASE_SECONDS": "1",   # the floor (both timeouts and a margin) applies: 10 s
+        "NOTIFY_CHAIN_HOLD_SECONDS": str(CHAIN_HOLD_SECONDS),
     })
     identity_env = {**env, "MOTCUA_WORKER_MODULE": "fake_identity", "PYTHONPATH": str(SUPPORT),
                     "FAKE_IDENTITY_CONTACTS": json.dumps(CONTACTS)}
@@ -192,6 +195,34 @@ def test_received_and_result_ready_are_texted_and_other_changes_are_not(platform
     assert len(texts) == 2
     assert any("tiếp nhận" in t for t in texts) and any("đã có kết quả" in t for t in texts)
     assert platform.notifications_of(processing) == [] and platform.notifications_of(anonymous) == []
+
+
+def test_a_chain_of_linked_dossiers_is_texted_once_naming_every_receipt_code(platform):
+    chain = str(uuid.uuid4())
+    codes = ["HC-261201-000021", "HC-261201-000022", "HC-261201-000023"]
+    events = [{**e, "payload": {**e["payload"], "chain_id": chain}}
+              for e in (submitted("c-chain", code) for code in codes)]
+    platform.publish(*events)   # one outbox write, the chain's first dossier first
+
+    def sent():
+        doc = platform.notify[store.NOTIFICATIONS].find_one({"source_id": f"chain:{chain}"})
+        return doc if doc and doc["status"] == "sent" else None
+
+    doc = wait_for(sent, timeout=30, message="the chain's SMS to be sent")
+    [request] = platform.gateway.to(CONTACTS["c-chain"])
+    assert request["headers"]["Idempotency-Key"] == doc["_id"]
+    text = request["body"]["text"]
+    assert "liên thông" in text and all(code in text for code in codes)   # in the order they came
+    assert all(platform.notifications_of(e) == [] for e in events)
+
+    late = {**submitted("c-chain", "HC-261201-000024"), "payload": {**events[0]["payload"],
+                                                                    "receipt_code": "HC-261201-000024"}}
+    marker = submitted("c-marker", "HC-261201-000025")
+    platform.publish(late, marker)
+    platform.settled(marker, "sent")
+    time.sleep(CHAIN_HOLD_SECONDS + 1.5)  # past a hold and a sender tick: the late event made nothing
+    assert len(platform.gateway.to(CONTACTS["c-chain"])) == 1
+    assert platform.notify[store.NOTIFICATIONS].count_documents({"citizen_id": "c-chain"}) == 1
 
 
 def test_gateway_errors_are_retried_with_the_same_idempotency_key(platform):

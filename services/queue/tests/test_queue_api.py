@@ -223,6 +223,29 @@ def test_waiting_ahead_respects_priority_and_the_estimate_learns(client, kiosk, 
     assert (later["waiting_ahead"], later["estimated_wait_minutes"]) == (2, 6)
 
 
+def test_waiting_ahead_at_issue_from_the_day_counts_matches_a_scan_of_the_queue(client, kiosk, officer):
+    """The kiosk's answer comes from the service's day counts (issued and first called per
+    rank); the ticket page still scans the queue. Through priority, calls, a transfer and
+    a skip they must agree."""
+
+    def issued(priority="normal") -> int:
+        answer = issue(client, kiosk, "A", priority=priority).get_json()
+        scanned = client.get(f"{BASE}/tickets/{answer['ticket_id']}").get_json()["waiting_ahead"]
+        assert answer["waiting_ahead"] == scanned
+        return answer["waiting_ahead"]
+
+    assert [issued(), issued("priority"), issued(), issued()] == [0, 0, 2, 3]
+    urgent = call(client, officer, "quay-1").get_json()
+    assert act(client, officer, urgent["ticket_id"], "serve").status_code == 200
+    first = call(client, officer, "quay-3").get_json()
+    assert act(client, officer, first["ticket_id"], "transfer", counter_id="quay-2").status_code == 200
+    assert issued() == 2              # the transferred ticket waits for quay-2, not in A's line
+    assert issued("priority") == 0
+    skipped = call(client, officer, "quay-1").get_json()
+    assert act(client, officer, skipped["ticket_id"], "skip").status_code == 200
+    assert issued() == 3              # the skipped ticket left the line too
+
+
 # ---------------------------------------------------------------- calling
 def test_priority_is_called_first_then_in_order_then_204(client, kiosk, officer, clock):
     a1 = issue(client, kiosk, "A").get_json()

@@ -135,3 +135,12 @@ def test_service_times_count_the_first_call_for_the_wait_and_the_last_for_the_co
 
 def test_iso_utc_is_the_contract_time_format():
     assert domain.iso_utc(datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)) == "2026-03-02T08:00:00.123Z"
+
+
+def test_waiting_ahead_at_issue_counts_the_same_or_more_urgent_rank_still_waiting():
+    normal, priority = domain.PRIORITY_RANK["normal"], domain.PRIORITY_RANK["priority"]
+    issued, called = {normal: 7, priority: 3}, {normal: 2, priority: 1}
+    assert domain.waiting_ahead_at_issue(normal, issued, called) == (7 - 2) + (3 - 1) - 1
+    assert domain.waiting_ahead_at_issue(priority, issued, called) == (3 - 1) - 1
+    assert domain.waiting_ahead_at_issue(normal, {normal: 1}, {}) == 0        # the day's first ticket
+    assert domain.waiting_ahead_at_issue(normal, {}, {normal: 1}) == 0        # never negative

@@ -170,6 +170,13 @@ from the service's Secret (never literal values).
       name: {{ $secret }}
       key: sms-gateway-url
       optional: true
+{{- if .root.Values.kannel.enabled }}
+- name: KANNEL_SENDSMS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "motcua.kannelSecretName" .root }}
+      key: sendsms-password
+{{- end }}
 {{- end }}
 {{- if has .service (list "identity" "notify") }}
 - name: SMS_INBOUND_TOKEN
@@ -331,4 +338,32 @@ release runs one (the edge broker, or the RabbitMQ dependency), else the operato
       protocol: UDP
     - port: 53
       protocol: TCP
+{{- end -}}
+
+{{- define "motcua.kannelName" -}}
+{{- printf "%s-kannel" (include "motcua.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "motcua.kannelSecretName" -}}
+{{- .Values.kannel.existingSecret | default (include "motcua.kannelName" .) -}}
+{{- end -}}
+
+{{- define "motcua.kannelImage" -}}
+{{- $image := .Values.kannel.image -}}
+{{- $registry := $image.registry -}}
+{{- if .Values.global.imageRegistry }}{{ $registry = .Values.global.imageRegistry }}{{ end -}}
+{{- $repository := $image.repository -}}
+{{- if $registry }}{{ $repository = printf "%s/%s" $registry $repository }}{{ end -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository ($image.tag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every pod's spans to the OpenTelemetry collector, when tracing is on. */}}
+{{- define "motcua.tracingEgress" -}}
+{{- if .Values.tracing.otlpEndpoint }}
+{{- include "motcua.externalEgress" .Values.networkPolicy.otelCollector }}
+{{- end }}
 {{- end -}}
