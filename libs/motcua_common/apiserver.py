@@ -36,20 +36,36 @@ class PrefixRouter:
         return Response(body, status=404, mimetype="application/problem+json")(environ, start_response)
 
 
-def landing_page(environ, start_response):
-    html = """<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Một Cửa</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head><body style="font-family:sans-serif;max-width:40em;margin:2em auto">
-<h1>Bộ phận Một Cửa</h1><ul>
-<li><a href="/identity/register">Đăng ký tài khoản công dân</a></li>
-<li><a href="/dossier/portal">Cổng dịch vụ công: thủ tục, nộp và tra cứu hồ sơ</a></li>
-<li><a href="/dossier/api/v1/procedures">Danh mục thủ tục (JSON)</a></li>
-<li><a href="/identity/api/v1/wards">Danh sách phường (JSON)</a></li>
+def landing_page(ward_ids: list[str]):
+    """The front door of one machine: where the pages and APIs are (no dead links)."""
+    from html import escape
+
+    rows = "".join(
+        f"<li>{escape(w)}: <a href='/queue/kiosk/{escape(w)}'>kiosk</a> · <a href='/queue/board/{escape(w)}'>bảng gọi số</a>"
+        f" · <a href='/queue/counter/{escape(w)}/quay-1'>quầy 1</a> · <a href='/rating/rate/{escape(w)}/quay-1'>đánh giá quầy 1</a></li>"
+        for w in ward_ids)
+    wards = f"<h2>Các phường</h2><ul>{rows}</ul>" if rows else (
+        "<p>Trang của mỗi phường: /queue/kiosk/&lt;ward_id&gt;, /queue/board/&lt;ward_id&gt;, "
+        "/queue/counter/&lt;ward_id&gt;/&lt;counter_id&gt;, /rating/rate/&lt;ward_id&gt;/&lt;counter_id&gt;.</p>")
+    html = f"""<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Một Cửa</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body style="font-family:sans-serif;max-width:48em;margin:2em auto">
+<h1>Bộ phận Một Cửa</h1>{wards}<h2>API</h2><ul>
+<li><a href="/dossier/api/v1/procedures">Danh mục thủ tục</a> · <a href="/identity/api/v1/wards">Danh sách phường</a></li>
+<li>OpenAPI: <a href="/identity/api/v1/openapi.json">identity</a> · <a href="/dossier/api/v1/openapi.json">dossier</a> ·
+<a href="/queue/api/v1/openapi.json">queue</a> · <a href="/notify/api/v1/openapi.json">notify</a> · <a href="/rating/api/v1/openapi.json">rating</a></li>
 </ul></body></html>"""
-    return Response(html, mimetype="text/html")(environ, start_response)
+
+    def app(environ, start_response):
+        return Response(html, mimetype="text/html")(environ, start_response)
+
+    return app
 
 
 def combined_app(settings: Settings, services=SERVICES) -> PrefixRouter:
-    return PrefixRouter({svc: service_app(svc, settings) for svc in services}, landing=landing_page)
+    from . import demo
+
+    return PrefixRouter({svc: service_app(svc, settings) for svc in services},
+                        landing=landing_page(demo.ward_ids() if settings.demo else []))
 
 
 def serve(app, host: str, port: int, threads: int = 16, workers: int = 1) -> None:

@@ -66,6 +66,11 @@ def submit_online(base, citizen, procedure):
 def test_a_ward_day_end_to_end(platform, gateway):
     base = platform["base"]
 
+    # the front door names every demo ward's pages, and they answer
+    front = call("GET", f"{base}/").text
+    for page in (f"/queue/kiosk/{WARD}", f"/queue/board/{WARD}", f"/rating/rate/{WARD}/quay-1"):
+        assert page in front and call("GET", f"{base}{page}").status_code == 200
+
     # the reference data of --demo
     wards = call("GET", f"{base}/identity/api/v1/wards").json()
     assert {WARD, "hn-ba-dinh"} <= {w["ward_id"] for w in wards}
