@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pika
 import pytest
@@ -39,8 +39,15 @@ WARD = "dn-hai-chau"
 SINK = "chaos.centre.ticket-events"
 
 
+_TODAY = datetime.now(timezone.utc).date()
+# Next week's Monday, 09:00 in Đà Nẵng: the office is open. Never a fixed date in the past:
+# the day's number counters expire 3 days after they are made (a TTL index), and the
+# database's TTL monitor would delete them mid-test and restart the numbering.
+_MONDAY = datetime.combine(_TODAY + timedelta(days=7 - _TODAY.weekday()), datetime.min.time(), timezone.utc)
+
+
 def monday_morning() -> datetime:
-    return datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 09:00 in Đà Nẵng: the office is open
+    return _MONDAY.replace(hour=2)
 
 
 class Relay:

@@ -17,7 +17,8 @@ PHONE = "+84935111222"
 
 class Clock:
     def __init__(self):
-        self.now = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
+        # Now, not a fixed date: rate-limit counters expire by a TTL index relative to it.
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
 
     def __call__(self):
         return self.now
