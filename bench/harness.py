@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import platform as host_platform
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +17,7 @@ from motcua_common.simulate import RecordingGateway, percentile  # noqa: F401  (
 from motcua_common.testing import create_vhost, delete_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
-
+from motcua_common.testing import RunningPlatform
 
 @contextmanager
 def database():
@@ -57,30 +54,12 @@ def running_platform(mongo_url: str, amqp_url: str, sms_gateway_url: str, extra_
         env = dict(os.environ, MONGO_URL=mongo_url, AMQP_URL=amqp_url, SMS_GATEWAY_URL=sms_gateway_url,
                    MOTCUA_DATA_DIR=data_dir, MOTCUA_ADMIN_PASSWORD="bench-quan-tri-2026",
                    MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_LOG_LEVEL="WARNING", **(extra_env or {}))
-        log = open(Path(data_dir) / "platform.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
-                                env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-        base = None
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            if line.startswith("motcua ready"):
-                base = line.split()[2]
-                break
-        if base is None:
-            proc.kill()
-            raise RuntimeError("motcua up did not become ready:\n" + (Path(data_dir) / "platform.log").read_text()[-3000:])
+        running = RunningPlatform(env, Path(data_dir) / "platform.log", port=port)
+        base = running.start()
         try:
-            yield base, proc
+            yield base, running.process
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            running.stop()
 
 
 def process_tree_rss_mb(pid: int) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -157,3 +158,57 @@ def token(signing_key):
         return {"Authorization": f"Bearer {jwt_}"}
 
     return make
+
+
+# ---------------------------------------------------------------- the whole platform
+class RunningPlatform:
+    """`motcua up` as a child process, for end-to-end, browser and Kannel tests and for the
+    benchmarks: started with `env`, ready when it prints its "motcua ready <url>" line.
+
+        platform = RunningPlatform(env, log_path)
+        base_url = platform.start()      # RuntimeError with the log's tail if it never got ready
+        ...
+        exit_code = platform.stop()      # SIGTERM, then kill after `timeout`; None if killed"""
+
+    def __init__(self, env: dict, log_path: Path, args: tuple[str, ...] = ("--demo",), port: int | None = None):
+        from .embedded import free_port
+
+        self.env, self.log_path, self.args = env, Path(log_path), args
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.base_url: str | None = None
+        self._log = None
+
+    def start(self, timeout: float = 240) -> str:
+        import sys
+
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "motcua_common.cli", "up", *self.args, "--port", str(self.port)],
+            env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                if self.process.poll() is not None:
+                    break
+                continue
+            if line.startswith("motcua ready"):
+                self.base_url = line.split()[2]
+                return self.base_url
+        self.stop(timeout=5)
+        raise RuntimeError(f"motcua up did not become ready; log:\n{self.log_path.read_text()[-5000:]}")
+
+    def stop(self, timeout: float = 60) -> int | None:
+        code = None
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return code

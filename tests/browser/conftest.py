@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +14,7 @@ import pytest
 import requests
 
 from motcua_common.embedded import free_port
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS_COPY = Path("/tmp/motcua-screenshots")
@@ -34,31 +30,14 @@ def platform(tmp_path_factory):
     env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_RELAY_POLL_SECONDS="0.1")
     env.pop("MONGO_URL", None)
     env.pop("SMS_GATEWAY_URL", None)
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    deadline, ready = time.monotonic() + 240, None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        if line.startswith("motcua ready"):
-            ready = line.split()[2]
-            break
-    if ready is None:
-        proc.kill()
-        log.close()
-        delete_vhost(vhost)
-        pytest.fail(f"motcua up did not become ready; log:\n{log_path.read_text()[-5000:]}")
-    yield ready
-    proc.send_signal(signal.SIGTERM)
+    running = RunningPlatform(env, log_path, port=port)
     try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        ready = running.start()
+    except RuntimeError as exc:
+        delete_vhost(vhost)
+        pytest.fail(str(exc))
+    yield ready
+    running.stop()
     delete_vhost(vhost)
 
 

@@ -3,17 +3,14 @@ subprocess on its own RabbitMQ vhost and data dir, with a recording SMS gateway.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from motcua_common.embedded import free_port
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from sms_gateway import RecordingGateway  # noqa: E402
@@ -39,31 +36,14 @@ def platform(tmp_path_factory, gateway):
                SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REGISTRATION_WARD="dn-hai-chau", MOTCUA_RELAY_POLL_SECONDS="0.1",
                MOTCUA_TRACE_FILE=str(data_dir / "traces.jsonl"))
     env.pop("MONGO_URL", None)
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    deadline = time.monotonic() + 240
-    ready = None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        if line.startswith("motcua ready"):
-            ready = line.split()[2]
-            break
-    if ready is None:
-        proc.kill()
-        pytest.fail(f"motcua up did not become ready; log:\n{log_path.read_text()[-5000:]}")
-    yield {"base": ready, "proc": proc, "log": log_path, "data_dir": data_dir}
-    proc.send_signal(signal.SIGTERM)
+    running = RunningPlatform(env, log_path, port=port)
     try:
-        code = proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        code = None
-    log.close()
+        ready = running.start()
+    except RuntimeError as exc:
+        delete_vhost(vhost)
+        pytest.fail(str(exc))
+    yield {"base": ready, "proc": running.process, "log": log_path, "data_dir": data_dir}
+    code = running.stop()
     delete_vhost(vhost)
     assert code == 0, f"motcua up did not stop cleanly on SIGTERM (exit {code})"
 

@@ -4,17 +4,14 @@ vhost and data dir."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from motcua_common.embedded import free_port
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kannel_stack  # noqa: E402
@@ -44,32 +41,16 @@ def kannel_platform(tmp_path_factory):
                NOTIFY_BACKOFF_BASE_SECONDS="1", NOTIFY_BACKOFF_MAX_SECONDS="2", NOTIFY_FAILOVER_COOLDOWN_SECONDS="1")
     for name in ("MONGO_URL", "SMS_GATEWAY_URL", "SMS_FALLBACK_GATEWAY_URLS"):
         env.pop(name, None)
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    deadline = time.monotonic() + 240
-    ready = None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        if line.startswith("motcua ready"):
-            ready = line.split()[2]
-            break
-    if ready is None:
-        proc.kill()
+    running = RunningPlatform(env, log_path, port=port)
+    try:
+        ready = running.start()
+    except RuntimeError as exc:
         kannel.stop()
-        pytest.fail(f"motcua up did not become ready; log:\n{log_path.read_text()[-5000:]}")
+        delete_vhost(vhost)
+        pytest.fail(str(exc))
     try:
         yield {"base": ready, "kannel": kannel, "log": log_path}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        running.stop()
         kannel.stop()
         delete_vhost(vhost)
