@@ -14,11 +14,10 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from motcua_common.consumer import ensure_processed_index
 from motcua_common.events import new_event
-from motcua_common.http import ensure_idempotency_index
 from motcua_common.mongo import in_transaction
-from motcua_common.outbox import commit, ensure_outbox_indexes
+from motcua_common.indexes import ensure_plumbing_indexes
+from motcua_common.outbox import commit
 
 from . import domain, payments
 from .catalog import Catalog, Procedure
@@ -48,9 +47,7 @@ class StaleDossier(Exception):
 
 
 def ensure_indexes(db: Database) -> None:
-    ensure_outbox_indexes(db)
-    ensure_processed_index(db)
-    ensure_idempotency_index(db)
+    ensure_plumbing_indexes(db)
     dossiers = db[DOSSIERS]
     dossiers.create_index("receipt_code", unique=True, name="receipt_code_unique")
     dossiers.create_index("receipt_key", unique=True, name="receipt_key_unique")

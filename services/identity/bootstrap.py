@@ -6,10 +6,8 @@ from datetime import timedelta
 
 from motcua_common import demo as demo_data
 from motcua_common.config import Settings
-from motcua_common.consumer import ensure_processed_index
-from motcua_common.http import ensure_idempotency_index
 from motcua_common.mongo import connect, service_database
-from motcua_common.outbox import ensure_outbox_indexes
+from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.ratelimit import FixedWindowLimiter
 
 from . import store
@@ -23,9 +21,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
     try:
         db = service_database(client, settings, "identity")
         store.ensure_indexes(db)
-        ensure_outbox_indexes(db)
-        ensure_processed_index(db)
-        ensure_idempotency_index(db)
+        ensure_plumbing_indexes(db)
         for limiter in ("sms_inbound", "login_username", "login_client"):
             FixedWindowLimiter(db, limiter, 1, timedelta(minutes=1)).ensure_indexes()
         key_ring(settings)  # creates the first signing key on first start

@@ -7,10 +7,8 @@ made-up numbers the moment a real gateway is configured."""
 from __future__ import annotations
 
 from motcua_common.config import Settings
-from motcua_common.consumer import ensure_processed_index
-from motcua_common.http import ensure_idempotency_index
 from motcua_common.mongo import connect, service_database
-from motcua_common.outbox import ensure_outbox_indexes
+from motcua_common.indexes import ensure_plumbing_indexes
 
 from . import store
 
@@ -20,8 +18,6 @@ def prepare(settings: Settings, demo: bool = False) -> None:
     try:
         db = service_database(client, settings, "notify")
         store.ensure_indexes(db)
-        ensure_outbox_indexes(db)
-        ensure_processed_index(db)
-        ensure_idempotency_index(db)
+        ensure_plumbing_indexes(db)
     finally:
         client.close()

@@ -14,10 +14,9 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common import metrics
-from motcua_common.consumer import ensure_processed_index
 from motcua_common.events import new_event
-from motcua_common.http import ensure_idempotency_index
-from motcua_common.outbox import commit, ensure_outbox_indexes
+from motcua_common.indexes import ensure_plumbing_indexes
+from motcua_common.outbox import commit
 
 from . import domain
 from .domain import CALLED, SERVED, WAITING
@@ -52,9 +51,7 @@ class CallContention(Exception):
 
 
 def ensure_indexes(db: Database) -> None:
-    ensure_outbox_indexes(db)
-    ensure_processed_index(db)
-    ensure_idempotency_index(db)
+    ensure_plumbing_indexes(db)
     db[SERVICES].create_index([("ward_id", ASCENDING), ("code", ASCENDING)], unique=True, name="service_per_ward")
     db[COUNTERS].create_index([("ward_id", ASCENDING), ("counter_id", ASCENDING)], unique=True, name="counter_per_ward")
     # The last guard of "never two tickets with one number" (two services sharing a prefix).
