@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from motcua_identity import api as identity_api
 from motcua_identity.api import create_app as identity_app
 
 WARD = "dn-hai-chau"
-NOON = datetime(2026, 3, 10, 5, 0, 30, tzinfo=timezone.utc)  # mid-window: no roll-over during the test
+# Tomorrow, mid-window: no roll-over during the test. Never a fixed past date: the limit
+# counters expire by a TTL index relative to it and would vanish mid-test.
+NOON = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=5, minute=0, second=30, microsecond=0)
 
 
 def test_login_is_limited_per_username_then_per_address(apps, settings, signing_key, verifier):
