@@ -138,3 +138,52 @@ def relay_only(mongo_url: str, amqp_url: str, count: int, relay_class=Relay) -> 
     relay.close()
     client.close()
     return remaining / elapsed
+
+
+def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500) -> float:
+    """The least an event must do to cross the broker safely, without our code: persistent
+    messages published with publisher confirms (in batches, confirms awaited together, as
+    the relay does) into a quorum queue (what topology declares), consumed with manual
+    acks, prefetch 100. Events/s until the consumer has acked the last one."""
+    import asyncio
+
+    import aiormq
+
+    params = pika.URLParameters(amqp_url)
+    setup = pika.BlockingConnection(params)
+    ch = setup.channel()
+    ch.exchange_declare("bench.rawq", "topic", durable=True)
+    ch.queue_declare("bench.rawq.q", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_bind("bench.rawq.q", "bench.rawq", "Raw")
+    setup.close()
+    done = threading.Event()
+
+    def consume():
+        conn = pika.BlockingConnection(params)
+        c = conn.channel()
+        c.basic_qos(prefetch_count=100)
+        seen = 0
+        for method, _props, _body in c.consume("bench.rawq.q"):
+            c.basic_ack(method.delivery_tag)
+            seen += 1
+            if seen == count:
+                break
+        c.cancel()
+        conn.close()
+        done.set()
+
+    async def publish():
+        connection = await aiormq.connect(amqp_url)
+        channel = await connection.channel(publisher_confirms=True)
+        props = aiormq.spec.Basic.Properties(content_type="application/json", delivery_mode=2)
+        for start in range(0, count, batch):
+            await asyncio.gather(*(channel.basic_publish(body, exchange="bench.rawq", routing_key="Raw", properties=props)
+                                   for _ in range(min(batch, count - start))))
+        await connection.close()
+
+    consumer = threading.Thread(target=consume)
+    start = time.perf_counter()
+    consumer.start()
+    asyncio.run(publish())
+    done.wait(300)
+    return count / (time.perf_counter() - start)

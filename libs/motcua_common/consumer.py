@@ -14,7 +14,9 @@ record of the event's id (unique), so a redelivered event changes nothing.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
+import weakref
 from datetime import datetime, timezone
 from functools import partial, wraps
 from typing import Callable
@@ -199,15 +201,17 @@ def ensure_processed_index(db: Database) -> None:
 def handle_once(db: Database, consumer: str, event: Event, work: Callable[[ClientSession], object]) -> str:
     """Apply `work(session)` for `event` at most once, atomically with its processed mark.
 
-    Returns "processed", or "duplicate" when the event was already handled."""
-    key = f"{consumer}:{event.event_id}"
+    Returns "processed", or "duplicate" when the event was already handled. Calls made at
+    the same time on the same database (a worker's handlers run side by side) share one
+    transaction: see GroupCommit."""
+    return GroupCommit.of(db).submit(f"{consumer}:{event.event_id}", event.type, work)
 
+
+def _handle_alone(db: Database, key: str, event_type: str, work: Callable[[ClientSession], object]) -> str:
     def tx(session: ClientSession) -> str:
         # The mark's unique _id is the check: a seen event fails this insert (below), so
         # a fresh one, nearly every event, costs one round trip less than read-then-write.
-        db[PROCESSED].insert_one(
-            {"_id": key, "type": event.type, "at": datetime.now(timezone.utc)}, session=session
-        )
+        db[PROCESSED].insert_one({"_id": key, "type": event_type, "at": datetime.now(timezone.utc)}, session=session)
         work(session)
         return "processed"
 
@@ -215,6 +219,119 @@ def handle_once(db: Database, consumer: str, event: Event, work: Callable[[Clien
         return in_transaction(db, tx)
     except DuplicateKeyError:
         return "duplicate"  # handled before, or a concurrent delivery of it won the race
+
+
+class _Pending:
+    __slots__ = ("key", "event_type", "work", "done", "lead", "result", "error")
+
+    def __init__(self, key: str, event_type: str, work: Callable[[ClientSession], object]):
+        self.key, self.event_type, self.work = key, event_type, work
+        self.done = threading.Event()
+        self.lead = False
+        self.result: str | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Group commit for handle_once: the events that arrive while a transaction is running
+    wait for it and then go together in the next one, up to MAX_GROUP.
+
+    Why: the commit, not the work, is what an event costs (a round trip and, with a
+    replica set or --sync-on-commit, a journal flush); twenty handlers each committing
+    alone spent most of their time there (bench/RESULTS.md, the event pipeline). Each
+    event still takes effect atomically with its processed mark: a group is one
+    transaction, so all of it commits or none. If any member fails (its work raised, a
+    mark already exists from another process), the group is undone and every member is run
+    alone, exactly as before grouping, so one bad event never fails or delays the verdict of
+    another. Work must touch only the database through `session` (it may run twice: in an
+    undone group, then alone — as with_transaction's own retries already allowed)."""
+
+    MAX_GROUP = 50
+    # Weak: a group matters only while calls are in it (they hold it); an idle one may go.
+    _registry: "weakref.WeakValueDictionary[tuple[int, str], GroupCommit]" = weakref.WeakValueDictionary()
+    _registry_lock = threading.Lock()
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._busy = False
+
+    @classmethod
+    def of(cls, db: Database) -> "GroupCommit":
+        key = (id(db.client), db.name)
+        with cls._registry_lock:
+            group = cls._registry.get(key)
+            if group is None or group.db.client is not db.client:
+                group = cls._registry[key] = cls(db)
+            return group
+
+    def submit(self, key: str, event_type: str, work: Callable[[ClientSession], object]) -> str:
+        item = _Pending(key, event_type, work)
+        with self._lock:
+            self._queue.append(item)
+            leading = not self._busy
+            self._busy = True
+        if not leading:
+            item.done.wait()
+            if not item.lead:
+                return self._outcome(item)
+        # This caller commits for everyone waiting, until its own event is done, then hands
+        # the queue to the next waiter (so nobody waits for more than its own group).
+        group: list[_Pending] = []
+        try:
+            while item.result is None and item.error is None:
+                with self._lock:
+                    group, self._queue = self._queue[:self.MAX_GROUP], self._queue[self.MAX_GROUP:]
+                self._run(group)
+        finally:
+            for member in group:  # the leader was killed mid-group: its members must not wait forever
+                if member.result is None and member.error is None:
+                    member.error = RuntimeError("the transaction carrying this event was abandoned")
+                    member.done.set()
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.done.set()
+                else:
+                    self._busy = False
+        return self._outcome(item)
+
+    @staticmethod
+    def _outcome(item: _Pending) -> str:
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _run(self, group: list[_Pending]) -> None:
+        if len(group) > 1:
+            try:
+                results = in_transaction(self.db, lambda session: self._apply(session, group))
+            except Exception:  # one member's failure undid the group: each goes alone
+                pass
+            else:
+                for item, result in zip(group, results):
+                    item.result = result
+                    item.done.set()
+                return
+        for item in group:
+            try:
+                item.result = _handle_alone(self.db, item.key, item.event_type, item.work)
+            except Exception as exc:  # handed to the member's own handler, which retries
+                item.error = exc
+            item.done.set()
+
+    def _apply(self, session: ClientSession, group: list[_Pending]) -> list[str]:
+        # No read first: a mark that exists (a redelivery, or the same event twice in the
+        # group) fails the insert, the group is undone and its members run alone, where
+        # the duplicate is answered as such. Duplicates are rare; the read would be paid always.
+        now = datetime.now(timezone.utc)
+        self.db[PROCESSED].insert_many([{"_id": item.key, "type": item.event_type, "at": now} for item in group],
+                                       session=session)
+        for item in group:
+            item.work(session)
+        return ["processed"] * len(group)
 
 
 class ServiceDatabase(DependencyProvider):
