@@ -19,11 +19,18 @@ events in publication order. These are the same names the Helm chart's edge brok
 Officers' tokens are verified with the central identity's keys (`--central`), kept on
 disk (jwks_cache) so that an edge restarted during an outage still lets officers work.
 
-Not carried down: the centre's dossier events (queue's appointments from
-DossierSubmitted, rating's returned dossiers). Their routing keys name the event type,
-not the ward, so a downlink would bring every ward's dossiers to every office; this needs
-a per-ward routing (a header exchange at the centre) first. Until then the office's
-appointments and dossier ratings live at the centre."""
+The centre's events the office needs (topology.downlink_event_types: queue's appointments
+from DossierSubmitted, rating's dossier ratings) come down the other way:
+
+    dossier.events (centre) --type--> motcua.downlink (headers, centre)
+        --ward_id=<ward>--> motcua.downlink.<ward> (quorum queue at the centre)
+        --shovel, on the office's node--> motcua.downlink.in (office) --type--> dossier.events (office)
+
+The queue at the centre keeps the ward's events while the link is down; the shovel runs in
+the office (it pulls), acknowledges at the centre only after the office's broker confirmed,
+and the office's consumers are idempotent for what a lost ack sends twice. The office
+declares its queue at the centre when it starts (retrying in the background while the
+link is down): events published before the office first declared it are not kept for it."""
 from __future__ import annotations
 
 import json
@@ -37,10 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 
-from .events import exchange_for
+from .events import EVENT_TYPES, exchange_for
 from .launcher import Child, LaunchError, Platform, say
-
-EDGE_SERVICES = ("queue", "rating")
+from .topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 JWKS_PATH = "/identity/.well-known/jwks.json"
 WARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -62,6 +68,20 @@ class Uplink:
 
 
 UPLINKS = tuple(Uplink(exchange_for(service)) for service in EDGE_SERVICES)
+
+
+@dataclass(frozen=True)
+class Downlink:
+    """The centre's events for one ward, from a queue at the centre to the office."""
+
+    ward_id: str
+    exchange: str = "motcua.downlink.in"  # the office's entry point, bound to the source exchanges
+
+    @property
+    def queue(self) -> str:
+        return f"motcua.downlink.{self.ward_id}"
+
+    shovel = "motcua-downlink"
 
 
 # ---------------------------------------------------------------- definitions (pure)
@@ -107,13 +127,61 @@ def shovel_value(uplink: Uplink, vhost: str, upstream: str, reconnect_delay: int
     }
 
 
-def shovel_definitions(vhost: str, upstream: str, reconnect_delay: int = 5) -> dict:
-    """The shovels as RabbitMQ definitions (the format `rabbitmqctl import_definitions` reads)."""
-    return {"parameters": [
-        {"component": "shovel", "vhost": vhost, "name": u.shovel,
-         "value": shovel_value(u, vhost, upstream, reconnect_delay)}
-        for u in UPLINKS
-    ]}
+def downlink_shovel_value(downlink: Downlink, vhost: str, upstream: str, reconnect_delay: int = 5,
+                          prefetch: int = 100) -> dict:
+    return {
+        "src-protocol": "amqp091",
+        "src-uri": upstream,
+        "src-queue": downlink.queue,
+        "src-prefetch-count": prefetch,
+        "dest-protocol": "amqp091",
+        "dest-uri": local_uri(vhost),
+        "dest-exchange": downlink.exchange,
+        "ack-mode": "on-confirm",
+        "reconnect-delay": reconnect_delay,
+        "src-delete-after": "never",
+    }
+
+
+def shovel_definitions(vhost: str, upstream: str, reconnect_delay: int = 5, ward_id: str | None = None) -> dict:
+    """The shovels as RabbitMQ definitions (the format `rabbitmqctl import_definitions` reads):
+    the uplinks, and the downlink of `ward_id` when given."""
+    parameters = [{"component": "shovel", "vhost": vhost, "name": u.shovel,
+                   "value": shovel_value(u, vhost, upstream, reconnect_delay)} for u in UPLINKS]
+    if ward_id is not None:
+        downlink = Downlink(ward_id)
+        parameters.append({"component": "shovel", "vhost": vhost, "name": downlink.shovel,
+                           "value": downlink_shovel_value(downlink, vhost, upstream, reconnect_delay)})
+    return {"parameters": parameters}
+
+
+def declare_downlink_entry(channel, downlink: Downlink) -> None:
+    """In the office: where the shovel delivers, routed by event type to the exchange the
+    office's consumers are bound to (declared by topology, as at the centre)."""
+    channel.exchange_declare(downlink.exchange, exchange_type="topic", durable=True)
+    for event_type in downlink_event_types():
+        source = exchange_for(EVENT_TYPES[event_type][0])
+        channel.exchange_declare(source, exchange_type="topic", durable=True)
+        channel.exchange_bind(source, downlink.exchange, routing_key=event_type)
+
+
+def declare_downlink_queue(connection, downlink: Downlink) -> None:
+    """At the centre (a pika connection): the ward's queue, bound to the headers exchange
+    for this ward only. If the office's shovel got there first while the link came back,
+    it declared a plain durable queue of that name: it is kept (still durable) and bound."""
+    import pika.exceptions
+
+    channel = connection.channel()
+    channel.exchange_declare(DOWNLINK_EXCHANGE, exchange_type="headers", durable=True)
+    try:
+        channel.queue_declare(downlink.queue, durable=True, arguments={"x-queue-type": "quorum"})
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists with other arguments
+            raise
+        channel = connection.channel()
+        channel.queue_declare(downlink.queue, passive=True)
+    channel.queue_bind(downlink.queue, DOWNLINK_EXCHANGE,
+                       arguments={"x-match": "all", WARD_HEADER: downlink.ward_id})
 
 
 def declare_uplinks(channel) -> None:
@@ -236,16 +304,57 @@ class EdgePlatform(Platform):
             self.broker.enable_shovel_plugin()
         except RuntimeError as exc:
             raise LaunchError(f"could not enable {SHOVEL_PLUGIN} on the local broker: {exc}") from None
+        downlink = Downlink(self.ward_id)
         connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
         try:
             declare_uplinks(connection.channel())
+            declare_downlink_entry(connection.channel(), downlink)
             vhost = pika.URLParameters(settings.amqp_url).virtual_host
         finally:
             connection.close()
-        self.broker.install_shovels(shovel_definitions(vhost, self.upstream, self.reconnect_delay))
+        # The queue at the centre first: a shovel finding none would declare a plain one.
+        self._declare_at_centre(downlink)
+        self.broker.install_shovels(shovel_definitions(vhost, self.upstream, self.reconnect_delay, self.ward_id))
         say(f"ward {self.ward_id}: events go up to {redacted(self.upstream)} through "
-            f"{', '.join(u.shovel for u in UPLINKS)} (on-confirm, reconnecting every {self.reconnect_delay} s)")
+            f"{', '.join(u.shovel for u in UPLINKS)} (on-confirm, reconnecting every {self.reconnect_delay} s); "
+            f"the centre's events for this ward come down from {downlink.queue} through {downlink.shovel}")
         self._prime_keys()
+
+    def _declare_at_centre(self, downlink: Downlink, retry_seconds: float = 15) -> None:
+        """The ward's queue at the centre, now if the link works, else as soon as it does
+        (in the background: the office serves meanwhile; until then the shovel retries)."""
+        import threading
+
+        import pika
+
+        def declare() -> bool:
+            try:
+                connection = pika.BlockingConnection(pika.URLParameters(self.upstream))
+            except Exception:
+                return False
+            try:
+                declare_downlink_queue(connection, downlink)
+                return True
+            except Exception as exc:
+                say(f"warning: could not declare {downlink.queue} at the centre: {exc.__class__.__name__}")
+                return False
+            finally:
+                try:
+                    connection.close()
+                except Exception:
+                    pass
+
+        if declare():
+            return
+        say(f"warning: the centre's broker is unreachable; {downlink.queue} will be declared there when the "
+            "link works (the centre's events for this ward are kept from then on)")
+
+        def keep_trying() -> None:
+            while not declare():
+                time.sleep(retry_seconds)
+            say(f"ward {self.ward_id}: {downlink.queue} declared at the centre")
+
+        threading.Thread(target=keep_trying, name="downlink-declare", daemon=True).start()
 
     def _prime_keys(self) -> None:
         """Fetch the centre's keys now, so the office can verify tokens from its first

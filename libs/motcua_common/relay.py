@@ -30,6 +30,7 @@ from pymongo.errors import PyMongoError
 from . import metrics, topology, tracing
 from .config import Settings
 from .outbox import OUTBOX, ensure_outbox_indexes
+from .topology import WARD_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class Relay:
             message_id=envelope["event_id"],
             message_type=envelope["type"],
             timestamp=datetime.now(timezone.utc),
-            headers={"traceparent": envelope.get("traceparent", "")},
+            # ward_id routes the centre's events down to that ward's office (topology.DOWNLINK_EXCHANGE).
+            headers={"traceparent": envelope.get("traceparent", ""), WARD_HEADER: envelope.get("ward_id", "")},
         )
         return json.dumps(envelope, ensure_ascii=False).encode("utf-8"), properties
 

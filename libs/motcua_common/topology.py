@@ -14,6 +14,14 @@ from .config import SERVICES, Settings
 from .events import EVENT_TYPES, exchange_for
 
 DEAD_LETTER_EXCHANGE = "motcua.dead-letter"
+# The services a ward's office runs on its own broker (`motcua up --profile edge`).
+EDGE_SERVICES = ("queue", "rating")
+# The centre's events an office needs go down through a headers exchange that matches the
+# ward (the relay puts the envelope's ward_id in a header): an office's queue binds to its
+# own ward only, so it never receives another ward's dossiers. Routing keys stay the
+# event types, as on every other exchange.
+DOWNLINK_EXCHANGE = "motcua.downlink"
+WARD_HEADER = "ward_id"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,13 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("rating", "DossierResultReady"),
     Subscription("rating", "DossierStatusChanged"),
 )
+
+
+def downlink_event_types() -> tuple[str, ...]:
+    """The events an office's services consume that are published by services it does not
+    run (the centre's): queue's appointments, rating's dossier ratings."""
+    return tuple(sorted({sub.event_type for sub in SUBSCRIPTIONS
+                         if sub.consumer in EDGE_SERVICES and sub.source not in EDGE_SERVICES}))
 
 
 def subscription(consumer: str, event_type: str) -> Subscription:
@@ -96,6 +111,9 @@ def declare(channel, settings: Settings) -> None:
         )
         channel.queue_declare(sub.dead_queue, durable=True, arguments=dict(base))
         channel.queue_bind(sub.dead_queue, DEAD_LETTER_EXCHANGE, routing_key=sub.queue)
+    channel.exchange_declare(DOWNLINK_EXCHANGE, exchange_type="headers", durable=True)
+    for event_type in downlink_event_types():
+        channel.exchange_bind(DOWNLINK_EXCHANGE, exchange_for(EVENT_TYPES[event_type][0]), routing_key=event_type)
 
 
 def declare_with_url(settings: Settings) -> None:
