@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=f"run a service's {name}")
         p.add_argument("--service", choices=SERVICES, required=True)
 
-    sub.add_parser("topology", help="declare the broker topology")
+    p_top = sub.add_parser("topology", help="declare the broker topology")
+    p_top.add_argument("--ward", action="append", default=[], metavar="WARD_ID",
+                       help="at the centre: also keep this ward office's events in its downlink queue "
+                            "(repeatable; the edge profile declares its own when it can reach the centre)")
     sub.add_parser("rotate-keys", help="identity: new token signing key; prune keys no token still needs")
     p_prep = sub.add_parser("prepare", help="create indexes and reference data")
     p_prep.add_argument("--service", choices=SERVICES, required=True)
@@ -106,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         from .config import Settings
         from .topology import declare_with_url
 
-        declare_with_url(Settings.from_env())
+        settings = Settings.from_env()
+        declare_with_url(settings)
+        if args.ward:
+            from .edge import declare_downlinks
+
+            for queue in declare_downlinks(settings.amqp_url, args.ward):
+                print(f"declared {queue}")
         return 0
     if args.command == "rotate-keys":
         from motcua_identity.api import key_ring

@@ -198,6 +198,22 @@ def uplink_backlog(channel) -> dict[str, int]:
     return {u.exchange: channel.queue_declare(u.queue, passive=True).method.message_count for u in UPLINKS}
 
 
+def declare_downlinks(amqp_url: str, ward_ids: list[str]) -> list[str]:
+    """At the centre (`motcua topology --ward ...`): each office's downlink queue."""
+    import pika
+
+    for ward_id in ward_ids:
+        if not WARD_ID.match(ward_id):
+            raise SystemExit(f"--ward {ward_id!r} is not a ward id (lower-case letters, digits, '-')")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for ward_id in ward_ids:
+            declare_downlink_queue(connection, Downlink(ward_id))
+    finally:
+        connection.close()
+    return [Downlink(ward_id).queue for ward_id in ward_ids]
+
+
 # ---------------------------------------------------------------- the local broker
 class BrokerControl:
     """rabbitmqctl / rabbitmq-plugins against the office's node (RABBITMQ_NODENAME, or the

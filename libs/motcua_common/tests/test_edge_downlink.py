@@ -111,3 +111,27 @@ def test_in_the_office_what_comes_down_reaches_the_offices_consumers(settings, o
     connection.close()
     assert len(drain(office_url, topology.subscription("queue", "DossierSubmitted").queue)) == 1
     assert len(drain(office_url, topology.subscription("rating", "DossierResultReady").queue)) == 1
+
+
+def test_the_centres_operators_declare_offices_queues_with_the_topology_command(broker_settings):
+    import subprocess
+    import sys
+
+    from motcua_common.testing import settings_env
+
+    env = settings_env(broker_settings)
+    result = subprocess.run([sys.executable, "-m", "motcua_common.cli", "topology", "--ward", "dn-hai-chau",
+                             "--ward", "dn-son-tra"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "declared motcua.downlink.dn-son-tra" in result.stdout
+    connection = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("dossier.events", "DossierSubmitted", b"{}",
+                          pika.BasicProperties(headers={"ward_id": "dn-son-tra"}, delivery_mode=2))
+    connection.close()
+    assert len(drain(broker_settings.amqp_url, "motcua.downlink.dn-son-tra")) == 1
+    assert drain(broker_settings.amqp_url, "motcua.downlink.dn-hai-chau") == []
+    bad = subprocess.run([sys.executable, "-m", "motcua_common.cli", "topology", "--ward", "Bad Ward!"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "not a ward id" in bad.stderr
