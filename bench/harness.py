@@ -17,6 +17,7 @@ from motcua_common.simulate import RecordingGateway, percentile  # noqa: F401  (
 from motcua_common.testing import create_vhost, delete_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
+ADMIN_PASSWORD = "bench-quan-tri-2026"
 from motcua_common.testing import RunningPlatform
 
 @contextmanager
@@ -52,7 +53,7 @@ def running_platform(mongo_url: str, amqp_url: str, sms_gateway_url: str, extra_
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="motcua-bench-data-") as data_dir:
         env = dict(os.environ, MONGO_URL=mongo_url, AMQP_URL=amqp_url, SMS_GATEWAY_URL=sms_gateway_url,
-                   MOTCUA_DATA_DIR=data_dir, MOTCUA_ADMIN_PASSWORD="bench-quan-tri-2026",
+                   MOTCUA_DATA_DIR=data_dir, MOTCUA_ADMIN_PASSWORD=ADMIN_PASSWORD,
                    MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_LOG_LEVEL="WARNING", **(extra_env or {}))
         running = RunningPlatform(env, Path(data_dir) / "platform.log", port=port)
         base = running.start()

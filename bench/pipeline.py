@@ -112,10 +112,12 @@ def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int) -> float:
 def run(mongo_url: str, amqp_url: str, count: int = 2000) -> dict:
     body = json.dumps(_event(0), ensure_ascii=False).encode()
     raw = raw_pika(amqp_url, count, body)
+    raw_confirmed = raw_pika_confirmed(amqp_url, count, body)
     relayed = relay_only(mongo_url, amqp_url, count)
     platform = outbox_to_consumer(mongo_url, amqp_url, count)
-    return {"events": count, "raw_pika_per_s": round(raw, 1), "relay_only_per_s": round(relayed, 1),
-            "pipeline_per_s": round(platform, 1), "ratio": round(platform / raw, 3),
+    return {"events": count, "raw_pika_per_s": round(raw, 1), "raw_pika_confirmed_per_s": round(raw_confirmed, 1),
+            "relay_only_per_s": round(relayed, 1), "pipeline_per_s": round(platform, 1),
+            "ratio": round(platform / raw, 3), "ratio_confirmed": round(platform / raw_confirmed, 3),
             "relay_ratio": round(relayed / raw, 3)}
 
 
