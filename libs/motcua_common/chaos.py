@@ -1,10 +1,12 @@
 """Tools for the fault tests (tests/chaos): a second RabbitMQ node to restart and to play a
-ward office's broker, a WAN link that can be cut, and a checker in the manner of the
-rabbitmq/jepsen one — what was acknowledged against what arrived, counted as lost,
-duplicated and unexpected."""
+ward office's broker, a WAN link that can be cut or degraded (delay, jitter, stalls,
+resets), and a checker in the manner of the rabbitmq/jepsen one — what was acknowledged
+against what arrived, counted as lost, duplicated and unexpected."""
 from __future__ import annotations
 
 import os
+import queue
+import random
 import shutil
 import signal
 import socket
@@ -101,7 +103,7 @@ class RabbitNode:
         for child in self.base.iterdir():
             shutil.chown(child, "rabbitmq", "rabbitmq")
 
-    def start(self, timeout: float = 60) -> "RabbitNode":
+    def start(self, timeout: float = 60) -> RabbitNode:
         self._prepare_dir()
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -116,11 +118,11 @@ class RabbitNode:
             "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
             "RABBITMQ_PID_FILE": str(self.base / "pid"),
         }
-        log = open(self.base / "server.out", "ab")
-        self.process = subprocess.Popen(
-            ["runuser", "-u", "rabbitmq", "--", "env", *[f"{k}={v}" for k, v in env.items()], RABBITMQ_SERVER],
-            stdout=log, stderr=log, cwd=self.base, start_new_session=True,
-        )
+        with open(self.base / "server.out", "ab") as log:  # the node keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                ["runuser", "-u", "rabbitmq", "--", "env", *[f"{k}={v}" for k, v in env.items()], RABBITMQ_SERVER],
+                stdout=log, stderr=log, cwd=self.base, start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:  # until the node has registered with epmd, await_startup has no one to ask
             if self.process.poll() is not None:
@@ -135,7 +137,7 @@ class RabbitNode:
 
     def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
         result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], input=stdin, capture_output=True,
-                                text=True, timeout=timeout)
+                                text=True, timeout=timeout, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {args[0]}: {(result.stderr or result.stdout).strip()[:400]}")
         return result.stdout
@@ -155,8 +157,8 @@ class RabbitNode:
             return
         try:
             self.ctl("shutdown", timeout=60)
-        except Exception:
-            pass
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass  # not answering: killed below once the wait runs out
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
@@ -221,29 +223,115 @@ def _secantus_with_transaction_lifetime(lifetime: float, argv: list[str]) -> int
 
 
 # ---------------------------------------------------------------- a WAN link
+@dataclass(frozen=True)
+class LinkQuality:
+    """How a degraded WAN link looks to a TCP connection crossing it (`tc netem` is not
+    available everywhere, so the relay plays it).
+
+    `delay` ± `jitter` (seconds, one way) is added to every chunk in both directions; a
+    chunk is delayed, never reordered — TCP delivers in order, so a late chunk holds back
+    the ones behind it. `bandwidth` (bytes/s each way, None for unlimited) spaces chunks by
+    their size. Loss is what TCP makes of it: a lost segment is retransmitted, so the
+    connection sees a stall — the chunk held back for a retransmission timeout drawn from
+    `stall_time` — with probability `stall_probability`; and when loss is heavy enough for
+    the sender to give up (or a middlebox drops its state), the connection is reset, with
+    probability `reset_probability` per chunk."""
+
+    delay: float = 0.0
+    jitter: float = 0.0
+    bandwidth: float | None = None
+    stall_probability: float = 0.0
+    stall_time: tuple[float, float] = (0.2, 1.0)
+    reset_probability: float = 0.0
+
+    def describe(self) -> str:
+        if self == LinkQuality():
+            return "clear"
+        parts = [f"delay {self.delay * 1000:.0f}±{self.jitter * 1000:.0f} ms"]
+        if self.bandwidth:
+            parts.append(f"{self.bandwidth / 1000:.0f} kB/s")
+        if self.stall_probability:
+            low, high = self.stall_time
+            parts.append(f"{self.stall_probability:.0%} stalls of {low * 1000:.0f}-{high * 1000:.0f} ms")
+        if self.reset_probability:
+            parts.append(f"{self.reset_probability:.0%} resets per chunk")
+        return ", ".join(parts)
+
+
 class WanLink:
     """A TCP relay standing for a ward's WAN link: clients connect to `port` and reach
     `target`. `cut()` resets every connection and refuses new ones (the line is down);
-    `restore()` lets traffic through again."""
+    `restore()` lets traffic through again. `degrade(...)` makes the line slow and lossy
+    (see LinkQuality) while traffic flows, `heal()` makes it clear again.
 
-    def __init__(self, target_host: str, target_port: int):
+    `stats` counts what the link did: connections accepted, chunks relayed, chunks delayed,
+    stalls, resets. `seed` makes the draws repeatable."""
+
+    QUEUED_CHUNKS = 256  # per direction: beyond this the relay stops reading (back-pressure)
+
+    def __init__(self, target_host: str, target_port: int, seed: int | None = None):
         self.target = (target_host, target_port)
         self.port = free_port()
+        self.quality = LinkQuality()
+        self.stats: Counter = Counter()
+        self._random = random.Random(seed)
         self._up = threading.Event()
         self._up.set()
         self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
+        self._circuits: set[_Circuit] = set()
         self._listener: socket.socket | None = None
         self._closed = False
         self.cuts = 0
 
-    def start(self) -> "WanLink":
+    def start(self) -> WanLink:
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", self.port))
         self._listener.listen(64)
         threading.Thread(target=self._accept, daemon=True).start()
         return self
+
+    # ---- the operator's side
+    def degrade(self, delay: float = 0.0, jitter: float = 0.0, bandwidth: float | None = None,
+                stall_probability: float = 0.0, stall_time: tuple[float, float] = (0.2, 1.0),
+                reset_probability: float = 0.0) -> LinkQuality:
+        """From the next chunk on, every connection sees this quality."""
+        self.quality = LinkQuality(delay, jitter, bandwidth, stall_probability, stall_time, reset_probability)
+        return self.quality
+
+    def heal(self) -> None:
+        self.quality = LinkQuality()
+
+    def cut(self) -> None:
+        self.cuts += 1
+        self._up.clear()
+        with self._lock:
+            circuits, self._circuits = list(self._circuits), set()
+        for circuit in circuits:
+            circuit.close()
+
+    def restore(self) -> None:
+        self._up.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        if self._listener is not None:
+            self._listener.close()
+
+    @property
+    def resets(self) -> int:
+        return self.stats["resets"]
+
+    def report(self) -> str:
+        s = self.stats
+        return (f"{s['connections']} connections, {s['chunks']} chunks ({s['delayed']} delayed), "
+                f"{s['stalls']} stalls, {s['resets']} resets, {self.cuts} cuts")
+
+    # ---- the relay
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[what] += n
 
     def _accept(self) -> None:
         while not self._closed:
@@ -260,42 +348,123 @@ class WanLink:
             except OSError:
                 _reset(client)
                 continue
+            circuit = _Circuit(self, client, server)
             with self._lock:
-                self._sockets.update((client, server))
-            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
+                self._circuits.add(circuit)
+                self.stats["connections"] += 1
+            circuit.start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data or not self._up.is_set():
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with self._lock:
-                    self._sockets.discard(s)
-                _reset(s)
-
-    def cut(self) -> None:
-        self.cuts += 1
-        self._up.clear()
+    def _forget(self, circuit: _Circuit) -> None:
         with self._lock:
-            sockets, self._sockets = list(self._sockets), set()
-        for s in sockets:
-            _reset(s)
+            self._circuits.discard(circuit)
 
-    def restore(self) -> None:
-        self._up.set()
+    def _schedule(self, direction: _Direction, size: int, now: float) -> float | None:
+        """When a chunk read now may leave the far side, or None when the link resets the
+        connection instead."""
+        q = self.quality
+        with self._lock:  # one generator for every thread, and the counts with it
+            if q.reset_probability and self._random.random() < q.reset_probability:
+                self.stats["resets"] += 1
+                return None
+            self.stats["chunks"] += 1
+            sent = now
+            if q.bandwidth:
+                sent = max(now, direction.wire_free_at) + size / q.bandwidth
+                direction.wire_free_at = sent
+            lag = max(0.0, q.delay + self._random.uniform(-q.jitter, q.jitter))
+            if q.stall_probability and self._random.random() < q.stall_probability:
+                self.stats["stalls"] += 1
+                lag += self._random.uniform(*q.stall_time)
+            # The writer sends in order anyway; this makes the timing TCP's too: a chunk behind a
+            # stalled one waits for it (head-of-line blocking).
+            due = max(sent + lag, direction.last_due)
+            direction.last_due = due
+            if due > now:
+                self.stats["delayed"] += 1
+            return due
+
+
+@dataclass
+class _Direction:
+    """One way of a circuit: chunks read from `source`, waiting for their time to be
+    written to `sink`."""
+
+    source: socket.socket
+    sink: socket.socket
+    chunks: queue.Queue
+    last_due: float = 0.0
+    wire_free_at: float = 0.0
+
+
+_EOF = object()
+
+
+class _Circuit:
+    """One TCP connection across the link: a reader and a writer thread per direction, so
+    that a chunk waiting for its time does not stop the next ones being read."""
+
+    def __init__(self, link: WanLink, client: socket.socket, server: socket.socket):
+        self.link = link
+        self.sockets = (client, server)
+        self.directions = [_Direction(client, server, queue.Queue(link.QUEUED_CHUNKS)),
+                           _Direction(server, client, queue.Queue(link.QUEUED_CHUNKS))]
+        self.closed = threading.Event()
+
+    def start(self) -> None:
+        for direction in self.directions:
+            threading.Thread(target=self._read, args=(direction,), daemon=True).start()
+            threading.Thread(target=self._write, args=(direction,), daemon=True).start()
 
     def close(self) -> None:
-        self._closed = True
-        self.cut()
-        if self._listener is not None:
-            self._listener.close()
+        """Both ends reset, as a dropped line or a given-up connection looks to them."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.link._forget(self)
+        for s in self.sockets:
+            _reset(s)
+
+    def _read(self, direction: _Direction) -> None:
+        try:
+            while not self.closed.is_set():
+                data = direction.source.recv(65536)
+                if not self.link._up.is_set():
+                    break
+                if not data:
+                    self._put(direction, _EOF, 0.0)  # what was read before still goes through
+                    return
+                due = self.link._schedule(direction, len(data), time.monotonic())
+                if due is None:
+                    break
+                self._put(direction, data, due)
+        except OSError:
+            pass
+        self.close()
+
+    def _put(self, direction: _Direction, item, due: float) -> None:
+        while not self.closed.is_set():
+            try:
+                direction.chunks.put((due, item), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _write(self, direction: _Direction) -> None:
+        try:
+            while not self.closed.is_set():
+                try:
+                    due, item = direction.chunks.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                wait = due - time.monotonic()
+                if wait > 0 and self.closed.wait(wait):
+                    break
+                if item is _EOF or not self.link._up.is_set():
+                    break
+                direction.sink.sendall(item)
+        except OSError:
+            pass
+        self.close()
 
 
 def _reset(s: socket.socket) -> None:

@@ -25,7 +25,7 @@ from motcua_common.events import new_event
 from motcua_common.outbox import commit
 from motcua_common.relay import Relay
 
-from .conftest import WARD
+WARD = "dn-hai-chau"  # the office of the edge_office fixture
 
 OTHER_WARD = "dn-thanh-khe"
 
