@@ -305,6 +305,18 @@ def test_each_service_reads_its_own_secret(render):
             assert refs == {secret}
 
 
+def test_online_fees_are_off_unless_a_real_provider_is_chosen(render, central):
+    """The local payment provider takes no money: a cluster never runs it by default."""
+    for role in ROLES:
+        spec = central.get("Deployment", f"motcua-dossier-{role}")["spec"]["template"]["spec"]
+        for container in containers(spec):
+            assert {"name": "PAYMENT_PROVIDER", "value": "none"} in container["env"]
+            (secret,) = [e for e in container["env"] if e["name"] == "PAYMENT_CALLBACK_SECRET"]
+            assert secret["valueFrom"]["secretKeyRef"]["key"] == "payment-callback-secret"
+    spec = central.get("Deployment", "motcua-queue-api")["spec"]["template"]["spec"]
+    assert not [e for c in containers(spec) for e in c["env"] if e["name"].startswith("PAYMENT_")]
+
+
 def test_network_policies_isolate_each_service(central):
     policies = {p["metadata"]["name"]: p for p in central.of_kind("NetworkPolicy")}
     assert set(policies) == {f"motcua-{s}-{r}" for s in SERVICES for r in ROLES}

@@ -203,3 +203,9 @@ def test_make_secrets_never_overwrites(made_secrets):
                            capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
     assert again.returncode == 0 and "nothing changed" in again.stdout
     assert before == {p.name: p.read_bytes() for p in made_secrets.iterdir()}
+
+
+def test_online_fees_are_off_on_one_docker_host(services):
+    """The local payment provider takes no money: compose never runs it."""
+    for name in ("dossier-api", "dossier-worker"):
+        assert services[name]["environment"]["PAYMENT_PROVIDER"] == "none"

@@ -178,6 +178,16 @@ from the service's Secret (never literal values).
       key: sendsms-password
 {{- end }}
 {{- end }}
+{{- if eq .service "dossier" }}
+- name: PAYMENT_PROVIDER
+  value: {{ .root.Values.payments.provider | quote }}
+- name: PAYMENT_CALLBACK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: payment-callback-secret
+      optional: true
+{{- end }}
 {{- if has .service (list "identity" "notify") }}
 - name: SMS_INBOUND_TOKEN
   valueFrom:
