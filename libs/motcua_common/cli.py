@@ -13,6 +13,7 @@ before anything else is imported."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="at the centre: also keep this ward office's events in its downlink queue "
                             "(repeatable; the edge profile declares its own when it can reach the centre)")
     sub.add_parser("rotate-keys", help="identity: new token signing key; prune keys no token still needs")
+    p_keys = sub.add_parser("new-keys", help="write the keys a cluster's API replicas share (for its Secrets)")
+    p_keys.add_argument("directory", help="where to write result-ca.pem (dossier) and kiosk-device.key (queue)")
     p_prep = sub.add_parser("prepare", help="create indexes and reference data")
     p_prep.add_argument("--service", choices=SERVICES, required=True)
     p_prep.add_argument("--demo", action="store_true")
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             for queue in declare_downlinks(settings.amqp_url, args.ward):
                 print(f"declared {queue}")
         return 0
+    if args.command == "new-keys":
+        return _new_keys(args.directory)
     if args.command == "rotate-keys":
         from motcua_identity.api import key_ring
 
@@ -136,6 +141,30 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(f"motcua_{args.service}.bootstrap").prepare(Settings.from_env(), demo=args.demo)
         return 0
     return 1
+
+
+def _new_keys(directory: str) -> int:
+    """New shared keys, readable by the owner only; an existing file is never replaced
+    (a new authority would make every result signed before it fail to verify)."""
+    import os
+    from pathlib import Path
+
+    from motcua_dossier.signing_keys import new_authority_pem
+    from motcua_queue.devices import new_device_key
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in (("result-ca.pem", new_authority_pem), ("kiosk-device.key", lambda: new_device_key().encode())):
+        path = out / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            print(f"{path} exists; kept", file=sys.stderr)
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(make())
+        print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

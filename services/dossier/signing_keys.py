@@ -130,6 +130,12 @@ def _name(common_name: str, unit: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
+def new_authority_pem(now: datetime | None = None) -> bytes:
+    """A new platform authority (key and certificate, PEM): what a cluster's replicas share
+    through a Secret (`motcua new-keys`)."""
+    return _new_authority(now or datetime.now(timezone.utc)).to_pem()
+
+
 def _new_authority(now: datetime) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(CA_NAME)

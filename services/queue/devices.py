@@ -31,6 +31,10 @@ class KioskDevice:
     ward_id: str
 
 
+def new_device_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
 class DeviceKeys:
     """Signs and reads kiosk device credentials."""
 
@@ -45,7 +49,7 @@ class DeviceKeys:
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
+                f.write(new_device_key())
             try:
                 os.link(tmp, path)  # of two processes starting together, the first key wins
             except FileExistsError:

@@ -178,6 +178,14 @@ from the service's Secret (never literal values).
       key: sendsms-password
 {{- end }}
 {{- end }}
+{{- if and (eq .role "api") (eq .service "dossier") }}
+- name: MOTCUA_RESULT_CA_FILE
+  value: /etc/motcua/shared/result-ca.pem
+{{- end }}
+{{- if and (eq .role "api") (eq .service "queue") }}
+- name: KIOSK_DEVICE_KEY_FILE
+  value: /etc/motcua/shared/kiosk-device.key
+{{- end }}
 {{- if eq .service "dossier" }}
 - name: PAYMENT_PROVIDER
   value: {{ .root.Values.payments.provider | quote }}
@@ -216,10 +224,30 @@ from the service's Secret (never literal values).
       - key: jwt-signing.pem
         path: jwt-signing.pem
 {{- end }}
+{{- with (include "motcua.sharedKey" .) }}
+- name: shared-key
+  secret:
+    secretName: {{ include "motcua.serviceSecretName" $ }}
+    defaultMode: 0400
+    items:
+      - key: {{ . }}
+        path: {{ . }}
+{{- end }}
 {{- if and (eq .role "api") (gt (int .values.gunicorn.workers) 1) }}
 - name: prometheus-multiproc
   emptyDir: {}
 {{- end }}
+{{- end -}}
+
+{{/*
+A key every replica of a service's API must share, from the service's Secret: dossier's
+result-signing authority (a result signed by one pod verifies on every other, and after a
+restart), queue's kiosk device key (a kiosk paired through one pod is known to all).
+*/}}
+{{- define "motcua.sharedKey" -}}
+{{- if eq .role "api" -}}
+{{- if eq .service "dossier" }}result-ca.pem{{ else if eq .service "queue" }}kiosk-device.key{{ end -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "motcua.volumeMounts" -}}
@@ -230,6 +258,11 @@ from the service's Secret (never literal values).
 {{- if and (eq .role "api") (eq .service "identity") }}
 - name: jwt-signing-key
   mountPath: /etc/motcua/jwt
+  readOnly: true
+{{- end }}
+{{- with (include "motcua.sharedKey" .) }}
+- name: shared-key
+  mountPath: /etc/motcua/shared
   readOnly: true
 {{- end }}
 {{- if and (eq .role "api") (gt (int .values.gunicorn.workers) 1) }}
