@@ -33,6 +33,9 @@ NOTIFICATIONS = Counter("motcua_notifications_total", "Notifications by outcome"
 CITIZENS_REGISTERED = Counter("motcua_citizens_registered_total", "Citizens registered", ["ward_id", "channel"])
 EVENTS_CONSUMED = Counter("motcua_events_consumed_total", "Events consumed", ["service", "event_type", "outcome"])
 EVENTS_PUBLISHED = Counter("motcua_events_published_total", "Events confirmed by the broker", ["service", "event_type"])
+RELAY_BROKER_BLOCKED = Gauge("motcua_relay_broker_blocked",
+                             "1 while the broker blocks the relay's publishes (a disk or memory alarm)", ["service"],
+                             multiprocess_mode="livemax")
 HTTP_REQUESTS = Counter("motcua_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 HTTP_SECONDS = Histogram("motcua_http_request_seconds", "HTTP request duration", ["service", "route"])
 

@@ -10,7 +10,14 @@ pika's BlockingChannel does) paid a broker fsync and a database round trip per e
 bench/RESULTS.md. The broker keeps a channel's messages in publish order, so order holds.
 A nack (a queue refusing more, an internal broker error) leaves that event pending for the
 next batch; events after it in the same batch were already on the wire, so they are marked
-by their own confirms — resending them would only duplicate them."""
+by their own confirms — resending them would only duplicate them.
+
+A broker short of disk or memory (a resource alarm) blocks the connections that publish: it
+stops reading from them until the alarm clears, and the confirms of what was written come
+then. The relay waits on its connection for as long as that lasts, with no confirm timeout:
+another connection would be blocked the same way, and the abandoned one would still deliver
+its batch when the alarm clears, a second copy of every event in it. It says once that the
+broker blocks it, with the broker's reason, and motcua_relay_broker_blocked shows it."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +25,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 
 import aiormq
@@ -34,8 +42,32 @@ from .topology import WARD_HEADER
 
 log = logging.getLogger(__name__)
 
-CONFIRM_TIMEOUT_SECONDS = 30
+CONFIRM_TIMEOUT_SECONDS = 30  # of waiting while the broker does not block the connection
+CONFIRM_WAIT_STEP_SECONDS = 1.0  # how often a wait for confirms looks at the broker's state and at stop()
 BROKER_ERRORS = (AMQPError, aiormq.exceptions.AMQPError, OSError, asyncio.TimeoutError)
+
+
+class RelayStopped(Exception):
+    """stop() ended a wait for confirms; the batch's events stay pending."""
+
+
+class _BrokerConnection(aiormq.Connection):
+    """aiormq's connection, telling the relay when the broker blocks it and unblocks it.
+    aiormq handles connection.blocked and connection.unblocked itself (it logs them) and has
+    no public hook for them; these two methods are the handlers its frame reader calls, so
+    they are extended here. They run on the relay's event loop."""
+
+    def __init__(self, url: str, on_blocked, on_unblocked):
+        super().__init__(url)
+        self._on_blocked, self._on_unblocked = on_blocked, on_unblocked
+
+    async def _Connection__handle_connection_blocked(self, frame) -> None:
+        await super()._Connection__handle_connection_blocked(frame)
+        self._on_blocked(frame.reason or "no reason given")
+
+    async def _Connection__handle_connection_unblocked(self, frame) -> None:
+        await super()._Connection__handle_connection_unblocked(frame)
+        self._on_unblocked()
 
 
 class Relay:
@@ -48,14 +80,34 @@ class Relay:
         self._connection: aiormq.Connection | None = None
         self._channel: aiormq.Channel | None = None
         self._stopping = threading.Event()
+        self._blocked_since: float | None = None  # monotonic time the broker blocked the connection
+        metrics.RELAY_BROKER_BLOCKED.labels(service).set(0)
 
     # broker -------------------------------------------------------------
     async def _open_channel(self) -> aiormq.Channel:
         # The topology (exchanges, queues, bindings) is declared once per connection, with
         # the same code every other process uses.
         topology.declare_with_url(self.settings)
-        self._connection = await aiormq.connect(self.settings.amqp_url)
+        self._connection = _BrokerConnection(self.settings.amqp_url, self._broker_blocked, self._broker_unblocked)
+        await self._connection.connect()
         return await self._connection.channel(publisher_confirms=True)
+
+    def _broker_blocked(self, reason: str) -> None:
+        if self._blocked_since is not None:
+            return
+        self._blocked_since = time.monotonic()
+        metrics.RELAY_BROKER_BLOCKED.labels(self.service).set(1)
+        log.warning("the broker is blocking publishers (%s); events wait in the outbox until it clears", reason,
+                    extra={"outbox_service": self.service})
+
+    def _broker_unblocked(self) -> None:
+        if self._blocked_since is None:
+            return
+        blocked_for = time.monotonic() - self._blocked_since
+        self._blocked_since = None
+        metrics.RELAY_BROKER_BLOCKED.labels(self.service).set(0)
+        log.info("the broker accepts publishes again after %.0f s blocked", blocked_for,
+                 extra={"outbox_service": self.service})
 
     def _ensure_channel(self) -> aiormq.Channel:
         if self._channel is not None and not self._channel.is_closed and not self._connection.is_closed:
@@ -67,6 +119,9 @@ class Relay:
 
     def _drop_connection(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        # Whether the broker still blocks publishers, the next connection is told when it publishes.
+        self._blocked_since = None
+        metrics.RELAY_BROKER_BLOCKED.labels(self.service).set(0)
         if connection is not None:
             try:
                 self._loop.run_until_complete(asyncio.wait_for(connection.close(), 5))
@@ -114,8 +169,28 @@ class Relay:
 
         # Tasks start in creation order and take the channel's FIFO write lock in that
         # order, so the messages leave in outbox order; only the confirms are awaited together.
-        return await asyncio.wait_for(asyncio.gather(*(publish(doc) for doc in batch)),
-                                      CONFIRM_TIMEOUT_SECONDS)
+        return await self._confirms(asyncio.gather(*(publish(doc) for doc in batch)))
+
+    async def _confirms(self, confirms: asyncio.Future) -> list[bool]:
+        """Wait for a published batch's confirms. While the broker blocks the connection the
+        wait has no end but stop(): its confirms come when the alarm clears. Otherwise
+        CONFIRM_TIMEOUT_SECONDS without them is a broker error (TimeoutError)."""
+        unblocked_wait = 0.0
+        try:
+            while True:
+                done, _ = await asyncio.wait({confirms}, timeout=CONFIRM_WAIT_STEP_SECONDS)
+                if done:
+                    return confirms.result()
+                if self._stopping.is_set():
+                    raise RelayStopped()
+                if self._blocked_since is None:
+                    unblocked_wait += CONFIRM_WAIT_STEP_SECONDS
+                    if unblocked_wait >= CONFIRM_TIMEOUT_SECONDS:
+                        raise TimeoutError()
+        finally:
+            if not confirms.done():
+                confirms.cancel()
+                await asyncio.gather(confirms, return_exceptions=True)
 
     def publish_pending(self) -> int:
         """Publish one batch of pending events in order; return how many were confirmed."""
@@ -169,6 +244,8 @@ class Relay:
                 log.warning("database unavailable: %s", exc.__class__.__name__)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10)
+            except RelayStopped:
+                break
         self._drop_connection()
 
     def stop(self, *_args) -> None:

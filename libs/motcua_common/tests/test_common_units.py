@@ -85,3 +85,16 @@ def test_log_lines_mask_national_ids_and_phone_numbers(capsys):
     logging.getLogger("motcua.test").error("cannot register 048090001234 from 0935 111 222 / 0935111222")
     line = capsys.readouterr().err
     assert "048090001234" not in line and "0935111222" not in line and '"service": "identity"' in line
+
+
+def test_the_relay_hears_when_the_broker_blocks_it():
+    """The relay's connection extends aiormq's private handlers of connection.blocked and
+    connection.unblocked (aiormq has no public hook): an aiormq that renames them must fail
+    here, not silently bring back reconnect-and-duplicate during a resource alarm."""
+    import aiormq
+
+    from motcua_common.relay import _BrokerConnection
+
+    for name in ("_Connection__handle_connection_blocked", "_Connection__handle_connection_unblocked"):
+        assert callable(getattr(aiormq.Connection, name, None)), f"aiormq.Connection has no {name}"
+        assert name in vars(_BrokerConnection)
