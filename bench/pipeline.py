@@ -1,7 +1,13 @@
 """(2) The event pipeline: events/s from the outbox, through the relay and the broker, to a
-real nameko consumer's store (handle_once), against raw pika on the same broker: persistent
-messages of the same size published as fast as pika's BlockingChannel goes (no confirm
-waits: the ceiling, not a fair fight) and consumed with manual acks, prefetch 100."""
+real nameko consumer's store (handle_once), against three baselines on the same broker:
+  raw pika            persistent messages published as fast as pika's BlockingChannel goes
+                      (no confirm waits: the ceiling, not a fair fight), classic queue,
+                      consumed with manual acks, prefetch 100;
+  raw pika, confirmed the same with publisher confirms into a quorum queue: the guarantees
+                      the platform gives every event, without its code;
+  raw pika, stored    confirmed, and the consumer inserts each message into the same
+                      embedded database before acking: the least an event must do to reach
+                      a consumer's store there."""
 from __future__ import annotations
 
 import json
@@ -113,11 +119,14 @@ def run(mongo_url: str, amqp_url: str, count: int = 2000) -> dict:
     body = json.dumps(_event(0), ensure_ascii=False).encode()
     raw = raw_pika(amqp_url, count, body)
     raw_confirmed = raw_pika_confirmed(amqp_url, count, body)
+    raw_stored = raw_pika_confirmed(amqp_url, count, body, mongo_url=mongo_url)
     relayed = relay_only(mongo_url, amqp_url, count)
     platform = outbox_to_consumer(mongo_url, amqp_url, count)
     return {"events": count, "raw_pika_per_s": round(raw, 1), "raw_pika_confirmed_per_s": round(raw_confirmed, 1),
             "relay_only_per_s": round(relayed, 1), "pipeline_per_s": round(platform, 1),
+            "raw_pika_stored_per_s": round(raw_stored, 1),
             "ratio": round(platform / raw, 3), "ratio_confirmed": round(platform / raw_confirmed, 3),
+            "ratio_stored": round(platform / raw_stored, 3),
             "relay_ratio": round(relayed / raw, 3)}
 
 
@@ -142,11 +151,15 @@ def relay_only(mongo_url: str, amqp_url: str, count: int, relay_class=Relay) -> 
     return remaining / elapsed
 
 
-def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500) -> float:
+def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500, mongo_url: str | None = None) -> float:
     """The least an event must do to cross the broker safely, without our code: persistent
     messages published with publisher confirms (in batches, confirms awaited together, as
     the relay does) into a quorum queue (what topology declares), consumed with manual
-    acks, prefetch 100. Events/s until the consumer has acked the last one."""
+    acks, prefetch 100. Events/s until the consumer has acked the last one.
+
+    With `mongo_url`, the consumer also stores each message (one insert, no transaction)
+    before acking it: the least an event must do to reach a consumer's store on that
+    database, which bounds the pipeline when the database is the slowest part."""
     import asyncio
 
     import aiormq
@@ -160,12 +173,16 @@ def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500)
     setup.close()
     done = threading.Event()
 
+    store = MongoClient(mongo_url)[f"b{uuid.uuid4().hex[:6]}_raw"].seen if mongo_url else None
+
     def consume():
         conn = pika.BlockingConnection(params)
         c = conn.channel()
         c.basic_qos(prefetch_count=100)
         seen = 0
-        for method, _props, _body in c.consume("bench.rawq.q"):
+        for method, _props, message in c.consume("bench.rawq.q"):
+            if store is not None:
+                store.insert_one({"body": message})
             c.basic_ack(method.delivery_tag)
             seen += 1
             if seen == count:

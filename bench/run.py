@@ -110,6 +110,8 @@ def report(results: dict) -> None:
     if p:
         print(f"event pipeline outbox → consumer store: {p['ratio']:.3f} × raw pika"
               + (f", {p['ratio_confirmed']:.3f} × raw pika with the same guarantees" if "ratio_confirmed" in p else "")
+              + (f", {p['ratio_stored']:.3f} × raw pika storing each event in the same database"
+                 if "ratio_stored" in p else "")
               + f"; relay alone {p['relay_ratio']:.3f} ×")
     if s:
         print(f"dossier → SMS at {s['rate_per_s']}/s: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, lost {s['lost']}")
