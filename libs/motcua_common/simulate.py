@@ -200,9 +200,21 @@ def _national_id(rng: random.Random, province_code: str) -> tuple[str, str]:
     return national_id, f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
 
 
-def _login(api: Api, username: str, password: str) -> dict | None:
-    response = api.call("login", "POST", "/identity/api/v1/sessions", json={"username": username, "password": password})
-    return response and {"Authorization": f"Bearer {response.json()['access_token']}"}
+def _login(api: Api, username: str, password: str, attempts: int = 4) -> dict | None:
+    """Sign in; a 429 (the platform allows 120 logins a minute from one address, and every
+    simulated citizen comes from this one) is waited out as its Retry-After says."""
+    for _ in range(attempts):
+        response = api.call("login", "POST", "/identity/api/v1/sessions", expect=(200, 429),
+                            json={"username": username, "password": password})
+        if response is None:
+            return None
+        if response.status_code == 200:
+            return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        wait = min(float(response.headers.get("Retry-After") or 5), 70.0)
+        print(f"motcua simulate: logins from this address are limited; waiting {wait:.0f} s", file=sys.stderr)
+        time.sleep(wait)
+    api.outcomes.error("login", "429 rate_limited (still, after waiting)")
+    return None
 
 
 def _register_citizens(api: Api, ward: Ward, rng: random.Random, how_many: int) -> None:
