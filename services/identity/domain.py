@@ -3,10 +3,10 @@ the password policy, age bands. No framework imports: tested in microseconds."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from motcua_common.names import normalise_display_name
 from motcua_common.phones import normalise_phone  # noqa: F401  (part of identity's rules)
 
 # The 63 provincial codes that open a CCCD number (Circular 07/2016/TT-BCA, Annex I).
@@ -74,11 +74,11 @@ def check_date_of_birth(value: object, today: date) -> tuple[date | None, list[F
 
 
 def normalise_name(value: object) -> str | None:
-    """Collapse spaces and NFC-normalise; letters (any script's), spaces, ' and - only."""
-    if not isinstance(value, str):
-        return None
-    name = " ".join(unicodedata.normalize("NFC", value).split())
-    if not 2 <= len(name) <= 100:
+    """A person's name: the shared rule for names people read (motcua_common.names: NFC,
+    spaces collapsed, no hidden characters), 2-100 characters, letters (any script's),
+    spaces, ' and - only."""
+    name = normalise_display_name(value)
+    if name is None or not 2 <= len(name) <= 100:
         return None
     if not all(ch.isalpha() or ch in " '-" for ch in name):
         return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+from motcua_common.names import normalise_display_name
 from motcua_common.phones import normalise_phone  # noqa: F401  (used by the sender and groups)
 
 CHANNEL_SMS, CHANNEL_EMAIL = "sms", "email"
@@ -418,10 +419,16 @@ class Group:
 def check_group(body: dict) -> tuple[Group | None, list[FieldError]]:
     """A group of phones to broadcast to (e.g. the heads of the residential groups)."""
     errors: list[FieldError] = []
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
+    raw_name = body.get("name")
+    # The rule for every name people read (identity's for a person's too): the name shows in
+    # lists and on screens, where a right-to-left override or a NUL would disguise it.
+    name = normalise_display_name(raw_name)
+    if not isinstance(raw_name, str) or not raw_name.strip():
         errors.append(FieldError("name", "Tên nhóm là bắt buộc. / Required."))
-    elif len(name.strip()) > MAX_GROUP_NAME:
+    elif name is None:
+        errors.append(FieldError("name", "Tên nhóm có ký tự điều khiển hoặc ký tự ẩn (như ký tự đảo chiều văn bản). "
+                                         "/ The name has control or invisible characters."))
+    elif len(name) > MAX_GROUP_NAME:
         errors.append(FieldError("name", f"Tên nhóm tối đa {MAX_GROUP_NAME} ký tự. / Too long."))
     ward_id = body.get("ward_id")
     if not isinstance(ward_id, str) or not ward_id.strip():
@@ -446,7 +453,7 @@ def check_group(body: dict) -> tuple[Group | None, list[FieldError]]:
                 phones.append(member)
     if errors:
         return None, errors
-    return Group(name=name.strip(), ward_id=ward_id.strip(), members=tuple(phones)), []
+    return Group(name=name, ward_id=ward_id.strip(), members=tuple(phones)), []
 
 
 def check_broadcast_text(text: object, unaccented: bool) -> tuple[SmsBody | None, list[FieldError]]:

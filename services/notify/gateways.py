@@ -79,9 +79,14 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+# A throttling gateway pauses every message (routing.py): a Retry-After of hours, by mistake
+# or design, would hold every citizen's SMS that long; past this we ask again.
+MAX_RETRY_AFTER_SECONDS = 300.0
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
     try:
-        return max(0.0, float(value)) if value else None
+        return min(max(0.0, float(value)), MAX_RETRY_AFTER_SECONDS) if value else None
     except ValueError:
         return None  # an HTTP date: our own backoff is good enough
 

@@ -7,8 +7,13 @@ gateway took the message (a timeout after the request went out, a connection res
 the retry, and never moves to another gateway, which knows nothing of the key. Only a
 clear failure (refused connection, 5xx, 429) lets a message go elsewhere.
 
-Circuit state and rate limits live in the worker process: with several workers each
-keeps its own, so a gateway's limit should be set per worker (documented in README)."""
+A gateway that asks us to wait (429, or 503, with Retry-After) gets no request at all
+until that time has passed: not only the message it answered waits, every message for that
+gateway does (it is held back without a request, or goes to another gateway if it may).
+
+Circuit state and rate limits live in the worker process: with several workers each keeps
+its own, so a gateway's limit should be set per worker (documented in README). A pause
+lives here too, and the sender shares it with every worker through the database."""
 from __future__ import annotations
 
 import threading
@@ -79,6 +84,16 @@ class Route:
     gateway: object
     limiter: RateLimiter
     breaker: Breaker = field(default_factory=Breaker)
+    # Until when the gateway asked us to send nothing (Retry-After), on the pool's clock.
+    paused_until: float = 0.0
+
+    def paused_for(self, now: float) -> float:
+        return max(0.0, self.paused_until - now)
+
+    def record(self, outcome: Outcome, now: float) -> None:
+        self.breaker.record(outcome, now)
+        if outcome.retry_after:
+            self.paused_until = max(self.paused_until, now + outcome.retry_after)
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,8 @@ class Delivery:
     outcome: Outcome
     gateway: str      # the route that was tried
     receipts: bool    # whether that gateway reports delivery (the console does not)
+    # Not sent at all: the gateway had asked us to wait (Retry-After) and that time is not up.
+    held: bool = False
 
 
 class GatewayPool:
@@ -101,7 +118,8 @@ class GatewayPool:
 
     def choose(self, pinned: str | None = None) -> Route:
         """The pinned route if the message must stay on one; else the first route in
-        priority order whose breaker lets it through; if every one is failing, the first."""
+        priority order that is neither failing (its breaker) nor paused (Retry-After);
+        else the one free soonest (the first in order among those free now)."""
         if pinned:
             for route in self.routes:
                 if route.name == pinned:
@@ -109,17 +127,39 @@ class GatewayPool:
         now = self.clock()
         with self._lock:
             for route in self.routes:
-                if route.breaker.allows(now):
+                if route.breaker.allows(now) and not route.paused_for(now):
                     return route
-        return self.routes[0]
+            return min(self.routes, key=lambda route: route.paused_for(now))
+
+    def pause(self, name: str, seconds: float) -> None:
+        """Send nothing to gateway `name` for `seconds` (a Retry-After another worker got)."""
+        now = self.clock()
+        with self._lock:
+            for route in self.routes:
+                if route.name == name:
+                    route.paused_until = max(route.paused_until, now + seconds)
+
+    def paused_for(self) -> float:
+        """How long until some gateway may be sent to again: 0 while one may be now."""
+        now = self.clock()
+        with self._lock:
+            return min(route.paused_for(now) for route in self.routes)
 
     def send(self, sms: OutboundSms, pinned: str | None = None) -> Delivery:
         route = self.choose(pinned)
+        receipts = getattr(route.gateway, "receipts", False)
+        with self._lock:
+            wait = route.paused_for(self.clock())
+        if wait:
+            # The gateway asked for quiet and that time is not up: no request, the message
+            # waits as long (a message pinned to it, or every gateway paused).
+            return Delivery(Outcome.retry("held back: the gateway asked to wait (Retry-After)", wait),
+                            route.name, receipts, held=True)
         route.limiter.acquire()
         outcome = route.gateway.send(sms)
         with self._lock:
-            route.breaker.record(outcome, self.clock())
-        return Delivery(outcome, route.name, getattr(route.gateway, "receipts", False))
+            route.record(outcome, self.clock())
+        return Delivery(outcome, route.name, receipts)
 
     def close(self) -> None:
         for route in self.routes:

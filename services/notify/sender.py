@@ -24,7 +24,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from opentelemetry.trace import SpanKind
@@ -90,6 +90,10 @@ class SendOptions:
         )
 
 
+# How often a sender looks for the Retry-After pauses other workers were given.
+PAUSES_READ_EVERY = timedelta(seconds=1)
+
+
 class Sender:
     """`gateway`: a routing.GatewayPool, or one gateway (used alone, without a limit).
     `mail`: where email goes (mail.py); the notify log when not given."""
@@ -99,11 +103,15 @@ class Sender:
         self.db, self.pool, self.contacts, self.options = db, as_pool(gateway), contacts, options
         self.mail = mail or ConsoleMail()
         self.clock, self.rand = clock, rand
+        self._pauses_read_at: datetime | None = None
 
     def send_due(self) -> int:
         """Send what is due, up to one batch; how many were taken."""
+        self._learn_pauses()
         taken = 0
         while taken < self.options.batch_size:
+            if self.pool.paused_for():
+                break   # every gateway asked us to wait (Retry-After): claim nothing until then
             try:
                 doc = store.claim_due(self.db, self.clock(), self.options.lease_seconds)
             except PyMongoError as exc:
@@ -118,6 +126,28 @@ class Sender:
                 log.exception("sending failed unexpectedly", extra=_ids(doc))
                 self._after_unexpected(doc, exc)
         return taken
+
+    def _learn_pauses(self) -> None:
+        """The Retry-After pauses any worker was given (store.pause_gateway): this one obeys
+        them too, and one restarted mid-pause does not hit the gateway early. Read at most
+        once a second: the worker's sending loops share one Sender a pass."""
+        now = self.clock()
+        if self._pauses_read_at is not None and now - self._pauses_read_at < PAUSES_READ_EVERY:
+            return
+        self._pauses_read_at = now
+        try:
+            pauses = store.gateway_pauses(self.db, now)
+        except PyMongoError:
+            return   # the claim that follows meets the outage and waits
+        for gateway, until in pauses.items():
+            self.pool.pause(gateway, (until - now).total_seconds())
+
+    def _share_pause(self, gateway: str, seconds: float) -> None:
+        try:
+            store.pause_gateway(self.db, gateway, self.clock() + timedelta(seconds=seconds))
+        except PyMongoError:
+            log.warning("could not record the gateway's Retry-After; this worker obeys it alone",
+                        extra={"gateway": gateway})
 
     def _after_unexpected(self, doc: dict, exc: Exception) -> None:
         """A bug or an outage mid-send still ends within the retry window. If even this
@@ -164,6 +194,11 @@ class Sender:
             if not delivery.outcome.accepted:
                 tracing.mark_failed(span, delivery.outcome.detail or "not accepted")
         outcome = delivery.outcome
+        if delivery.held:
+            # Never sent: the gateway's Retry-After is not up. Waits that long, on the same terms.
+            log.info("sms held back until the gateway's Retry-After", extra={**_ids(doc), "gateway": delivery.gateway})
+            return self._retry_or_fail(doc, domain.GATEWAY_UNAVAILABLE, outcome.detail, outcome.retry_after,
+                                       doc.get("pinned_gateway"))
         telemetry.GATEWAY_TRIES.labels(delivery.gateway, _outcome_label(outcome)).inc()
         if outcome.accepted:
             if not store.record_sent(self.db, doc, self.clock(), domain.mask_phone(phone), body,
@@ -176,6 +211,8 @@ class Sender:
                                         "gateway": delivery.gateway})
             return "sent"
         if outcome.retryable:
+            if outcome.retry_after:
+                self._share_pause(delivery.gateway, outcome.retry_after)
             # An ambiguous try pins the message to that gateway: only its key dedupes a resend.
             pin = delivery.gateway if outcome.ambiguous else doc.get("pinned_gateway")
             log.info("gateway try failed", extra={**_ids(doc), "gateway": delivery.gateway,

@@ -36,6 +36,7 @@ from . import domain
 NOTIFICATIONS = "notifications"
 GROUPS = "groups"
 BROADCASTS = "broadcasts"
+GATEWAY_PAUSES = "gateway_pauses"   # _id: a gateway's route name; until: when it may be sent to again
 
 
 def ensure_indexes(db: Database) -> None:
@@ -230,6 +231,18 @@ def list_notifications(db: Database, ward_id: str | None, status: str | None, li
         query["status"] = status
     return list(db[NOTIFICATIONS].find(query, {"params": 0, "text": 0, "phone": 0, "citizen_id": 0})
                 .sort("created_at", DESCENDING).limit(limit))
+
+
+# ---------------------------------------------------------------- gateways asking for quiet
+def pause_gateway(db: Database, gateway: str, until: datetime) -> None:
+    """A gateway answered Retry-After: nothing goes to it before `until`, from any notify
+    worker, nor from one started again meanwhile (each reads the pauses, gateway_pauses)."""
+    db[GATEWAY_PAUSES].update_one({"_id": gateway}, {"$max": {"until": until}}, upsert=True)
+
+
+def gateway_pauses(db: Database, now: datetime) -> dict[str, datetime]:
+    """The gateways still paused at `now`: route name -> until when."""
+    return {doc["_id"]: doc["until"] for doc in db[GATEWAY_PAUSES].find({"until": {"$gt": now}})}
 
 
 # ---------------------------------------------------------------- groups and broadcasts

@@ -21,6 +21,7 @@ class RecordingGateway:
         self._always: dict[str, int] = {}
         self._lock = threading.Lock()
         self.delay_seconds = 0.0
+        self.retry_after: str | None = None   # sent as Retry-After with every 429 and 503
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +34,8 @@ class RecordingGateway:
                     time.sleep(delay or gateway.delay_seconds)
                 payload = json.dumps({"accepted": 200 <= status < 300}).encode()
                 self.send_response(status)
+                if status in (429, 503) and gateway.retry_after:
+                    self.send_header("Retry-After", gateway.retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -118,6 +118,18 @@ def test_creating_a_group_is_safe_to_retry(client, db, token):
     assert db[store.GROUPS].count_documents({}) == 1
 
 
+@pytest.mark.parametrize("name", ["Tổ trưởng \u202eTDP 5", "Tổ trưởng\x00 TDP 5", "Tổ\u2066 trưởng",
+                                  "\u200bTổ trưởng"])
+def test_a_group_name_hiding_characters_is_refused_like_a_persons_name(client, db, token, name):
+    response = client.post(f"{API}/groups", json={"name": name, "ward_id": WARD, "members": ["0901234567"]},
+                           headers=token("ward_admin", WARD))
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["code"] == "validation_failed"
+    assert [e["field"] for e in problem["errors"]] == ["name"]
+    assert db[store.GROUPS].count_documents({}) == 0
+
+
 # ---------------------------------------------------------------- broadcasts
 def test_a_broadcast_queues_one_sms_per_member(client, db, token):
     group_id = make_group(client, token).get_json()["group_id"]

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from motcua_notify import bootstrap, domain, store
 from motcua_notify.api import create_app
-from motcua_notify.gateways import ConsoleGateway, HttpGateway, OutboundSms
+from motcua_notify.gateways import ConsoleGateway, HttpGateway, OutboundSms, route_name
 from motcua_notify.intake import accept_reply
 from motcua_notify.mail import SmtpGateway
 from motcua_notify.routing import Breaker, GatewayPool, RateLimiter, Route, pool_from_env
@@ -127,6 +127,67 @@ def test_gateways_come_from_the_environment_in_priority_order():
         pool_from_env(None, {"SMS_FALLBACK_GATEWAY_URLS": "https://backup.example.vn/sms"}, 5)
     with pytest.raises(ValueError):
         pool_from_env("https://a.example.vn", {"SMS_GATEWAY_RATE_PER_SECOND": "1,2,3"}, 5)
+
+
+# ---------------------------------------------------------------- Retry-After
+def test_a_retry_after_holds_every_message_for_that_gateway_in_every_worker(db, sms_gateway):
+    monotonic = [0.0]
+
+    def worker():   # a notify worker of its own: its own pool, the same database
+        route = Route(route_name(sms_gateway.url), HttpGateway(sms_gateway.url, 2), RateLimiter(0))
+        return Sender(db, GatewayPool([route], clock=lambda: monotonic[0]), lambda _: None, OPTIONS,
+                      clock=clock, rand=lambda: 1.0)
+
+    sms_gateway.retry_after = "30"
+    sms_gateway.script("+84901000201", 429)
+    first = reply(db, "+84901000201")
+    clock = Clock()
+    this, other = worker(), worker()
+    this.send_due()
+    assert [r["status"] for r in sms_gateway.requests] == [429]
+
+    # Messages due meanwhile wait too, in this worker and in any other (or one restarted):
+    # the gateway gets nothing before its Retry-After is up.
+    later = [reply(db, f"+8490100020{n}") for n in (2, 3)]
+    clock.advance(10)
+    monotonic[0] += 10
+    this.send_due()
+    other.send_due()
+    assert len(sms_gateway.requests) == 1
+    for notification_id in later:
+        doc = db[store.NOTIFICATIONS].find_one({"_id": notification_id})
+        assert doc["status"] == "pending" and doc["attempts"] == 0   # not even claimed
+
+    clock.advance(21)
+    monotonic[0] += 21
+    other.send_due()
+    assert len(sms_gateway.requests) == 4
+    assert all(db[store.NOTIFICATIONS].find_one({"_id": i})["status"] == "sent" for i in [first, *later])
+
+
+def test_while_a_gateway_asks_to_wait_the_next_one_carries_the_messages(db, sms_gateway, fallback_gateway):
+    monotonic = [0.0]
+    sms_gateway.retry_after = "60"
+    sms_gateway.script("+84901000211", 429)
+    pool = GatewayPool([
+        Route("primary", HttpGateway(sms_gateway.url, 2), RateLimiter(0), Breaker(threshold=5, cooldown_seconds=60)),
+        Route("fallback", HttpGateway(fallback_gateway.url, 2), RateLimiter(0), Breaker(5, 60)),
+    ], clock=lambda: monotonic[0])
+    throttled = reply(db, "+84901000211")
+    clock = Clock()
+    sender = Sender(db, pool, lambda _: None, OPTIONS, clock=clock, rand=lambda: 1.0)
+    sender.send_due()
+    others = [reply(db, f"+8490100021{n}") for n in (2, 3)]
+    clock.advance(1)
+    sender.send_due()
+    assert [r["status"] for r in sms_gateway.requests] == [429]   # nothing more to the one that asked
+    assert len(fallback_gateway.delivered) == 2
+    assert all(db[store.NOTIFICATIONS].find_one({"_id": i})["gateway"] == "fallback" for i in others)
+    # A 429 is a clear "not taken": the throttled message may move too, once its own wait is up.
+    clock.advance(60)
+    sender.send_due()
+    assert db[store.NOTIFICATIONS].find_one({"_id": throttled})["gateway"] == "fallback"
+    assert len(sms_gateway.requests) == 1
 
 
 # ---------------------------------------------------------------- rate limit

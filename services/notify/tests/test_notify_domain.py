@@ -251,9 +251,52 @@ def test_a_group_reports_every_bad_field():
     assert [e.field for e in domain.check_group({"name": "x", "ward_id": "w", "members": []})[1]] == ["members"]
 
 
+HIDDEN_IN_GROUP_NAMES = {
+    "right-to-left override": "Tổ trưởng \u202eTDP 5",
+    "right-to-left isolate": "Tổ trưởng \u2067TDP\u2069 5",
+    "left-to-right mark": "Tổ trưởng\u200e TDP 5",
+    "arabic letter mark": "Tổ trưởng\u061c TDP 5",
+    "NUL": "Tổ trưởng\x00 TDP 5",
+    "escape (terminal colours)": "Tổ trưởng\x1b[31m TDP 5",
+    "delete": "Tổ trưởng\x7f TDP 5",
+    "C1 control": "Tổ trưởng\x9b31m TDP 5",
+    "zero-width space": "Tổ\u200b trưởng TDP 5",
+    "zero-width joiner": "Tổ trưởng\u200d TDP 5",
+    "byte order mark": "\ufeffTổ trưởng TDP 5",
+    "private use": "Tổ trưởng \ue000",
+    "lone combining marks": "\u0301\u0301 Tổ trưởng",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(HIDDEN_IN_GROUP_NAMES))
+def test_a_group_name_with_hidden_or_control_characters_is_refused(trick):
+    group, errors = domain.check_group({"name": HIDDEN_IN_GROUP_NAMES[trick], "ward_id": "dn-hai-chau",
+                                        "members": ["0901234567"]})
+    assert group is None
+    assert [e.field for e in errors] == ["name"]
+    assert "ký tự điều khiển hoặc ký tự ẩn" in errors[0].message
+
+
+def test_a_group_name_keeps_what_people_write_and_collapses_its_spaces():
+    for name in ("Tổ trưởng TDP số 5 (khu A)", "Hội Người cao tuổi – phường Hải Châu", "Nhóm 12/2026: họp 8h"):
+        assert domain.check_group({"name": name, "ward_id": "w", "members": ["0901234567"]})[0].name == name
+    decomposed = "To\u0302\u0309  tru\u031bo\u031b\u0309ng\tTDP\u00a05"   # a phone keyboard's NFD, odd spaces
+    assert domain.check_group({"name": decomposed, "ward_id": "w", "members": ["0901234567"]})[0].name \
+        == "Tổ trưởng TDP 5"
+
+
 def test_broadcast_text_is_bounded_in_real_segments():
     ok, errors = domain.check_broadcast_text("Mời các tổ trưởng họp lúc 8h sáng thứ Hai.", False)
     assert errors == [] and ok.encoding == UCS2
     assert domain.check_broadcast_text("ư" * 336, False)[1][0].field == "text"     # 6 UCS-2 parts
     assert domain.check_broadcast_text("ư" * 336, True)[1] == []                   # 3 GSM-7 parts
     assert domain.check_broadcast_text("   ", False)[1][0].field == "text"
+
+
+def test_a_gateways_retry_after_is_believed_up_to_five_minutes():
+    from motcua_notify.gateways import MAX_RETRY_AFTER_SECONDS, _retry_after_seconds
+
+    assert _retry_after_seconds("2") == 2.0
+    assert _retry_after_seconds("86400") == MAX_RETRY_AFTER_SECONDS == 300.0
+    assert _retry_after_seconds("-5") == 0.0
+    assert _retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT") is None
