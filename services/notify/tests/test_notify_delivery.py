@@ -438,3 +438,20 @@ def test_parts_are_exactly_the_counted_segments(text, unaccented):
     body = domain.encode_sms(text, unaccented)
     parts = domain.split_parts(body.text, body.encoding)
     assert "".join(parts) == body.text and len(parts) == body.segments
+
+
+def test_sent_and_failed_messages_are_counted_per_ward(db, sms_gateway):
+    from prometheus_client import REGISTRY
+
+    def count(status: str) -> float:
+        return REGISTRY.get_sample_value("motcua_notifications_total",
+                                         {"channel": "sms", "status": status, "ward_id": WARD}) or 0.0
+
+    sent_before, failed_before = count("sent"), count("failed")
+    sms_gateway.always("+84901000201", 400)  # the provider refuses this number for good
+    pool = GatewayPool([Route("primary", HttpGateway(sms_gateway.url, 2), RateLimiter(0), Breaker(2, 60))])
+    reply(db, "+84901000200")
+    reply(db, "+84901000201")
+    clock = Clock()
+    run_until_settled(Sender(db, pool, lambda _: None, OPTIONS, clock=clock, rand=lambda: 1.0), clock, db)
+    assert (count("sent") - sent_before, count("failed") - failed_before) == (1.0, 1.0)
