@@ -1,0 +1,85 @@
+"""The citizen's session in the web pages (`/identity/register`, `/identity/login`,
+`/dossier/portal`): the same signed access token the API takes as a bearer, kept in a
+cookie so that plain HTML forms work without JavaScript.
+
+Why a cookie and not local storage: the pages must work without scripts, and an HttpOnly
+cookie is out of reach of any script that might get onto a page. Every service is under
+the same origin (one ingress, one prefix per service), so a cookie on "/" reaches them all.
+
+Cross-site request forgery: the session cookie is SameSite=Lax (a form posted from another
+site does not carry it), and every form also carries a token that must equal the
+`motcua_csrf` cookie (double submit); `check_csrf()` refuses a POST without it."""
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Request, Response, g, request
+
+from .auth import Principal, TokenVerifier
+
+SESSION_COOKIE = "motcua_session"
+CSRF_COOKIE = "motcua_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+class CsrfRefused(Exception):
+    """A form post without the token of this browser's CSRF cookie."""
+
+
+def _secure(req: Request) -> bool:
+    return req.is_secure  # behind the ingress: X-Forwarded-Proto through the trusted proxies
+
+
+def set_session(response: Response, token: str, max_age_seconds: int) -> None:
+    """Keep `token` (an access token from identity) as the browser's session."""
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age_seconds, path="/", httponly=True,
+                        secure=_secure(request), samesite="Lax")
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=_secure(request), samesite="Lax")
+
+
+def session_principal(verifier: TokenVerifier) -> Principal | None:
+    """The signed-in citizen (or officer) of this request, or None: no cookie, or a token
+    that is expired, forged or signed with a retired key."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return verifier.verify(token)
+    except Exception:  # any refusal means "not signed in": the page offers to sign in again
+        return None
+
+
+def csrf_token() -> str:
+    """The token to put in this page's forms (`<input type="hidden" name="csrf_token">`);
+    `issue_csrf_cookie` must then set the cookie on the response."""
+    if "csrf_token" not in g:
+        g.csrf_token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    return g.csrf_token
+
+
+def issue_csrf_cookie(response: Response) -> Response:
+    """After-request hook for page blueprints: the cookie behind csrf_token()."""
+    if "csrf_token" in g and request.cookies.get(CSRF_COOKIE) != g.csrf_token:
+        response.set_cookie(CSRF_COOKIE, g.csrf_token, path="/", httponly=True, secure=_secure(request),
+                            samesite="Strict")
+    return response
+
+
+def check_csrf() -> None:
+    """Refuse a form post whose token does not match this browser's cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = request.form.get(CSRF_FIELD, "")
+    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+        raise CsrfRefused()
+
+
+def local_path(target: str | None, default: str) -> str:
+    """`next=` after signing in: only a path on this site (never `//host` or a URL), so the
+    sign-in page cannot be used to send a citizen to someone else's site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
