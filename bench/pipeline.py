@@ -35,6 +35,23 @@ def _event(i: int) -> dict:
         "ward_id": "dn-hai-chau", "channel": "online", "due_date": "2026-12-01"})
 
 
+def _consume(params, queue: str, count: int, done: threading.Event, store=None) -> None:
+    """Consume `count` messages with manual acks (prefetch 100), storing each first if
+    `store` (a collection) is given; set `done` after the last ack."""
+    conn = pika.BlockingConnection(params)
+    channel = conn.channel()
+    channel.basic_qos(prefetch_count=100)
+    for seen, (method, _props, message) in enumerate(channel.consume(queue), start=1):
+        if store is not None:
+            store.insert_one({"body": message})
+        channel.basic_ack(method.delivery_tag)
+        if seen == count:
+            break
+    channel.cancel()
+    conn.close()
+    done.set()
+
+
 def raw_pika(amqp_url: str, count: int, body: bytes) -> float:
     """Publish `count` persistent messages and consume them with manual acks; events/s until
     the consumer has acked the last one."""
@@ -46,22 +63,7 @@ def raw_pika(amqp_url: str, count: int, body: bytes) -> float:
     ch.queue_bind("bench.raw.q", "bench.raw", "Raw")
     setup.close()
     done = threading.Event()
-
-    def consume():
-        conn = pika.BlockingConnection(params)
-        c = conn.channel()
-        c.basic_qos(prefetch_count=100)
-        seen = 0
-        for method, _props, _body in c.consume("bench.raw.q"):
-            c.basic_ack(method.delivery_tag)
-            seen += 1
-            if seen == count:
-                break
-        c.cancel()
-        conn.close()
-        done.set()
-
-    consumer = threading.Thread(target=consume)
+    consumer = threading.Thread(target=_consume, args=(params, "bench.raw.q", count, done))
     start = time.perf_counter()
     consumer.start()
     conn = pika.BlockingConnection(params)
@@ -172,24 +174,7 @@ def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500,
     ch.queue_bind("bench.rawq.q", "bench.rawq", "Raw")
     setup.close()
     done = threading.Event()
-
     store = MongoClient(mongo_url)[f"b{uuid.uuid4().hex[:6]}_raw"].seen if mongo_url else None
-
-    def consume():
-        conn = pika.BlockingConnection(params)
-        c = conn.channel()
-        c.basic_qos(prefetch_count=100)
-        seen = 0
-        for method, _props, message in c.consume("bench.rawq.q"):
-            if store is not None:
-                store.insert_one({"body": message})
-            c.basic_ack(method.delivery_tag)
-            seen += 1
-            if seen == count:
-                break
-        c.cancel()
-        conn.close()
-        done.set()
 
     async def publish():
         connection = await aiormq.connect(amqp_url)
@@ -200,7 +185,7 @@ def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500,
                                    for _ in range(min(batch, count - start))))
         await connection.close()
 
-    consumer = threading.Thread(target=consume)
+    consumer = threading.Thread(target=_consume, args=(params, "bench.rawq.q", count, done, store))
     start = time.perf_counter()
     consumer.start()
     asyncio.run(publish())

@@ -38,6 +38,16 @@ def overdue(ward: str) -> dict:
         "status": "processing", "due_date": "2026-11-20"})
 
 
+def publish_for_ward(amqp_url: str, ward: str) -> None:
+    """A DossierSubmitted on the centre's exchange, with the ward header the relay sets."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("dossier.events", "DossierSubmitted", b"{}",
+                          pika.BasicProperties(headers={"ward_id": ward}, delivery_mode=2))
+    connection.close()
+
+
 def test_the_events_an_office_needs_are_those_its_services_consume_from_the_centre():
     assert topology.downlink_event_types() == ("DossierResultReady", "DossierStatusChanged", "DossierSubmitted")
 
@@ -83,11 +93,8 @@ def test_a_plain_queue_left_by_the_shovel_is_kept_and_bound(broker_settings):
     topology.declare(connection.channel(), broker_settings)
     connection.channel().queue_declare("motcua.downlink.dn-son-tra", durable=True)  # what a shovel declares
     declare_downlink_queue(connection, Downlink("dn-son-tra"))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    channel.basic_publish("dossier.events", "DossierSubmitted", b"{}",
-                          pika.BasicProperties(headers={"ward_id": "dn-son-tra"}, delivery_mode=2))
     connection.close()
+    publish_for_ward(broker_settings.amqp_url, "dn-son-tra")
     assert len(drain(broker_settings.amqp_url, "motcua.downlink.dn-son-tra")) == 1
 
 
@@ -124,12 +131,7 @@ def test_the_centres_operators_declare_offices_queues_with_the_topology_command(
                              "--ward", "dn-son-tra"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "declared motcua.downlink.dn-son-tra" in result.stdout
-    connection = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
-    channel = connection.channel()
-    channel.confirm_delivery()
-    channel.basic_publish("dossier.events", "DossierSubmitted", b"{}",
-                          pika.BasicProperties(headers={"ward_id": "dn-son-tra"}, delivery_mode=2))
-    connection.close()
+    publish_for_ward(broker_settings.amqp_url, "dn-son-tra")
     assert len(drain(broker_settings.amqp_url, "motcua.downlink.dn-son-tra")) == 1
     assert drain(broker_settings.amqp_url, "motcua.downlink.dn-hai-chau") == []
     bad = subprocess.run([sys.executable, "-m", "motcua_common.cli", "topology", "--ward", "Bad Ward!"],
