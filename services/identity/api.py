@@ -5,13 +5,14 @@ import hmac
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, jsonify, request
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common import metrics
-from motcua_common.auth import SigningKey, TokenVerifier
+from motcua_common.auth import Principal, SigningKey, TokenVerifier
 from motcua_common.config import Settings
 from motcua_common.http import (
     Problem, ServiceContext, ValidationFailed, authenticated, create_service_app, current_principal,
@@ -138,36 +139,38 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         at_counter = principal is not None and principal.role in ("officer", "ward_admin")
         if principal is not None and not at_counter and principal.role != "admin":
             raise forbidden("Chỉ cán bộ một cửa đăng ký hộ công dân. / Only officers register on a citizen's behalf.")
+        return idempotent(db, "citizens", lambda: register_citizen(body, principal))
 
-        def handle():
-            fields = _validate_registration(body, password_optional=at_counter)
-            ward_id = fields["ward_id"]
-            if at_counter and not principal.is_staff_of(ward_id):
-                raise forbidden("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
-            channel = "counter" if at_counter else "web"
-            temporary = fields["password"] is None
-            if temporary:
-                # Left out at the counter: a temporary password goes to the citizen's phone.
-                fields["password"] = domain.new_temporary_password()
-            try:
-                citizen_id = store.register_citizen(
-                    db, channel=channel, today=_today(),
-                    temporary_until=clock() + timedelta(hours=domain.TEMPORARY_PASSWORD_HOURS) if temporary else None,
-                    **fields)
-            except DuplicateKeyError:
-                store.audit(db, "register", outcome="national_id_taken", client=_client())
-                raise Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
-                              "Số CCCD này đã có tài khoản. Hãy đăng nhập hoặc đặt lại mật khẩu. "
-                              "/ An account already exists for this national id.")
-            metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
-            store.audit(db, "register", account_id=citizen_id, client=_client(), channel=channel)
-            answer = {"citizen_id": citizen_id}
-            if temporary:
-                answer["temporary_password_sent"] = _send_temporary_password(
-                    fields["phone"], fields["password"], ward_id, f"register:{citizen_id}")
-            return answer, 201
-
-        return idempotent(db, "citizens", handle)
+    def register_citizen(body: dict, principal: Principal | None) -> tuple[dict, int]:
+        """One account per CCCD: validation, the account and its CitizenRegistered event
+        (outbox), the audit. POST /citizens and the registration page both come here."""
+        at_counter = principal is not None and principal.role in ("officer", "ward_admin")
+        fields = validate_registration(body, password_optional=at_counter)
+        ward_id = fields["ward_id"]
+        if at_counter and not principal.is_staff_of(ward_id):
+            raise forbidden("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
+        channel = "counter" if at_counter else "web"
+        temporary = fields["password"] is None
+        if temporary:
+            # Left out at the counter: a temporary password goes to the citizen's phone.
+            fields["password"] = domain.new_temporary_password()
+        try:
+            citizen_id = store.register_citizen(
+                db, channel=channel, today=_today(),
+                temporary_until=clock() + timedelta(hours=domain.TEMPORARY_PASSWORD_HOURS) if temporary else None,
+                **fields)
+        except DuplicateKeyError:
+            store.audit(db, "register", outcome="national_id_taken", client=_client())
+            raise Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
+                          "Số CCCD này đã có tài khoản. Hãy đăng nhập hoặc đặt lại mật khẩu. "
+                          "/ An account already exists for this national id.")
+        metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
+        store.audit(db, "register", account_id=citizen_id, client=_client(), channel=channel)
+        answer = {"citizen_id": citizen_id}
+        if temporary:
+            answer["temporary_password_sent"] = _send_temporary_password(
+                fields["phone"], fields["password"], ward_id, f"register:{citizen_id}")
+        return answer, 201
 
     # ------------------------------------------------------------ sessions
     login_by_username = FixedWindowLimiter(db, "login_username", LOGINS_PER_USERNAME, LOGIN_WINDOW)
@@ -187,10 +190,15 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
     @api.post("/api/v1/sessions")
     def login():
         body = json_body()
-        username, password = body.get("username"), body.get("password")
+        return jsonify(sign_in(body.get("username"), body.get("password")))
+
+    def sign_in(username: object, password: object) -> dict:
+        """Check a username (CCCD, phone or officer username) and password under the login
+        limits and the lockout; answer the session. POST /sessions and the sign-in page."""
+        given = {"username": username, "password": password}
         if not isinstance(username, str) or not username.strip() or not isinstance(password, str) or not password:
             raise ValidationFailed([field_error(f, "Bắt buộc. / Required.") for f in ("username", "password")
-                                    if not isinstance(body.get(f), str) or not body.get(f)])
+                                    if not isinstance(given[f], str) or not given[f]])
         username = username.strip()
         _count_login(username)
         candidates = store.citizens_by_username(db, username)
@@ -224,23 +232,32 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                           "/ The temporary password has expired: change it by SMS (MK <old> <new>) or text DK again.")
         store.record_successful_login(db, account)
         store.audit(db, "login", account_id=account["_id"], client=_client())
+        return issue_session(account)
+
+    def issue_session(account: dict) -> dict:
+        """A signed access token for `account`, as POST /sessions answers it."""
         role = account.get("role", "citizen")
         must_change = bool(account.get("must_change_password"))
         token = signing_key.issue(account["_id"], role, account.get("ward_id"), settings.token_ttl_seconds,
                                   must_change_password=must_change, username=account.get("username"),
                                   phone_last4=account["phone"][-4:] if role == "citizen" else None)
-        return jsonify({"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds,
-                        "must_change_password": must_change, "role": role, "ward_id": account.get("ward_id")})
+        return {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds,
+                "must_change_password": must_change, "role": role, "ward_id": account.get("ward_id")}
 
     @api.put("/api/v1/me/password")
     @authenticated(allow_password_change=True)
     def change_password():
         principal = current_principal(allow_password_change=True)
         body = json_body()
-        account = store.find_account(db, principal.subject)
+        change_own_password(principal.subject, body.get("current_password"), body.get("new_password"))
+        return "", 204
+
+    def change_own_password(account_id: str, current: object, new: object) -> dict:
+        """PUT /me/password's rules, for the API and the change-password page; returns the
+        account as it is after the change."""
+        account = store.find_account(db, account_id)
         if account is None:
             raise _invalid_credentials()
-        current, new = body.get("current_password"), body.get("new_password")
         if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
             store.audit(db, "password_change", account_id=account["_id"], outcome="wrong_current", client=_client())
             raise Problem(401, "invalid_credentials", "Sai mật khẩu hiện tại",
@@ -252,7 +269,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             raise ValidationFailed([field_error("new_password", e.message) for e in errors])
         store.change_password(db, account, new, channel="web")
         store.audit(db, "password_change", account_id=account["_id"], client=_client())
-        return "", 204
+        return store.find_account(db, account_id)
 
     # ------------------------------------------------------------ officers
     @api.post("/api/v1/officers")
@@ -370,7 +387,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                           "Không gửi được mật khẩu tạm, vui lòng thử lại sau ít phút.", headers={"Retry-After": "30"})
         return jsonify({"citizen_id": citizen_id, "temporary_password_sent": True})
 
-    def _validate_registration(body: dict, password_optional: bool = False) -> dict:
+    def validate_registration(body: dict, password_optional: bool = False) -> dict:
         errors: list[domain.FieldError] = []
         dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), _today())
         errors += dob_errors
@@ -397,7 +414,11 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
 
     from .kannel_inbound import kannel_blueprint  # the same SMS desk, as Kannel's get-url calls it
     kannel = kannel_blueprint(settings, db, desk, sms_limiter, clock)
-    return create_service_app(ctx, [api, kannel], OPENAPI, extra_collectors=[CoverageCollector(db, _today)])
+    # The citizen's pages (pages.py) take the very rules the JSON API uses, never their own.
+    ctx.accounts = SimpleNamespace(register_citizen=register_citizen, validate_registration=validate_registration,
+                                   sign_in=sign_in, issue_session=issue_session, change_own_password=change_own_password)
+    from .pages import pages  # registration, sign-in, password change, sign-out
+    return create_service_app(ctx, [api, kannel, pages], OPENAPI, extra_collectors=[CoverageCollector(db, _today)])
 
 
 class CoverageCollector:
