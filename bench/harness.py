@@ -54,7 +54,9 @@ def running_platform(mongo_url: str, amqp_url: str, sms_gateway_url: str, extra_
     with tempfile.TemporaryDirectory(prefix="motcua-bench-data-") as data_dir:
         env = dict(os.environ, MONGO_URL=mongo_url, AMQP_URL=amqp_url, SMS_GATEWAY_URL=sms_gateway_url,
                    MOTCUA_DATA_DIR=data_dir, MOTCUA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-                   MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_LOG_LEVEL="WARNING", **(extra_env or {}))
+                   MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_LOG_LEVEL="WARNING",
+                   # every simulated citizen registers from this one address
+                   MOTCUA_REGISTRATIONS_PER_CLIENT_HOUR="100000", **(extra_env or {}))
         running = RunningPlatform(env, Path(data_dir) / "platform.log", port=port)
         base = running.start()
         try:

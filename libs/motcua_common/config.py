@@ -34,6 +34,10 @@ class Settings:
     relay_poll_seconds: float = 0.2
     sms_retry_window_seconds: int = 600
     trusted_proxies: int = 0
+    # Self-registrations (web, anonymous) accepted per client address and hour: a ward's
+    # public Wi-Fi stays far below; a script creating accounts, or probing which national
+    # ids have one (the 409), does not. Load tests from one address raise it.
+    registrations_per_client_hour: int = 30
     sms_registration_ward: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -63,6 +67,7 @@ class Settings:
             relay_poll_seconds=float(env.get("MOTCUA_RELAY_POLL_SECONDS", "0.2")),
             sms_retry_window_seconds=int(env.get("SMS_RETRY_WINDOW_SECONDS", "600")),
             trusted_proxies=int(env.get("MOTCUA_TRUSTED_PROXIES", "0")),
+            registrations_per_client_hour=int(env.get("MOTCUA_REGISTRATIONS_PER_CLIENT_HOUR", "30")),
             sms_registration_ward=env.get("SMS_REGISTRATION_WARD", ""),
         )
 

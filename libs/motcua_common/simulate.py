@@ -220,11 +220,14 @@ def _login(api: Api, username: str, password: str, attempts: int = 4) -> dict | 
 def _register_citizens(api: Api, ward: Ward, rng: random.Random, how_many: int) -> None:
     while len(ward.citizens) < how_many:
         (national_id, born), password = _national_id(rng, ward.province_code), f"mc-{uuid.uuid4().hex[:12]}"
-        response = api.call("register_citizen", "POST", "/identity/api/v1/citizens", expect=(201, 409), json={
+        response = api.call("register_citizen", "POST", "/identity/api/v1/citizens", expect=(201, 409, 429), json={
             "national_id": national_id, "full_name": "Công dân mô phỏng", "date_of_birth": born,
             "phone": f"09{rng.randint(0, 99_999_999):08d}", "ward_id": ward.ward_id, "password": password})
         if response is None:
             return
+        if response.status_code == 429:
+            raise SystemExit("motcua simulate: the platform limits self-registrations per address; start it with "
+                             "MOTCUA_REGISTRATIONS_PER_CLIENT_HOUR raised (every simulated citizen registers from here)")
         if response.status_code == 409:
             continue  # that id is taken already (an earlier run): draw another
         headers = _login(api, national_id, password)

@@ -141,10 +141,21 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             raise forbidden("Chỉ cán bộ một cửa đăng ký hộ công dân. / Only officers register on a citizen's behalf.")
         return idempotent(db, "citizens", lambda: register_citizen(body, principal))
 
+    registrations_by_client = FixedWindowLimiter(db, "register_client", settings.registrations_per_client_hour,
+                                                 timedelta(hours=1))
+
     def register_citizen(body: dict, principal: Principal | None) -> tuple[dict, int]:
         """One account per CCCD: validation, the account and its CitizenRegistered event
         (outbox), the audit. POST /citizens and the registration page both come here."""
         at_counter = principal is not None and principal.role in ("officer", "ward_admin")
+        if not at_counter:
+            verdict = registrations_by_client.hit(_client(), clock())
+            if not verdict.allowed:
+                store.audit(db, "register", outcome="rate_limited", client=_client())
+                raise Problem(429, "rate_limited", "Đăng ký quá nhiều lần",
+                              f"Có quá nhiều lượt đăng ký từ địa chỉ này, vui lòng thử lại sau {verdict.retry_after_seconds} "
+                              "giây hoặc đăng ký tại bộ phận một cửa. / Too many registrations from this address, "
+                              "retry later.", headers={"Retry-After": str(verdict.retry_after_seconds)})
         fields = validate_registration(body, password_optional=at_counter)
         ward_id = fields["ward_id"]
         if at_counter and not principal.is_staff_of(ward_id):
@@ -209,7 +220,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         for account in candidates:
             locked_until = account.get("locked_until")
             if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > now:
-                raise _locked(locked_until)
+                raise _locked(locked_until, settings.timezone)
         matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
         if not candidates:
             store.burn_verification_time(password)
@@ -218,7 +229,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                 until = store.record_failed_login(db, account)
                 store.audit(db, "login", account_id=account["_id"], outcome="locked" if until else "failed", client=_client())
                 if until is not None and len(candidates) == 1:
-                    raise _locked(until)
+                    raise _locked(until, settings.timezone)
             if not candidates:
                 store.audit(db, "login", outcome="unknown_user", client=_client())
             raise _invalid_credentials()
@@ -444,9 +455,9 @@ class CoverageCollector:
         yield ratio
 
 
-def _locked(until: datetime) -> Problem:
+def _locked(until: datetime, timezone_name: str) -> Problem:
     until = until.replace(tzinfo=timezone.utc)
-    local = until.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    local = until.astimezone(ZoneInfo(timezone_name))  # the platform's time zone, as the citizen's clock shows
     return Problem(423, "locked", "Tài khoản tạm khóa",
                    f"Đăng nhập sai quá nhiều lần. Tài khoản bị khóa đến {local:%H:%M ngày %d/%m/%Y}. "
                    "/ Too many failed logins; locked until the given time.",

@@ -233,3 +233,22 @@ def test_authorization_matrix(client, role):
             assert response.status_code in (200, 201), (method, path, role, response.get_json())
         else:
             assert response.status_code == (401 if role == "anonymous" else 403), (method, path, role)
+
+
+def test_self_registrations_are_limited_per_address_but_not_at_the_counter(settings):
+    from dataclasses import replace
+
+    from motcua_common import demo
+
+    settings = replace(settings, registrations_per_client_hour=3)
+    bootstrap.prepare(settings, demo=True)
+    client = create_app(settings).test_client()
+    bodies = [citizen_body(national_id=f"04809000{n:04d}", phone=f"0905 123 4{n:02d}") for n in range(5)]
+    answers = [client.post("/identity/api/v1/citizens", json=body).status_code for body in bodies[:4]]
+    assert answers == [201, 201, 201, 429]
+    refused = client.post("/identity/api/v1/citizens", json=bodies[3])
+    assert refused.status_code == 429 and refused.get_json()["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
+    officer = next(username for username, _name, ward, role in demo.DEMO_STAFF if role == "officer" and ward == WARD)
+    at_counter = bearer(login(client, officer, demo.DEMO_STAFF_PASSWORD))
+    assert client.post("/identity/api/v1/citizens", json=bodies[4], headers=at_counter).status_code == 201
