@@ -36,8 +36,9 @@ class PrefixRouter:
         return Response(body, status=404, mimetype="application/problem+json")(environ, start_response)
 
 
-def landing_page(ward_ids: list[str]):
-    """The front door of one machine: where the pages and APIs are (no dead links)."""
+def landing_page(ward_ids: list[str], services=SERVICES):
+    """The front door of one machine: where the pages and APIs are (no dead links: only the
+    services this machine runs — a ward's office runs queue and rating only)."""
     from html import escape
 
     rows = "".join(
@@ -47,12 +48,20 @@ def landing_page(ward_ids: list[str]):
     wards = f"<h2>Các phường</h2><ul>{rows}</ul>" if rows else (
         "<p>Trang của mỗi phường: /queue/kiosk/&lt;ward_id&gt;, /queue/board/&lt;ward_id&gt;, "
         "/queue/counter/&lt;ward_id&gt;/&lt;counter_id&gt;, /rating/rate/&lt;ward_id&gt;/&lt;counter_id&gt;.</p>")
+    lists = " · ".join(link for service, link in (
+        ("dossier", '<a href="/dossier/api/v1/procedures">Danh mục thủ tục</a>'),
+        ("identity", '<a href="/identity/api/v1/wards">Danh sách phường</a>')) if service in services)
+    lists = f"<li>{lists}</li>" if lists else ""
+    openapi = " · ".join(f'<a href="/{svc}/api/v1/openapi.json">{svc}</a>' for svc in services)
+    citizens = ""
+    if "identity" in services and "dossier" in services:
+        citizens = ("<h2>Công dân</h2><ul><li><a href='/dossier/portal'>Cổng dịch vụ công: thủ tục, nộp và theo dõi hồ sơ</a>"
+                    "</li><li><a href='/identity/register'>Đăng ký tài khoản công dân</a> · "
+                    "<a href='/identity/login?next=/dossier/portal'>Đăng nhập</a></li></ul>")
     html = f"""<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Một Cửa</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head><body style="font-family:sans-serif;max-width:48em;margin:2em auto">
-<h1>Bộ phận Một Cửa</h1>{wards}<h2>API</h2><ul>
-<li><a href="/dossier/api/v1/procedures">Danh mục thủ tục</a> · <a href="/identity/api/v1/wards">Danh sách phường</a></li>
-<li>OpenAPI: <a href="/identity/api/v1/openapi.json">identity</a> · <a href="/dossier/api/v1/openapi.json">dossier</a> ·
-<a href="/queue/api/v1/openapi.json">queue</a> · <a href="/notify/api/v1/openapi.json">notify</a> · <a href="/rating/api/v1/openapi.json">rating</a></li>
+<h1>Bộ phận Một Cửa</h1>{citizens}{wards}<h2>API</h2><ul>{lists}
+<li>OpenAPI: {openapi}</li>
 </ul></body></html>"""
 
     def app(environ, start_response):
@@ -65,7 +74,7 @@ def combined_app(settings: Settings, services=SERVICES) -> PrefixRouter:
     from . import demo
 
     return PrefixRouter({svc: service_app(svc, settings) for svc in services},
-                        landing=landing_page(demo.ward_ids() if settings.demo else []))
+                        landing=landing_page(demo.ward_ids() if settings.demo else [], services))
 
 
 def serve(app, host: str, port: int, threads: int = 16, workers: int = 1) -> None:

@@ -98,3 +98,21 @@ def test_the_relay_hears_when_the_broker_blocks_it():
     for name in ("_Connection__handle_connection_blocked", "_Connection__handle_connection_unblocked"):
         assert callable(getattr(aiormq.Connection, name, None)), f"aiormq.Connection has no {name}"
         assert name in vars(_BrokerConnection)
+
+
+def test_the_front_door_links_only_to_services_this_machine_runs():
+    import re
+
+    from werkzeug.test import Client
+
+    from motcua_common.apiserver import landing_page
+
+    def prefixes(services):
+        body = Client(landing_page(["dn-hai-chau"], services)).get("/").get_data(as_text=True)
+        return set(re.findall(r"href=['\"]/([a-z]+)", body))
+
+    assert prefixes(("identity", "dossier", "queue", "notify", "rating")) == {
+        "identity", "dossier", "queue", "notify", "rating"}
+    assert prefixes(("queue", "rating")) == {"queue", "rating"}  # a ward's office: no portal, no dead links
+    whole = Client(landing_page([], ("identity", "dossier"))).get("/").get_data(as_text=True)
+    assert "/dossier/portal" in whole and "/identity/register" in whole
