@@ -66,7 +66,9 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
         payments=payment_setup,
     )
     collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(db)), OverdueCollector(db, ctx.clock)]
-    return create_service_app(ctx, [bp, local_pay], OPENAPI_FILE, extra_collectors=collectors)
+    from .portal import portal  # the citizen portal's pages, which call this module's functions
+
+    return create_service_app(ctx, [bp, local_pay, portal], OPENAPI_FILE, extra_collectors=collectors)
 
 
 class OverdueCollector:
@@ -329,12 +331,17 @@ def list_dossiers():
 def get_dossier(dossier_id: str):
     principal = current_principal()
     dossier = _dossier_or_404(dossier_id)
-    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
-    staff = principal.is_staff_of(dossier["ward_id"])
-    if not (owner or staff):
+    if not may_read(principal, dossier):
         raise forbidden("Chỉ người nộp và cán bộ của phường xem được hồ sơ này. / Owner or ward staff only.")
     chained = store.linked_dossiers(ctx().db, dossier["chain_id"], dossier["_id"]) if dossier.get("chain_id") else []
-    return views.detail(dossier, chained, for_staff=staff)
+    return views.detail(dossier, chained, for_staff=principal.is_staff_of(dossier["ward_id"]))
+
+
+def may_read(principal, dossier: dict) -> bool:
+    """The citizen who submitted the dossier, and the staff of its ward: the API and the
+    portal ask the same question."""
+    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
+    return owner or principal.is_staff_of(dossier["ward_id"])
 
 
 def _dossier_or_404(dossier_id: str) -> dict:
@@ -351,26 +358,39 @@ _NOT_FOUND_DETAIL = ("Không tìm thấy hồ sơ với mã biên nhận và 4 s
 
 @bp.get("/lookup")
 def lookup():
-    _count_lookup()
+    count_lookup()
     code = request.args.get("receipt_code", "").strip()
     last4 = request.args.get("phone_last4", "").strip()
+    errors = lookup_errors(code, last4)
+    if errors:
+        raise ValidationFailed(errors)
+    dossier = find_for_lookup(code, last4)
+    if dossier is None:
+        raise Problem(404, "not_found", "Không tìm thấy hồ sơ", _NOT_FOUND_DETAIL)
+    return views.public_status(dossier)
+
+
+def lookup_errors(code: str, last4: str) -> list[dict]:
     errors = []
     if not code:
         errors.append(field_error("receipt_code", "Nhập mã biên nhận hồ sơ."))
     if not domain.PHONE_LAST4.match(last4):
         errors.append(field_error("phone_last4", "Nhập 4 chữ số cuối của số điện thoại đã đăng ký."))
-    if errors:
-        raise ValidationFailed(errors)
+    return errors
+
+
+def find_for_lookup(code: str, last4: str) -> dict | None:
+    """The dossier with this receipt code and phone digits, or None. One answer for a
+    wrong code and for wrong digits, so that the lookup tells a stranger nothing about
+    which receipt codes exist."""
     dossier = store.find_by_receipt_code(ctx().db, code)
-    # One answer for a wrong code and for wrong digits, so that the lookup tells a
-    # stranger nothing about which receipt codes exist.
     expected = (dossier or {}).get("phone_last4") or "----"
     if dossier is None or not hmac.compare_digest(expected.encode(), last4.encode()):
-        raise Problem(404, "not_found", "Không tìm thấy hồ sơ", _NOT_FOUND_DETAIL)
-    return views.public_status(dossier)
+        return None
+    return dossier
 
 
-def _count_lookup() -> None:
+def count_lookup() -> None:
     """A fixed one-minute window per client address, counted in the database so that every
     API process shares it."""
     now = ctx().clock.now()
@@ -481,9 +501,13 @@ def _invalid_transition(detail: str, status: str) -> Problem:
 def get_result(dossier_id: str):
     principal = current_principal()
     dossier = _dossier_or_404(dossier_id)
-    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
-    if not (owner or principal.is_staff_of(dossier["ward_id"])):
+    if not may_read(principal, dossier):
         raise forbidden("Chỉ người nộp và cán bộ của phường tải được kết quả này. / Owner or ward staff only.")
+    return result_response(dossier)
+
+
+def result_response(dossier: dict) -> Response:
+    """The signed result PDF as a download; 409 result_not_ready before approval."""
     pdf = store.read_result(ctx().db, dossier)
     if pdf is None:
         raise Problem(409, "result_not_ready", "Hồ sơ chưa có kết quả",
@@ -537,8 +561,7 @@ def _attachment_problem(exc: attachments.AttachmentRefused) -> Problem:
 
 def _owner_or_staff(dossier: dict, detail: str):
     principal = current_principal()
-    owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
-    if not (owner or principal.is_staff_of(dossier["ward_id"])):
+    if not may_read(principal, dossier):
         raise forbidden(detail)
     return principal
 
@@ -558,15 +581,21 @@ def add_attachment(dossier_id: str):
     if upload is None:
         raise ValidationFailed([field_error("file", "Chọn tệp cần đính kèm (trường «file»).")])
     try:
-        attachments.check_open(dossier["status"])
-        attachments.check_room(len(dossier.get("attachments", [])))
-        content = upload.stream.read(attachments.MAX_FILE_BYTES + 1)
-        media_type = attachments.check_content(content)
-        procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
-        document = attachments.match_document(request.form.get("document"),
-                                              procedure.required_documents if procedure else ())
+        entry = attach_file(c, principal, dossier, upload, request.form.get("document"))
     except attachments.AttachmentRefused as exc:
         raise _attachment_problem(exc) from exc
+    return views.attachment(entry), 201
+
+
+def attach_file(c: ServiceContext, principal, dossier: dict, upload, document: str | None) -> dict:
+    """Check one uploaded file and store it on `dossier` (the API and the portal both
+    attach through here); the stored entry, or AttachmentRefused saying why not."""
+    attachments.check_open(dossier["status"])
+    attachments.check_room(len(dossier.get("attachments", [])))
+    content = upload.stream.read(attachments.MAX_FILE_BYTES + 1)
+    media_type = attachments.check_content(content)
+    procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
+    document = attachments.match_document(document, procedure.required_documents if procedure else ())
     entry = {
         "attachment_id": str(uuid.uuid4()), "filename": attachments.safe_filename(upload.filename, media_type),
         "content_type": media_type, "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
@@ -577,17 +606,14 @@ def add_attachment(dossier_id: str):
                                    tuple(s for s in domain.STATUS_LABELS if s not in attachments.CLOSED_STATUSES),
                                    attachments.MAX_FILES_PER_DOSSIER)
     if updated is None:  # finished or filled up meanwhile
-        current = _dossier_or_404(dossier_id)
-        try:
-            attachments.check_open(current["status"])
-            attachments.check_room(len(current.get("attachments", [])))
-        except attachments.AttachmentRefused as exc:
-            raise _attachment_problem(exc) from exc
+        current = _dossier_or_404(dossier["_id"])
+        attachments.check_open(current["status"])
+        attachments.check_room(len(current.get("attachments", [])))
         raise Problem(409, "conflict", "Hồ sơ vừa thay đổi", "Vui lòng thử lại. / Changed meanwhile, retry.")
     # The file's name and content stay out of the log: a name often carries a person's.
-    log.info("attachment added", extra={"dossier_id": dossier_id, "attachment_id": entry["attachment_id"],
+    log.info("attachment added", extra={"dossier_id": dossier["_id"], "attachment_id": entry["attachment_id"],
                                         "content_type": media_type, "size": entry["size"]})
-    return views.attachment(entry), 201
+    return entry
 
 
 @bp.get("/dossiers/<dossier_id>/attachments")
