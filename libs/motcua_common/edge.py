@@ -44,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 
+from . import wards
 from .events import EVENT_TYPES, exchange_for
 from .launcher import Child, LaunchError, Platform, say
 from .topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 JWKS_PATH = "/identity/.well-known/jwks.json"
-WARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+WARD_ID = wards.WARD_ID
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .citizen_directory import CitizenDirectory
 from .clock import SystemClock
 from .payment_provider import LocalPaymentProvider, PaymentSetup
 from .signing_keys import ResultKeys
+from .ward_directory import WardDirectory
 from .working_days import DAY_OFF, MAX_WORKING_DAYS, WORKING_DAY, CalendarException, WorkingCalendar
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ local_pay = Blueprint("dossier_local_pay", __name__, url_prefix="/dossier/pay/lo
 
 def create_app(settings: Settings, verifier: TokenVerifier | None = None,
                citizens: CitizenDirectory | None = None, clock: SystemClock | None = None,
-               result_keys: ResultKeys | None = None, payment_setup: PaymentSetup | None = None):
-    """The dossier API. `citizens` (identity's directory), `clock`, the result signing
-    keys and the payment provider default to the real ones; tests pass stand-ins."""
+               result_keys: ResultKeys | None = None, payment_setup: PaymentSetup | None = None,
+               wards: WardDirectory | None = None):
+    """The dossier API. `citizens` and `wards` (identity's directories), `clock`, the result
+    signing keys and the payment provider default to the real ones; tests pass stand-ins."""
     db = service_database(connect(settings), settings, "dossier")
     payment_setup = payment_setup or payment_provider.from_env(settings.data_dir)
     if isinstance(payment_setup.provider, LocalPaymentProvider):
@@ -60,6 +62,7 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
     ctx = ServiceContext(
         "dossier", settings, db, verifier or TokenVerifier.from_url(settings.jwks_url),
         citizens=citizens or CitizenDirectory(settings),
+        wards=wards or WardDirectory(settings),
         clock=clock or SystemClock(settings.timezone),
         calendar=WorkingCalendar(),
         result_keys=result_keys or ResultKeys.from_settings(settings),
@@ -430,7 +433,7 @@ def act(dossier_id: str):
         result_pdf = None
         if outcome.to_status == domain.RESULT_READY:
             procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
-            result_pdf = issuing.issue(c.result_keys, dossier, procedure, now, c.settings.timezone, note)
+            result_pdf = issuing.issue(c.result_keys, c.wards, dossier, procedure, now, c.settings.timezone, note)
         updated = store.record_outcome(c.db, dossier, outcome, principal.subject, note, now, today, result_pdf)
     except domain.InvalidTransition as exc:
         raise _invalid_transition(exc.message, dossier["status"]) from exc

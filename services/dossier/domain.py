@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from motcua_common import wards
+
 from .working_days import WorkingCalendar
 
 # ---------------------------------------------------------------- statuses and actions
@@ -184,7 +186,7 @@ def _ascii(text: str) -> str:
 
 # ---------------------------------------------------------------- identifiers
 NATIONAL_ID = re.compile(r"^\d{12}$")
-WARD_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+WARD_ID = wards.WARD_ID  # one rule for every service
 PHONE_LAST4 = re.compile(r"^\d{4}$")
 
 
@@ -192,8 +194,7 @@ def is_national_id(value) -> bool:
     return isinstance(value, str) and bool(NATIONAL_ID.match(value))
 
 
-def is_ward_id(value) -> bool:
-    return isinstance(value, str) and bool(WARD_ID.match(value))
+is_ward_id = wards.is_ward_id
 
 
 def phone_last4(contact: dict) -> str | None:

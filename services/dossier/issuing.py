@@ -4,27 +4,42 @@ Signed inside the approval request, before the status changes, so a dossier that
 result_ready always has its signed result (signing takes a fraction of a second)."""
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from motcua_common import demo
+from motcua_common import rpc
 
 from . import results
 from .catalog import Procedure
 from .result_pdf import ResultContent, render
 from .signing_keys import ResultKeys
+from .ward_directory import WardDirectory
+
+log = logging.getLogger(__name__)
 
 
-def ward_name(ward_id: str) -> str:
-    """The ward's name as it stands on its certificate and results. The platform's ward
-    reference data names it; an unknown ward is named by its id rather than not signing."""
-    return next((w["name"] for w in demo.WARDS if w["ward_id"] == ward_id), f"Phường {ward_id}")
+def ward_name(wards: WardDirectory, ward_id: str) -> str:
+    """The ward's name as it stands on its certificate and results, as identity (which owns
+    the wards) names it. When identity cannot be asked, or no longer knows the ward, the
+    ward is named by its id rather than leaving an approved dossier unsigned."""
+    try:
+        found = wards.ward(ward_id)
+    except rpc.RpcUnavailable as exc:
+        log.warning("ward named by its id, identity did not answer", extra={"ward_id": ward_id, "error": str(exc)})
+        found = None
+    return found["name"] if found else named_by_id(ward_id)
 
 
-def issue(keys: ResultKeys, dossier: dict, procedure: Procedure | None, decided_at: datetime, timezone: str,
-          note: str | None) -> bytes:
+def named_by_id(ward_id: str) -> str:
+    """A ward's name when identity cannot tell it."""
+    return f"Phường {ward_id}"
+
+
+def issue(keys: ResultKeys, wards: WardDirectory, dossier: dict, procedure: Procedure | None, decided_at: datetime,
+          timezone: str, note: str | None) -> bytes:
     """The signed result PDF of `dossier`, approved at `decided_at`."""
-    name = ward_name(dossier["ward_id"])
+    name = ward_name(wards, dossier["ward_id"])
     labels = {f.name: f.label for f in procedure.form} if procedure else {}
     fields = tuple((labels.get(key, key), _text(value)) for key, value in dossier.get("form", {}).items())
     content = ResultContent(

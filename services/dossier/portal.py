@@ -22,7 +22,7 @@ from flask import Blueprint, abort, g, make_response, redirect, render_template,
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from motcua_common import demo
+from motcua_common import rpc
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, idempotent
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
@@ -243,13 +243,17 @@ def _chain(procedure: Procedure) -> list[Procedure]:
 
 def _wards(own: str | None) -> list[tuple[str, str]]:
     """The wards a dossier can be sent to, named as on the results the ward signs: the
-    citizen's own ward (identity signed it into the token), and with --demo the demo
-    wards. The dossier service keeps no list of wards of its own, so outside the demo it
-    offers none it cannot vouch for."""
-    known = [(w["ward_id"], w["name"]) for w in demo.WARDS] if ctx().settings.demo else []
-    if own and own not in dict(known):
-        known.insert(0, (own, issuing.ward_name(own)))
-    return known
+    citizen's own ward (identity signed it into the token), unless identity says it no
+    longer exists. The dossier service keeps no list of wards of its own, so it offers
+    none it cannot vouch for."""
+    if not own:
+        return []
+    try:
+        found = ctx().wards.ward(own)
+    except rpc.RpcUnavailable:
+        # Offered all the same, named by its id: the submission takes the ward on trust too.
+        return [(own, issuing.named_by_id(own))]
+    return [(own, found["name"])] if found else []
 
 
 def _fee_text(procedure: Procedure) -> str:

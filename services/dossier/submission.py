@@ -62,6 +62,8 @@ def _check_request(ctx: ServiceContext, principal: Principal, body: dict) -> tup
         errors.append(field_error("procedure_code", "Không có thủ tục với mã này."))
     if not domain.is_ward_id(ward_id):
         errors.append(field_error("ward_id", "Mã phường không hợp lệ."))
+    elif not _ward_exists(ctx, ward_id):
+        errors.append(field_error("ward_id", "Phường không tồn tại."))
     if not isinstance(form, dict):
         errors.append(field_error("form", "Tờ khai phải là một đối tượng JSON."))
     if not isinstance(with_chain, bool):
@@ -76,6 +78,21 @@ def _check_request(ctx: ServiceContext, principal: Principal, body: dict) -> tup
     if principal.role != "citizen" and not principal.is_staff_of(ward_id):
         raise forbidden("Cán bộ chỉ nộp hộ hồ sơ tại phường của mình. / Staff of this ward only.")
     return procedure, ward_id, form, with_chain
+
+
+def _ward_exists(ctx: ServiceContext, ward_id: str) -> bool:
+    """Whether identity knows the ward.
+
+    When identity cannot be asked, the ward is taken on trust: a ward office must keep
+    taking dossiers while identity or the broker is down (R14). The risk is small: the id
+    is well-formed, an officer submits only for their own ward, and the portal offers the
+    citizen's own; a citizen sent home without a receipt is the greater harm."""
+    try:
+        return ctx.wards.ward(ward_id) is not None
+    except rpc.RpcUnavailable as exc:
+        log.warning("ward not checked, identity did not answer; dossier accepted",
+                    extra={"ward_id": ward_id, "error": str(exc)})
+        return True
 
 
 def _next_procedures(ctx: ServiceContext, head: Procedure) -> list[Procedure]:

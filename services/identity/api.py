@@ -20,6 +20,7 @@ from motcua_common.http import (
 )
 from motcua_common.mongo import connect, service_database
 from motcua_common.ratelimit import FixedWindowLimiter
+from motcua_common.wards import is_ward_id
 from motcua_common.rpc import RpcUnavailable, call
 
 from . import domain, store
@@ -101,8 +102,9 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         body = json_body()
         errors = []
         ward_id = body.get("ward_id")
-        if not isinstance(ward_id, str) or not 2 <= len(ward_id) <= 40 or not ward_id.replace("-", "").isalnum():
-            errors.append(field_error("ward_id", "Mã phường: 2–40 chữ, số hoặc '-'."))
+        if not is_ward_id(ward_id):
+            errors.append(field_error("ward_id", "Mã phường: 2–63 chữ thường không dấu (a–z), số hoặc '-', "
+                                                 "ví dụ dn-hai-chau."))
         for name in ("name", "province"):
             if not isinstance(body.get(name), str) or not body[name].strip():
                 errors.append(field_error(name, "Bắt buộc. / Required."))

@@ -1,4 +1,4 @@
-"""identity's nameko worker: answers other services' questions about citizens (RPC).
+"""identity's nameko worker: answers other services' questions about citizens and wards (RPC).
 
 Personal data never travels in events; a service that must reach a citizen asks here, at
 the moment it needs to, and keeps nothing it does not need."""
@@ -7,8 +7,9 @@ from __future__ import annotations
 from nameko.rpc import rpc
 
 from motcua_common.consumer import ServiceDatabase
+from motcua_common.wards import is_ward_id
 
-from . import domain
+from . import domain, store
 
 
 class IdentityService:
@@ -33,6 +34,17 @@ class IdentityService:
         if found is None:
             return None
         return {"citizen_id": found["_id"], "phone_last4": found["phone"][-4:], "ward_id": found["ward_id"]}
+
+    @rpc
+    def ward(self, ward_id: str) -> dict | None:
+        """A ward of the platform's reference data, asked by dossier before it takes a dossier
+        for the ward and when it names the ward on a result; None for a ward that does not exist."""
+        if not is_ward_id(ward_id):
+            return None
+        found = store.get_ward(self.db, ward_id)
+        if found is None:
+            return None
+        return {"ward_id": found["ward_id"], "name": found["name"], "province": found.get("province")}
 
 
 SERVICES = [IdentityService]

@@ -40,6 +40,16 @@ class Citizens:
         return None
 
 
+class Wards:
+    """identity's wards as dossier sees them: the demo wards, so a made-up ward is refused."""
+
+    def ward(self, ward_id):
+        from motcua_common import demo
+
+        return next(({"ward_id": w["ward_id"], "name": w["name"], "province": w["province"]}
+                     for w in demo.WARDS if w["ward_id"] == ward_id), None)
+
+
 class Replies:
     """identity's SMS replies, kept instead of sent."""
 
@@ -73,7 +83,7 @@ def build_apps(settings, signing_key, verifier, replies=None) -> dict:
     apps = {
         "identity": identity_app(settings, verifier=verifier, signing_key=signing_key, send_reply=replies,
                                  dossier_status=lambda receipt_code, phone_last4: None),
-        "dossier": dossier_app(settings, verifier=verifier, citizens=Citizens()),
+        "dossier": dossier_app(settings, verifier=verifier, citizens=Citizens(), wards=Wards()),
         "queue": queue_app(settings, verifier=verifier),
         "notify": notify_app(settings, verifier=verifier),
         "rating": rating_app(settings, verifier=verifier),

@@ -1,5 +1,5 @@
 """Fixtures of the dossier tests: a prepared database, the API with a fixed clock, and a
-stand-in for identity's citizen directory (identity is another service, outside the test)."""
+stand-in for identity's citizen and ward directories (identity is another service, outside the test)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from motcua_common import rpc
+from motcua_common import demo, rpc
 from motcua_dossier import bootstrap
 from motcua_dossier.api import create_app
 from motcua_dossier.payment_provider import LocalPaymentProvider, PaymentSetup
@@ -69,6 +69,22 @@ class FakeCitizens:
         return None
 
 
+class FakeWards:
+    """Identity's answers about wards, as WardDirectory gives them: the demo wards to begin with."""
+
+    def __init__(self):
+        self.known = {w["ward_id"]: {"ward_id": w["ward_id"], "name": w["name"], "province": w["province"]}
+                      for w in demo.WARDS}
+        self.unavailable = False
+        self.calls: list[str] = []
+
+    def ward(self, ward_id: str):
+        self.calls.append(ward_id)
+        if self.unavailable:
+            raise rpc.RpcUnavailable("identity is not running")
+        return self.known.get(ward_id)
+
+
 @pytest.fixture
 def clock():
     return FixedClock(date(2026, 3, 10))  # a Tuesday
@@ -80,6 +96,11 @@ def citizens():
     directory.register("cit-lan", "048190000123", "0905123456")
     directory.register("cit-binh", "048185000777", "0912000999")
     return directory
+
+
+@pytest.fixture
+def wards():
+    return FakeWards()
 
 
 @pytest.fixture
@@ -100,8 +121,9 @@ def payment_setup(payment_secret):
 
 
 @pytest.fixture
-def app(settings, verifier, citizens, clock, dossier_db, payment_setup):
-    return create_app(settings, verifier=verifier, citizens=citizens, clock=clock, payment_setup=payment_setup)
+def app(settings, verifier, citizens, wards, clock, dossier_db, payment_setup):
+    return create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock,
+                      payment_setup=payment_setup)
 
 
 @pytest.fixture

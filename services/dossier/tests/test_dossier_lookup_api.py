@@ -56,11 +56,11 @@ def test_lookups_are_limited_per_client_address(client, submit, clock):
     assert lookup(client, code, "3456").status_code == 200
 
 
-def test_the_limit_holds_across_api_processes(app, settings, verifier, citizens, clock, submit):
+def test_the_limit_holds_across_api_processes(app, settings, verifier, citizens, wards, clock, submit):
     from motcua_dossier.api import create_app
 
     code = submit().json["receipt_code"]
-    other_process = create_app(settings, verifier=verifier, citizens=citizens, clock=clock).test_client()
+    other_process = create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock).test_client()
     for i in range(20):
         lookup(app.test_client() if i % 2 else other_process, code, "0000")
     assert lookup(other_process, code, "3456").status_code == 429

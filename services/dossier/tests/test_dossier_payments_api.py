@@ -81,6 +81,9 @@ def test_a_level_4_fee_holds_processing_until_the_citizen_pays_online(client, un
     # the local provider's page: the amount, then "Thanh toán"
     page = client.get(f"/dossier/pay/local/{attempt['payment_id']}")
     assert page.status_code == 200 and "15.000 đồng" in page.get_data(as_text=True)
+    # No inline style (the pages' CSP refuses it): the stylesheet it links is served.
+    assert "<style" not in page.get_data(as_text=True)
+    assert client.get("/dossier/portal/static/checkout.css").status_code == 200
     paid_page = client.post(f"/dossier/pay/local/{attempt['payment_id']}", data={"answer": "pay"})
     assert paid_page.status_code == 200 and "Đã thanh toán" in paid_page.get_data(as_text=True)
 
@@ -201,9 +204,9 @@ def test_two_checkouts_both_paid_charge_the_dossier_once_and_flag_a_refund(clien
     assert dossier_db.payments.find_one({"_id": checkout["payment_id"]})["refund_due"] is True
 
 
-def test_with_online_payment_off_the_fee_is_taken_at_the_counter(settings, verifier, citizens, clock, dossier_db,
+def test_with_online_payment_off_the_fee_is_taken_at_the_counter(settings, verifier, citizens, wards, clock, dossier_db,
                                                                  payment_secret, citizen, officer):
-    client = create_app(settings, verifier=verifier, citizens=citizens, clock=clock,
+    client = create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock,
                         payment_setup=PaymentSetup(None, payment_secret)).test_client()
     dossier_id = client.post("/dossier/api/v1/dossiers", headers=citizen, json={
         "procedure_code": "HT-XNHN", "ward_id": WARD, "form": {

@@ -368,9 +368,9 @@ def test_a_level_4_fee_goes_to_the_providers_checkout(client, sign_in, forms):
     assert client.post(f"{PORTAL}/ho-so/{dossier_id}/le-phi", data={}).status_code == 400  # no CSRF token
 
 
-def test_without_online_payment_the_fee_is_paid_at_the_counter(settings, verifier, citizens, clock, dossier_db,
+def test_without_online_payment_the_fee_is_paid_at_the_counter(settings, verifier, citizens, wards, clock, dossier_db,
                                                                 payment_secret, signing_key, forms):
-    app = create_app(settings, verifier=verifier, citizens=citizens, clock=clock,
+    app = create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock,
                      payment_setup=PaymentSetup(None, payment_secret))
     client = app.test_client()
     client.set_cookie(SESSION_COOKIE, signing_key.issue("cit-lan", "citizen", WARD, 600, phone_last4="3456"))

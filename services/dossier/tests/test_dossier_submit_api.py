@@ -222,7 +222,7 @@ def test_identity_silent_on_every_try_or_not_running_is_unavailable(settings, mo
     assert timeouts == [5.0]   # nothing to wait for: no second try
 
 
-def test_a_counter_submission_rides_out_one_slow_identity_answer(settings, verifier, clock, dossier_db,
+def test_a_counter_submission_rides_out_one_slow_identity_answer(settings, verifier, wards, clock, dossier_db,
                                                                  payment_setup, officer, monkeypatch):
     """Through the API with the real CitizenDirectory: the first answer is late, the second
     comes; the officer gets 201, not 503."""
@@ -231,7 +231,7 @@ def test_a_counter_submission_rides_out_one_slow_identity_answer(settings, verif
     found = {"citizen_id": "cit-slow", "phone_last4": "4567", "ward_id": WARD}
     scripted_identity(monkeypatch, rpc.RpcTimedOut("late"), found)
     app = create_app(settings, verifier=verifier, citizens=CitizenDirectory(settings, timeouts=(0.1, 0.2)),
-                     clock=clock, payment_setup=payment_setup)
+                     wards=wards, clock=clock, payment_setup=payment_setup)
     response = app.test_client().post(URL, headers=officer, json={
         "procedure_code": "HT-XNHN", "ward_id": WARD, "form": {
             "ho_ten": "Nguyễn Thị Lan", "ngay_sinh": "1990-05-04", "tinh_trang_hon_nhan": "Chưa kết hôn",
