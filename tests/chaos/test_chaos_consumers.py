@@ -204,22 +204,32 @@ def test_relay_crashing_after_the_confirm_before_the_mark(broker_settings, broke
 
     marks = {"n": 0}
     resent = []  # events confirmed by the broker whose mark was lost in a crash
-    real = {name: getattr(Collection, name) for name in ("update_one", "update_many")}
+    real = {name: getattr(Collection, name) for name in ("update_one", "update_many", "bulk_write")}
+
+    def crash_before_marking(ids: list) -> None:
+        marks["n"] += 1
+        if marks["n"] % 3 == 0:
+            resent.extend(ids)
+            raise RelayCrash()
 
     def crashing(name):
         def update(self, filter, update, *args, **kwargs):
             # The mark of published events: the relay sets status "sent" after the confirm.
             if self.name == OUTBOX and update.get("$set", {}).get("status") == "sent":
-                marks["n"] += 1
-                if marks["n"] % 3 == 0:
-                    ids = filter["_id"]["$in"] if isinstance(filter["_id"], dict) else [filter["_id"]]
-                    resent.extend(ids)
-                    raise RelayCrash()
+                crash_before_marking(filter["_id"]["$in"] if isinstance(filter["_id"], dict) else [filter["_id"]])
             return real[name](self, filter, update, *args, **kwargs)
         return update
 
-    for name in real:
+    def crashing_bulk(self, requests, *args, **kwargs):
+        # The same mark, as one write of an update per event (what the relay does).
+        marked = [r._filter["_id"] for r in requests if getattr(r, "_doc", {}).get("$set", {}).get("status") == "sent"]
+        if self.name == OUTBOX and marked:
+            crash_before_marking(marked)
+        return real["bulk_write"](self, requests, *args, **kwargs)
+
+    for name in ("update_one", "update_many"):
         monkeypatch.setattr(Collection, name, crashing(name))
+    monkeypatch.setattr(Collection, "bulk_write", crashing_bulk)
     crashes = 0
     while pending_count(queue_db):
         relay = Relay(queue_db, broker_settings, "queue", batch_size=10)  # a new process after each crash
