@@ -9,77 +9,19 @@ from __future__ import annotations
 import io
 import re
 from datetime import date
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 
 from motcua_common.outbox import OUTBOX
+from motcua_common.pagecheck import page_of
 from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_dossier.api import LOOKUPS_PER_WINDOW, create_app
 from motcua_dossier.payment_provider import PaymentSetup
 
 WARD, OTHER_WARD = "dn-hai-chau", "dn-lien-chieu"
 PORTAL = "/dossier/portal"
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-
-
-class Page(HTMLParser):
-    """What a test needs from a page: inputs, selects, the error beside each field, links,
-    forms and text; it fails on tags not closed in order (the page must be well formed)."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.inputs: dict[str, dict] = {}
-        self.selected: dict[str, str | None] = {}
-        self.errors: dict[str, str] = {}
-        self.links: list[str] = []
-        self.forms: list[dict] = []
-        self.text_parts: list[str] = []
-        self._select: str | None = None
-        self._error_field: str | None = None
-        self.feed(html)
-        self.close()
-        assert self.stack == [], f"unclosed tags: {self.stack}"
-        self.text = " ".join(" ".join(self.text_parts).split())
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag not in VOID:
-            self.stack.append(tag)
-        if tag == "input":
-            self.inputs[attrs.get("name")] = attrs
-        elif tag == "select":
-            self._select = attrs.get("name")
-            self.selected.setdefault(self._select, None)
-        elif tag == "option" and "selected" in attrs:
-            self.selected[self._select] = attrs.get("value")
-        elif tag == "a":
-            self.links.append(attrs.get("href"))
-        elif tag == "form":
-            self.forms.append(attrs)
-        if "data-error-for" in attrs:
-            self._error_field = attrs["data-error-for"]
-            self.errors[self._error_field] = ""
-
-    def handle_endtag(self, tag):
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
-        self.stack.pop()
-        if tag == "p":
-            self._error_field = None
-
-    def handle_data(self, data):
-        self.text_parts.append(data)
-        if self._error_field:
-            self.errors[self._error_field] += data
-
-
-def page_of(response) -> Page:
-    assert response.mimetype == "text/html", response.data[:300]
-    assert "script-src 'self' 'nonce-" in response.headers["Content-Security-Policy"]
-    return Page(response.get_data(as_text=True))
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ and refuses a post without the CSRF token."""
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from motcua_common import demo
 from motcua_common.outbox import OUTBOX
+from motcua_common.pagecheck import page_of
 from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_identity import bootstrap
 from motcua_identity.api import LOGINS_PER_USERNAME, create_app
@@ -20,64 +20,6 @@ from motcua_identity.api import LOGINS_PER_USERNAME, create_app
 WARD = "dn-hai-chau"
 NATIONAL_ID = "048090001234"
 PASSWORD = "hoa-sen-2026"
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-class Page(HTMLParser):
-    """What a test needs from a page: its inputs, the error beside each field, links and
-    text; and it fails on tags that are not closed in order (the page must be well formed)."""
-
-    def __init__(self, html: str):
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.inputs: dict[str, dict] = {}
-        self.errors: dict[str, str] = {}
-        self.links: list[str] = []
-        self.options: list[str] = []
-        self.selected: str | None = None
-        self.text_parts: list[str] = []
-        self._error_field: str | None = None
-        self.feed(html)
-        self.close()
-        assert self.stack == [], f"unclosed tags: {self.stack}"
-        self.text = " ".join(" ".join(self.text_parts).split())
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag not in VOID:
-            self.stack.append(tag)
-        if tag == "input":
-            self.inputs[attrs.get("name")] = attrs
-        elif tag == "a":
-            self.links.append(attrs.get("href"))
-        elif tag == "option":
-            self.options.append(attrs.get("value"))
-            if "selected" in attrs:
-                self.selected = attrs.get("value")
-        elif "data-error-for" in attrs:
-            self._error_field = attrs["data-error-for"]
-            self.errors[self._error_field] = ""
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in VOID:
-            self.stack.pop()
-
-    def handle_endtag(self, tag):
-        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
-        self.stack.pop()
-        if tag == "p":
-            self._error_field = None
-
-    def handle_data(self, data):
-        self.text_parts.append(data)
-        if self._error_field:
-            self.errors[self._error_field] += data
-
-
-def page_of(response) -> Page:
-    assert response.mimetype == "text/html", response.data[:200]
-    return Page(response.get_data(as_text=True))
 
 
 @pytest.fixture
@@ -132,7 +74,7 @@ def test_the_registration_form_offers_every_ward_and_is_a_safe_page(client):
     response = client.get("/identity/register")
     assert response.status_code == 200
     page = page_of(response)
-    assert set(demo.ward_ids()) <= set(page.options)
+    assert set(demo.ward_ids()) <= set(page.options["ward_id"])
     assert {"national_id", "full_name", "date_of_birth", "phone", "password", "password_repeat"} <= set(page.inputs)
     assert "script-src 'self' 'nonce-" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
@@ -192,7 +134,7 @@ def test_passwords_that_differ_create_nothing(client, service_db):
     response = register(client, password_repeat="hoa-sen-2027")
     assert response.status_code == 422
     page = page_of(response)
-    assert set(page.errors) == {"password_repeat"} and page.selected == WARD
+    assert set(page.errors) == {"password_repeat"} and page.selected["ward_id"] == WARD
     assert service_db("identity").citizens.count_documents({}) == 0
     assert service_db("identity")[OUTBOX].count_documents({}) == 0
     # The other fields are still checked, so the citizen fixes everything in one go.
