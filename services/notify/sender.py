@@ -204,7 +204,7 @@ class Sender:
             if not store.record_sent(self.db, doc, self.clock(), domain.mask_phone(phone), body,
                                      gateway=delivery.gateway, awaits_receipt=delivery.receipts):
                 return "lost"
-            metrics.NOTIFICATIONS.labels(domain.CHANNEL_SMS, domain.SENT, doc["ward_id"] or "").inc()
+            _count_notification(doc, domain.CHANNEL_SMS, domain.SENT)
             telemetry.count_sent_sms(doc["ward_id"], doc["template"], delivery.gateway, body.segments,
                                      self.options.segment_price)
             log.info("sms sent", extra={**_ids(doc), "attempts": doc["attempts"], "segments": body.segments,
@@ -232,7 +232,7 @@ class Sender:
             if not store.record_sent(self.db, doc, self.clock(), domain.mask_email(address), None,
                                      gateway="smtp", awaits_receipt=False):
                 return "lost"
-            metrics.NOTIFICATIONS.labels(domain.CHANNEL_EMAIL, domain.SENT, doc["ward_id"] or "").inc()
+            _count_notification(doc, domain.CHANNEL_EMAIL, domain.SENT)
             log.info("email sent", extra={**_ids(doc), "attempts": doc["attempts"]})
             return "sent"
         if outcome.retryable:
@@ -254,7 +254,7 @@ class Sender:
     def _fail(self, doc: dict, reason: str, detail: str = "") -> str:
         if not store.record_failed(self.db, doc, self.clock(), reason, detail):
             return "lost"
-        metrics.NOTIFICATIONS.labels(doc["channel"], domain.FAILED, doc.get("ward_id") or "").inc()
+        _count_notification(doc, doc["channel"], domain.FAILED)
         log.warning("notification failed", extra={**_ids(doc), "attempts": doc["attempts"], "reason": reason,
                                                   "error": detail})
         return "failed"
@@ -269,3 +269,8 @@ def _outcome_label(outcome) -> str:
 def _ids(doc: dict) -> dict:
     """What a log line may say about a notification: opaque ids, never the phone."""
     return {"notification_id": doc["_id"], "ward_id": doc.get("ward_id"), "template": doc.get("template")}
+
+
+def _count_notification(doc: dict, channel: str, status: str) -> None:
+    metrics.NOTIFICATIONS.labels(channel, status).inc()
+    metrics.NOTIFICATIONS_BY_WARD.labels(channel, status, doc.get("ward_id") or "").inc()

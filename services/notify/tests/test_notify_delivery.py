@@ -444,7 +444,7 @@ def test_sent_and_failed_messages_are_counted_per_ward(db, sms_gateway):
     from prometheus_client import REGISTRY
 
     def count(status: str) -> float:
-        return REGISTRY.get_sample_value("motcua_notifications_total",
+        return REGISTRY.get_sample_value("motcua_ward_notifications_total",
                                          {"channel": "sms", "status": status, "ward_id": WARD}) or 0.0
 
     sent_before, failed_before = count("sent"), count("failed")
