@@ -95,5 +95,14 @@ def measure(mongo_url: str, wards: int, citizens: int, tickets_per_ward: int = 1
     return out
 
 
+def sizes(largest_citizens: int = 100_000) -> list[tuple[int, int]]:
+    """(wards, citizens) steps: 1 and 50 wards with 10k citizens, 500 wards with 100k, and
+    500 wards with `largest_citizens` when it is more (the 1M step loads for ~15 minutes)."""
+    steps = [(1, 10_000), (50, 10_000), (500, 100_000)]
+    if largest_citizens > 100_000:
+        steps.append((500, largest_citizens))
+    return steps
+
+
 def run(mongo_url: str, sizes=((1, 10_000), (50, 10_000), (500, 100_000))) -> list[dict]:
     return [measure(mongo_url, wards, citizens) for wards, citizens in sizes]

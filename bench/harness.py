@@ -14,11 +14,12 @@ from pathlib import Path
 from motcua_common.config import Settings
 from motcua_common.embedded import EmbeddedMongo, free_port
 from motcua_common.simulate import RecordingGateway, percentile  # noqa: F401  (re-exported)
+from motcua_common.testing import RunningPlatform
 from motcua_common.testing import create_vhost, delete_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = "bench-quan-tri-2026"
-from motcua_common.testing import RunningPlatform
+
 
 @contextmanager
 def database():
@@ -57,7 +58,9 @@ def running_platform(mongo_url: str, amqp_url: str, sms_gateway_url: str, extra_
                    MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_LOG_LEVEL="WARNING",
                    # every simulated citizen registers from this one address
                    MOTCUA_REGISTRATIONS_PER_CLIENT_HOUR="100000", **(extra_env or {}))
-        running = RunningPlatform(env, Path(data_dir) / "platform.log", port=port)
+        # MOTCUA_BENCH_LOG keeps the platform's log after the run (it is in a temporary directory otherwise).
+        log_path = Path(os.environ.get("MOTCUA_BENCH_LOG") or Path(data_dir) / "platform.log")
+        running = RunningPlatform(env, log_path, port=port)
         base = running.start()
         try:
             yield base, running.process

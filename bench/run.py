@@ -4,7 +4,9 @@ Writes bench/results.json and bench/results.png; bench/RESULTS.md explains them.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -45,11 +47,10 @@ def plot(results: dict, path: Path) -> None:
     left.set_yscale("log")
     left.set_title("Throughput vs baselines")
     left.legend()
+    steps = [f"{g['wards']} phường\n{g['citizens'] // 1000}k công dân" for g in results["growth"]]
     for name in results["growth"][0]["queries"]:
-        right.plot([g["wards"] for g in results["growth"]], [g["queries"][name]["ms"] for g in results["growth"]],
-                   marker="o", label=name)
-    right.set_xscale("log")
-    right.set_xlabel("wards (citizens 10k → 100k)")
+        right.plot(steps, [g["queries"][name]["ms"] for g in results["growth"]], marker="o", label=name)
+    right.set_xlabel("data size")
     right.set_ylabel("ms per query")
     right.set_title("Hot queries as data grows (all IXSCAN)")
     right.legend(fontsize=7)
@@ -64,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--seconds", type=float, default=20, help="length of each timed load")
     parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--growth-citizens", type=int, default=100_000,
+                        help="citizens at the largest growth step (500 wards); 1000000 loads for ~15 min")
     parser.add_argument("--sim-wards", type=int, default=4)
     parser.add_argument("--sim-minutes", type=float, default=2)
     parser.add_argument("--only", action="append", choices=PARTS,
                         help="run only this part (repeatable); the others keep their figures in results.json")
     args = parser.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: where every thread is, on stderr
     parts = set(args.only or PARTS)
     previous = json.loads((HERE / "results.json").read_text()) if (HERE / "results.json").exists() else {}
     results: dict = {**previous, "machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(results["pipeline"]), file=sys.stderr)
         if "growth" in parts:
             print("(4) growth …", file=sys.stderr)
-            results["growth"] = growth.run(db.url)
+            results["growth"] = growth.run(db.url, growth.sizes(args.growth_citizens))
         if parts & {"tickets", "sms", "simulation"}:
             with running_platform(db.url, amqp_url, gateway.url) as (base, proc):
                 time.sleep(10)

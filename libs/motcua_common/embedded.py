@@ -30,7 +30,11 @@ class EmbeddedMongo:
 
     @property
     def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        # retryWrites=false: a retryable write is retried once after a primary election, and a
+        # single embedded node never has one; the server keeps a record of every retryable write
+        # for 30 minutes, and pruning that record grew to a fifth of its time in a long ward day
+        # (bench/RESULTS.md). A replica set keeps the driver's default (true).
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port),

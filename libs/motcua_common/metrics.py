@@ -5,6 +5,7 @@ Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR (prometheus-cli
 multiprocess mode)."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -19,6 +20,8 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, REGISTRY
+
+log = logging.getLogger(__name__)
 
 QUEUE_WAITING = Gauge("motcua_queue_waiting_tickets", "Tickets waiting", ["ward_id", "service_code"], multiprocess_mode="livemax")
 QUEUE_WAIT_SECONDS = Histogram(
@@ -84,6 +87,10 @@ class _Families:
         return iter(self.families)
 
 
+# A request slower than this is logged (a client's timeout is usually 30 s: this is well before).
+SLOW_REQUEST_SECONDS = float(os.environ.get("MOTCUA_SLOW_REQUEST_SECONDS") or 5)
+
+
 def instrument_flask(app, service: str) -> None:
     """Count and time every request by its route template (not its raw path)."""
     from flask import g, request
@@ -98,7 +105,12 @@ def instrument_flask(app, service: str) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
         if started is not None:
-            HTTP_SECONDS.labels(service, route).observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            HTTP_SECONDS.labels(service, route).observe(seconds)
+            if seconds >= SLOW_REQUEST_SECONDS:
+                # The route template, never the path: paths carry ticket and dossier ids.
+                log.warning("slow request: %s %s answered %s after %.1f s", request.method, route,
+                            response.status_code, seconds)
         return response
 
 

@@ -21,6 +21,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -168,7 +169,7 @@ class Api:
     def call(self, operation: str, method: str, path: str, expect=(200, 201), **kwargs) -> requests.Response | None:
         started = time.perf_counter()
         try:
-            response = self.session.request(method, self.base + path, timeout=30, **kwargs)
+            response = self.session.request(method, self.base + path, timeout=(5, 30), **kwargs)
         except requests.RequestException as exc:
             self.outcomes.error(operation, exc.__class__.__name__)
             return None
@@ -329,6 +330,7 @@ class Day:
         self.served = 0
         self.lock = threading.Lock()
         self.day_over = threading.Event()
+        self.closing_deadline = math.inf  # set at the end of the day: counters stop trying after it
 
     def _wall(self, hour: float) -> float:
         """Wall seconds since the start of the day for a local hour, lunch compressed away."""
@@ -385,8 +387,8 @@ class Day:
         while True:
             called = self.api.call("call_next", "POST", path, expect=(200, 204), headers=ward.officer)
             if called is None or called.status_code == 204:
-                if self.day_over.is_set() and called is not None:
-                    return  # nobody waits and nobody comes any more
+                if self.day_over.is_set() and (called is not None or time.monotonic() > self.closing_deadline):
+                    return  # nobody waits and nobody comes any more (or the platform stopped answering)
                 time.sleep(idle_sleep)
                 continue
             ticket = called.json()
@@ -440,7 +442,8 @@ class Day:
                 remaining = len(self.timers)
             for _at, _n, fn, args in due:
                 self.pool.submit(fn, *args)
-            if now >= end_of_day:
+            if now >= end_of_day and not self.day_over.is_set():
+                self.closing_deadline = now + self.closing_grace()
                 self.day_over.set()
             if self.day_over.is_set() and not remaining:
                 break
@@ -448,9 +451,22 @@ class Day:
                 progress(self, min(1.0, (now - self.start) / max(end_of_day - self.start, 1e-9)))
                 last_progress = now
             time.sleep(0.005)
-        for thread in counters:  # the counters serve whoever still waits, then close
-            thread.join(max(60.0, self.seconds_per_hour * 2))
+        # The counters serve whoever still waits, then close; all of them at once, within one
+        # deadline (a request still in flight ends by its own timeout, 30 s).
+        for thread in counters:
+            thread.join(max(0.0, self.closing_deadline + 40 - time.monotonic()))
+        stuck = [thread for thread in counters if thread.is_alive()]
+        if stuck:
+            frames = sys._current_frames()
+            for thread in stuck:
+                self.outcomes.error("counter_closing", f"{thread.name} still busy after closing")
+                where = "".join(traceback.format_stack(frames.get(thread.ident))[-4:]) if thread.ident in frames else "?"
+                print(f"\nmotcua simulate: counter {thread.name} still busy after closing:\n{where}", file=sys.stderr)
         self.pool.shutdown(wait=True)
+
+    def closing_grace(self) -> float:
+        """How long after closing time the counters keep serving those who still wait."""
+        return max(60.0, self.seconds_per_hour * 2)
 
     def local_clock(self, fraction: float) -> str:
         hour = OPEN_PERIODS[0][0]
@@ -557,6 +573,10 @@ def simulate(base_url: str, wards: int, minutes: float, tickets_per_ward: float 
 
 
 def main(args) -> int:
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: where every thread is, on stderr
     gateway = RecordingGateway(args.sms_sink_port).__enter__() if args.sms_sink_port is not None else None
     try:
         summary = simulate(args.base_url, args.wards, args.minutes, args.rate, args.online_rate, args.seed,

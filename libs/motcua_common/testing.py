@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,3 +213,62 @@ class RunningPlatform:
             self._log.close()
             self._log = None
         return code
+
+
+# ---------------------------------------------------------------- what a path asks of the database
+_PLANNED_COMMANDS = {"find": "filter", "findAndModify": "query", "update": "updates", "delete": "deletes",
+                     "count": "query", "distinct": "query"}
+_SESSION_FIELDS = ("lsid", "txnNumber", "$db", "$clusterTime", "autocommit", "startTransaction", "readConcern",
+                   "writeConcern")
+
+
+@contextmanager
+def recording_client(database):
+    """(twin, commands): `database` reached through a client that records every command sent
+    to it (the command's name first, as on the wire; session fields left out)."""
+    from pymongo import MongoClient, monitoring
+
+    commands: list[dict] = []
+
+    class Recorder(monitoring.CommandListener):
+        def started(self, event):
+            if event.database_name == database.name:
+                commands.append({k: v for k, v in event.command.items() if k not in _SESSION_FIELDS})
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    host, port = database.client.address
+    client = MongoClient(host, port, directConnection=True, tz_aware=True, event_listeners=[Recorder()])
+    try:
+        yield client[database.name], commands
+    finally:
+        client.close()
+
+
+def _names_one_id(command: dict) -> bool:
+    """Equality on _id in every filter of the command: the _id index on every MongoDB."""
+    filters = command.get(_PLANNED_COMMANDS[next(iter(command))])
+    filters = [statement.get("q") for statement in filters] if isinstance(filters, list) else [filters]
+    return all(isinstance(f, dict) and "_id" in f and not isinstance(f["_id"], dict) for f in filters)
+
+
+def collection_scans(database, action) -> list[dict]:
+    """The queries `action(twin)` sends (find, findAndModify, update, delete, count,
+    distinct) that the database would answer by a collection scan, read from their explained
+    plans: a hot path whose cost grows with the data. A filter naming one _id is taken as
+    the point lookup it is on MongoDB (the embedded server's explain of an update says
+    COLLSCAN for it, while it executes it by _id)."""
+    with recording_client(database) as (twin, commands):
+        action(twin)
+        scans = []
+        for command in list(commands):  # (the explains below are recorded too)
+            if next(iter(command)) not in _PLANNED_COMMANDS or _names_one_id(command):
+                continue
+            plan = twin.command("explain", command, verbosity="queryPlanner")
+            if "COLLSCAN" in repr(plan.get("queryPlanner", plan)):
+                scans.append(command)
+        return scans

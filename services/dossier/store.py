@@ -15,7 +15,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common.events import new_event
-from motcua_common.mongo import in_transaction
+from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.outbox import commit
 
@@ -290,11 +290,12 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
         changes["result"] = _store_result(db, dossier, result_pdf, now)
 
     def change(session: ClientSession) -> dict:
-        updated = db[DOSSIERS].find_one_and_update(
+        updated = update_and_read(
+            db[DOSSIERS],
             # Conditional on the status read: of two officers acting at once, one wins.
             {"_id": dossier["_id"], "status": outcome.from_status},
             {"$set": changes, "$push": {"history": entry}},
-            return_document=ReturnDocument.AFTER, session=session,
+            session,
         )
         if updated is None:
             raise StaleDossier(dossier["_id"])
@@ -353,11 +354,11 @@ def add_attachment(db: Database, dossier: dict, content: bytes, entry: dict, ope
         metadata={"dossier_id": dossier["_id"], "content_type": entry["content_type"]},
     )
     try:
-        updated = db[DOSSIERS].find_one_and_update(
+        updated = update_and_read(
+            db[DOSSIERS],
             {"_id": dossier["_id"], "status": {"$in": list(open_statuses)},
              f"attachments.{max_files - 1}": {"$exists": False}},
             {"$push": {"attachments": entry}},
-            return_document=ReturnDocument.AFTER,
         )
     except Exception:
         _attachments(db).delete(entry["attachment_id"])
@@ -433,11 +434,11 @@ def apply_notice(db: Database, notice, keep_until: datetime, now: datetime) -> t
 
 def record_counter_payment(db: Database, dossier: dict, officer_id: str, now: datetime) -> dict | None:
     """The fee taken in cash at the counter; None when the dossier was paid meanwhile."""
-    return db[DOSSIERS].find_one_and_update(
+    return update_and_read(
+        db[DOSSIERS],
         {"_id": dossier["_id"], "payment_status": payments.UNPAID},
         {"$set": {"payment_status": payments.PAID, "payment": {"method": payments.COUNTER, "collected_by": officer_id,
                                                         "amount": dossier["fee"], "paid_at": now}}},
-        return_document=ReturnDocument.AFTER,
     )
 
 
@@ -445,10 +446,10 @@ def record_counter_payment(db: Database, dossier: dict, officer_id: str, now: da
 def assign(db: Database, dossier: dict, officer_id: str, actor_id: str, note: str | None, now: datetime) -> dict:
     """Hand the dossier's current step to `officer_id`; StaleDossier if its status moved."""
     entry = {"step": dossier["status"], "officer_id": officer_id, "by": actor_id, "at": now, "note": note}
-    updated = db[DOSSIERS].find_one_and_update(
+    updated = update_and_read(
+        db[DOSSIERS],
         {"_id": dossier["_id"], "status": dossier["status"]},
         {"$set": {"assignee_id": officer_id, "updated_at": now}, "$push": {"assignments": entry}},
-        return_document=ReturnDocument.AFTER,
     )
     if updated is None:
         raise StaleDossier(dossier["_id"])

@@ -10,6 +10,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 
 from motcua_common.events import new_event
+from motcua_common.mongo import update_and_read
 from motcua_common.outbox import commit
 
 from . import domain
@@ -153,9 +154,7 @@ def collection_of(account: dict) -> str:
 def record_failed_login(db: Database, account: dict) -> datetime | None:
     """Count a failure; lock the account after too many. Returns the lock end, if locked."""
     coll = db[collection_of(account)]
-    updated = coll.find_one_and_update(
-        {"_id": account["_id"]}, {"$inc": {"failed_logins": 1}}, return_document=True
-    )
+    updated = update_and_read(coll, {"_id": account["_id"]}, {"$inc": {"failed_logins": 1}})
     if updated and updated["failed_logins"] >= domain.MAX_FAILED_LOGINS:
         until = now() + timedelta(minutes=domain.LOCKOUT_MINUTES)
         coll.update_one({"_id": account["_id"]}, {"$set": {"locked_until": until, "failed_logins": 0}})

@@ -22,13 +22,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common import tracing
 from motcua_common.events import new_event
-from motcua_common.mongo import in_transaction
+from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.outbox import commit
 
 from . import domain
@@ -137,22 +137,33 @@ def _erase_secret(doc: dict) -> dict:
     return {"params": "", "text": ""} if doc.get("secret") else {}
 
 
-def claim_due(db: Database, now: datetime, lease_seconds: float) -> dict | None:
+def claim_due(db: Database, now: datetime, lease_seconds: float, attempts: int = 5) -> dict | None:
     """Take the most overdue notification for this sender, atomically.
 
     pending -> sending under a lease: no other sender can take it until the lease ends, and
-    if this one dies mid-send the notification is due again when it does."""
-    return db[NOTIFICATIONS].find_one_and_update(
-        {"status": {"$in": [domain.PENDING, domain.SENDING]}, "next_attempt_at": {"$lte": now}},
-        {
-            "$set": {"status": domain.SENDING, "claim": uuid.uuid4().hex,
-                     "next_attempt_at": now + timedelta(seconds=lease_seconds)},
-            "$inc": {"attempts": 1},
-            "$min": {"first_attempt_at": now},
-        },
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
+    if this one dies mid-send the notification is due again when it does. The most overdue
+    is read from the "due" index, then taken by a compare-and-set on what was read (status
+    and due time): of two senders reading the same one, one takes it and the other reads
+    again. Not one findAndModify: see motcua_common.mongo.update_and_read."""
+    due = {"status": {"$in": [domain.PENDING, domain.SENDING]}, "next_attempt_at": {"$lte": now}}
+    for _ in range(attempts):
+        candidate = db[NOTIFICATIONS].find_one(due, {"status": 1, "next_attempt_at": 1},
+                                               sort=[("next_attempt_at", ASCENDING)], hint="due")
+        if candidate is None:
+            return None
+        claim = uuid.uuid4().hex
+        taken = update_and_read(
+            db[NOTIFICATIONS],
+            {"_id": candidate["_id"], "status": candidate["status"], "next_attempt_at": candidate["next_attempt_at"]},
+            {
+                "$set": {"status": domain.SENDING, "claim": claim,
+                         "next_attempt_at": now + timedelta(seconds=lease_seconds)},
+                "$inc": {"attempts": 1},
+                "$min": {"first_attempt_at": now},
+            })
+        if taken is not None and taken.get("claim") == claim:  # (read back: still this sender's)
+            return taken
+    return None  # other senders took every one this sender read: the next tick tries again
 
 
 def _held(doc: dict) -> dict:

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from motcua_common import metrics
 from motcua_common.events import new_event
 from motcua_common.indexes import ensure_plumbing_indexes
+from motcua_common.mongo import update_and_read
 from motcua_common.outbox import commit
 
 from . import domain
@@ -33,7 +34,6 @@ KIOSK_REQUESTS = "kiosk_requests"
 
 # The database sorts candidates the way domain.call_order does, so a few suffice.
 CALL_ORDER_SORT = [("priority_rank", ASCENDING), ("queued_at", ASCENDING), ("sequence", ASCENDING), ("_id", ASCENDING)]
-CALL_CANDIDATES = 10
 # Each lost race means another counter took a ticket; this bound is never met in a ward.
 MAX_CALL_ATTEMPTS = 50
 # Wards, services and counters change a few times a year, tickets hundreds of times an
@@ -231,13 +231,13 @@ class QueueStore:
         compare-and-set on status `waiting`; the loser chooses again."""
         now = domain.to_millis(now)
         counter_id, codes = counter["counter_id"], counter["service_codes"]
-        query = {
-            "ward_id": ward_id, "day": self.day_of(now), "status": WAITING,
-            "$or": [{"transferred_to": counter_id},
-                    {"transferred_to": None, "service_code": {"$in": list(codes)}}],
-        }
+        # The ward's whole line today, read by the (ward_id, day, status) index prefix; the
+        # domain picks what this counter may call. A narrower filter (its transfers, its
+        # services) is still an index walk on MongoDB but a scan of every ticket ever kept on
+        # the embedded database; a ward's line is tens of tickets, a few hundred on its worst day.
+        line = {"ward_id": ward_id, "day": self.day_of(now), "status": WAITING}
         for _ in range(MAX_CALL_ATTEMPTS):
-            docs = {d["_id"]: d for d in self.db[TICKETS].find(query).sort(CALL_ORDER_SORT).limit(CALL_CANDIDATES)}
+            docs = {d["_id"]: d for d in self.db[TICKETS].find(line)}
             chosen = domain.choose_next((_waiting(d) for d in docs.values()), counter_id, codes)
             if chosen is None:
                 return None
@@ -250,14 +250,15 @@ class QueueStore:
         first_call = waiting.get("first_called_at") is None
 
         def change(session: ClientSession) -> dict | None:
-            return self.db[TICKETS].find_one_and_update(
+            return update_and_read(
+                self.db[TICKETS],
                 # first_called_at in the guard: a ticket called and transferred back since
                 # we read it is chosen afresh rather than given a wrong first call.
                 {"_id": waiting["_id"], "status": WAITING, "first_called_at": waiting.get("first_called_at")},
                 {"$set": {"status": CALLED, "counter_id": counter_id, "called_at": now,
                           "first_called_at": now if first_call else waiting["first_called_at"],
                           "transferred_to": None}},
-                return_document=ReturnDocument.AFTER, session=session)
+                session)
 
         called = commit(self.db, change, lambda doc: [_called_event(doc)] if doc else [])
         if called is not None and first_call:
@@ -307,8 +308,7 @@ class QueueStore:
         guard = {"_id": ticket["_id"], "status": ticket["status"], "called_at": ticket["called_at"]}
 
         def change(session: ClientSession) -> dict:
-            updated = self.db[TICKETS].find_one_and_update(guard, update, return_document=ReturnDocument.AFTER,
-                                                           session=session)
+            updated = update_and_read(self.db[TICKETS], guard, update, session)
             if updated is None:
                 raise TicketChanged(ticket["_id"])
             return updated
@@ -321,9 +321,11 @@ class QueueStore:
     def current_at_counter(self, ward_id: str, counter_id: str, now: datetime) -> dict | None:
         """The ticket a counter has called and not yet closed today (the newest, if an
         officer left an earlier one open)."""
-        return self.db[TICKETS].find_one(
-            {"ward_id": ward_id, "day": self.day_of(now), "counter_id": counter_id, "status": CALLED},
-            sort=[("called_at", DESCENDING)])
+        # By the at_counter index alone (a day in the filter is a scan on the embedded
+        # database); a ticket called today is newer than any left open on an earlier day.
+        newest = self.db[TICKETS].find_one({"ward_id": ward_id, "counter_id": counter_id, "status": CALLED},
+                                           sort=[("called_at", DESCENDING)])
+        return newest if newest is not None and newest["day"] == self.day_of(now) else None
 
     # ------------------------------------------------------------ what the hall sees
     def board(self, ward_id: str, now: datetime) -> dict:

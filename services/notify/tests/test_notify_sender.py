@@ -289,6 +289,25 @@ def test_a_claim_is_exclusive_and_a_crashed_sender_releases_it_after_the_lease(d
     assert store.record_sent(db, second, clock.now, "x", body) is True
     assert len(outbox_events(db, "NotificationSent")) == 1
 
+def test_a_claim_walks_the_due_index_not_every_notification_ever_sent(db, clock):
+    # Senders claim twice a second all day while sent notifications pile up: a scan here
+    # took a fifth of the embedded database in a 50-ward day (bench/RESULTS.md), and so did
+    # findAndModify, which that database answers by reading the whole collection.
+    from motcua_common.testing import collection_scans, recording_client
+
+    db[store.NOTIFICATIONS].insert_many([
+        {**store.new_notification(template="broadcast", params={"text": "Họp"}, ward_id=WARD, source_id=f"s{i}",
+                                  phone=PHONE, now=clock.now), "status": "sent"} for i in range(20)])
+    db[store.NOTIFICATIONS].insert_one(store.new_notification(
+        template="broadcast", params={"text": "Họp"}, ward_id=WARD, source_id="due", phone=PHONE, now=clock.now))
+    claimed = []
+    assert collection_scans(db, lambda twin: claimed.append(store.claim_due(twin, clock.now, 60))) == []
+    assert claimed[0]["source_id"] == "due" and claimed[0]["status"] == "sending"
+    clock.advance(61)  # its lease ran out: due again
+    with recording_client(db) as (twin, commands):
+        assert store.claim_due(twin, clock.now, 60)["attempts"] == 2
+    assert [c for c in commands if "findAndModify" in c] == []
+
 
 def test_group_members_are_texted_on_the_number_stored(db, clock, sms_gateway):
     db[store.NOTIFICATIONS].insert_one(store.new_notification(

@@ -147,3 +147,36 @@ def test_record_appointment_is_idempotent_in_process(service_db, settings):
     assert {k: doc[k] for k in ("receipt_code", "ward_id", "procedure_code", "due_date")} == {
         "receipt_code": "HC-2603-0002", "ward_id": WARD, "procedure_code": "HT-KS-01", "due_date": "2026-03-05"}
     assert doc["recorded_at"] <= datetime.now(timezone.utc)
+
+
+def test_a_counter_s_day_walks_indexes_and_never_reads_every_ticket_ever_issued(service_db, settings):
+    """Issue, call, serve, the board: no collection scan, and no findAndModify on tickets,
+    which the embedded database answers by reading every ticket kept (a year's, in an office
+    on one machine)."""
+    from motcua_common.testing import collection_scans, recording_client
+    from motcua_queue.store import ensure_indexes
+
+    db = service_db("queue")
+    ensure_indexes(db)
+    store = QueueStore(db, settings.timezone)
+    store.save_ward(WARD, "Phường Liên Chiểu")
+    store.save_service(WARD, "A", "Chứng thực", "A")
+    store.save_counter(WARD, "quay-1", "Quầy 1", ["A"])
+    service, now = {"code": "A", "prefix": "A", "name": "Chứng thực"}, datetime.now(timezone.utc)
+    for _ in range(5):
+        store.issue_ticket(WARD, service, "normal", now)
+
+    def day(twin) -> None:
+        at_counter = QueueStore(twin, settings.timezone)
+        at_counter.issue_ticket(WARD, service, "priority", now)
+        called = at_counter.call_next(WARD, at_counter.counter(WARD, "quay-1"), now)
+        assert called["priority"] == "priority" and called["status"] == "called"
+        served = at_counter.apply_action(called, "serve", now, "officer-hoa")
+        assert served["status"] == "served" and served["served_at"] is not None
+        at_counter.board(WARD, now)
+        assert at_counter.current_at_counter(WARD, "quay-1", now) is None
+
+    assert collection_scans(db, day) == []
+    with recording_client(db) as (twin, commands):
+        day(twin)
+    assert [c for c in commands if c.get("findAndModify") == "tickets"] == []
