@@ -7,13 +7,17 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
-from pymongo import MongoClient
-
+from motcua_common.testing import collection_scans
 from motcua_dossier.store import ensure_indexes as dossier_indexes
 from motcua_identity.store import ensure_indexes as identity_indexes
+from motcua_queue import domain as queue_domain
+from motcua_queue.store import QueueStore
 from motcua_queue.store import ensure_indexes as queue_indexes
+from pymongo import MongoClient
+
+TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 def _stages(plan: dict) -> set[str]:
@@ -29,6 +33,11 @@ def _stages(plan: dict) -> set[str]:
     return found
 
 
+def _today() -> str:
+    """Today as the queue counts days (the ward's local date)."""
+    return queue_domain.local_day(datetime.now(timezone.utc), TIMEZONE)
+
+
 def _time(fn, repeat: int = 50) -> float:
     started = time.perf_counter()
     for _ in range(repeat):
@@ -38,7 +47,7 @@ def _time(fn, repeat: int = 50) -> float:
 
 def _load(db, wards: int, citizens: int, tickets_per_ward: int, dossiers_per_ward: int) -> None:
     rng = random.Random(wards * 7 + citizens)
-    today = date.today().isoformat()
+    today = _today()
     ward_ids = [f"w{n:04d}" for n in range(wards)]
     batch = []
     for n in range(citizens):
@@ -50,11 +59,13 @@ def _load(db, wards: int, citizens: int, tickets_per_ward: int, dossiers_per_war
     if batch:
         db["identity"].citizens.insert_many(batch)
     tickets, dossiers = [], []
+    now = datetime.now(timezone.utc).replace(microsecond=0)
     for ward in ward_ids:
         for n in range(tickets_per_ward):
             tickets.append({"_id": str(uuid.uuid4()), "ward_id": ward, "day": today, "service_code": "A",
                             "number": f"A{n:03d}", "status": "served" if n < tickets_per_ward - 5 else "waiting",
-                            "priority_rank": 1, "issued_at": datetime.now(timezone.utc)})
+                            "priority": "normal", "priority_rank": 1, "sequence": n, "transferred_to": None,
+                            "issued_at": now, "queued_at": now, "first_called_at": None, "called_at": None})
         for n in range(dossiers_per_ward):
             code = f"{ward}-{n:06d}"
             dossiers.append({"_id": str(uuid.uuid4()), "receipt_code": code, "receipt_key": code, "ward_id": ward,
@@ -66,7 +77,7 @@ def _load(db, wards: int, citizens: int, tickets_per_ward: int, dossiers_per_war
 
 
 def measure(mongo_url: str, wards: int, citizens: int, tickets_per_ward: int = 100, dossiers_per_ward: int = 30) -> dict:
-    client = MongoClient(mongo_url)
+    client = MongoClient(mongo_url, tz_aware=True)
     prefix = f"g{uuid.uuid4().hex[:6]}_"
     db = {svc: client[f"{prefix}{svc}"] for svc in ("identity", "queue", "dossier")}
     identity_indexes(db["identity"])
@@ -75,7 +86,7 @@ def measure(mongo_url: str, wards: int, citizens: int, tickets_per_ward: int = 1
     started = time.perf_counter()
     _load(db, wards, citizens, tickets_per_ward, dossiers_per_ward)
     load_seconds = time.perf_counter() - started
-    today = date.today().isoformat()
+    today = _today()
     probe_ward = f"w{wards // 2:04d}"
     queries = {
         "citizen by national id (login)": (db["identity"].citizens, {"national_id": f"{citizens // 2:012d}"}),
@@ -89,6 +100,18 @@ def measure(mongo_url: str, wards: int, citizens: int, tickets_per_ward: int = 1
         stages = _stages(collection.find(query).explain())
         out["queries"][name] = {"ms": round(_time(lambda: list(collection.find(query))), 3),
                                 "index": "IXSCAN" in stages, "collection_scan": "COLLSCAN" in stages}
+    # A counter's click at the probe ward: its line read, the next ticket claimed, then served
+    # (writes: each is a compare-and-set on one ticket, with its event in the outbox).
+    counter = {"counter_id": "quay-1", "service_codes": ["A"]}
+
+    def click(queue_db) -> None:
+        store = QueueStore(queue_db, TIMEZONE)
+        called = store.call_next(probe_ward, counter, datetime.now(timezone.utc))
+        store.apply_action(called, "serve", datetime.now(timezone.utc), "officer")
+
+    scans = collection_scans(db["queue"], click)
+    out["queries"]["a counter's click: call next + serve (writes)"] = {
+        "ms": round(_time(lambda: click(db["queue"]), repeat=4), 3), "index": not scans, "collection_scan": bool(scans)}
     for svc in db:
         client.drop_database(f"{prefix}{svc}")
     client.close()

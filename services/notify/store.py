@@ -142,13 +142,17 @@ def claim_due(db: Database, now: datetime, lease_seconds: float, attempts: int =
 
     pending -> sending under a lease: no other sender can take it until the lease ends, and
     if this one dies mid-send the notification is due again when it does. The most overdue
-    is read from the "due" index, then taken by a compare-and-set on what was read (status
-    and due time): of two senders reading the same one, one takes it and the other reads
-    again. Not one findAndModify: see motcua_common.mongo.update_and_read."""
-    due = {"status": {"$in": [domain.PENDING, domain.SENDING]}, "next_attempt_at": {"$lte": now}}
+    is read from the "due" index (status, next_attempt_at), one status at a time — an
+    equality and a range on it, which every database serves from the index, where an $in
+    over both made the embedded one walk all of it, sent notifications included — then taken
+    by a compare-and-set on what was read (status and due time): of two senders reading the
+    same one, one takes it and the other reads again. Not one findAndModify: see
+    motcua_common.mongo.update_and_read."""
     for _ in range(attempts):
-        candidate = db[NOTIFICATIONS].find_one(due, {"status": 1, "next_attempt_at": 1},
-                                               sort=[("next_attempt_at", ASCENDING)], hint="due")
+        overdue = [db[NOTIFICATIONS].find_one({"status": status, "next_attempt_at": {"$lte": now}},
+                                              {"status": 1, "next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)])
+                   for status in (domain.PENDING, domain.SENDING)]
+        candidate = min((c for c in overdue if c is not None), key=lambda c: c["next_attempt_at"], default=None)
         if candidate is None:
             return None
         claim = uuid.uuid4().hex
