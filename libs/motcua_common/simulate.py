@@ -326,7 +326,7 @@ class Day:
         self.tickets_per_ward, self.online_per_ward = tickets_per_ward, online_per_ward
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="citizen")
         self.dossiers: list[tuple[str, float]] = []  # receipt code, submitted at (epoch)
-        self.rating_checks: list = []
+        self.in_flight = 0  # tasks handed to the pool and not finished
         self.served = 0
         self.lock = threading.Lock()
         self.day_over = threading.Event()
@@ -365,20 +365,21 @@ class Day:
         with self.lock:
             self.dossiers.append((dossier["receipt_code"], time.time()))
 
-    def rate(self, ticket_id: str, deadline: float) -> None:
-        """The citizen at the rating screen: ratable as soon as TicketServed reached rating."""
-        score = self.rng.choices([s for s, _ in SCORES], [w for _, w in SCORES])[0]
-        while True:
-            response = self.api.call("rate", "POST", "/rating/api/v1/ratings", expect=(201, 404),
-                                     json={"ticket_id": ticket_id, "score": score})
-            if response is None or response.status_code == 201:
-                if response is not None:
-                    self.outcomes.count("ratings given")
-                return
-            if time.time() > deadline:
-                self.outcomes.lose("served ticket never ratable")
-                return
-            time.sleep(0.25)
+    def rate(self, ticket_id: str, deadline: float, score: str | None = None) -> None:
+        """The citizen at the rating screen: ratable as soon as TicketServed reached rating.
+        Not yet (404): tried again a quarter of a second later, by the clock rather than
+        by a pool thread waiting (a waiting thread would hold back other citizens' arrivals)."""
+        score = score or self.rng.choices([s for s, _ in SCORES], [w for _, w in SCORES])[0]
+        response = self.api.call("rate", "POST", "/rating/api/v1/ratings", expect=(201, 404),
+                                 json={"ticket_id": ticket_id, "score": score})
+        if response is None or response.status_code == 201:
+            if response is not None:
+                self.outcomes.count("ratings given")
+            return
+        if time.time() > deadline:
+            self.outcomes.lose("served ticket never ratable")
+            return
+        self.later(0.25, self.rate, ticket_id, deadline, score)
 
     # officers at the counters --------------------------------------------
     def counter(self, ward: Ward, counter: dict) -> None:
@@ -402,7 +403,7 @@ class Day:
             if self.rng.random() < P_COUNTER_DOSSIER:
                 self.submit_at_counter(ward)
             if self.rng.random() < P_RATING:
-                self.rating_checks.append(self.pool.submit(self.rate, ticket["ticket_id"], time.time() + 60))
+                self.later(0.0, self.rate, ticket["ticket_id"], time.time() + 60)
 
     def submit_at_counter(self, ward: Ward) -> None:
         procedure = self.rng.choice(self.counter_procedures)
@@ -441,20 +442,25 @@ class Day:
                     due.append(heapq.heappop(self.timers))
                 remaining = len(self.timers)
             for _at, _n, fn, args in due:
-                self.pool.submit(fn, *args)
+                self._hand_to_pool(fn, args)
             if now >= end_of_day and not self.day_over.is_set():
                 self.closing_deadline = now + self.closing_grace()
                 self.day_over.set()
-            if self.day_over.is_set() and not remaining:
-                break
+            if self.day_over.is_set():
+                with self.lock:
+                    busy = self.in_flight
+                if not remaining and not busy and not any(thread.is_alive() for thread in counters):
+                    break  # every counter closed, every citizen done
+                if now > self.closing_deadline + 100:  # (a request's 30 s, a rating's 60 s, with room)
+                    self.outcomes.error("end_of_day", f"{remaining} citizen actions still scheduled, {busy} running, "
+                                                      "when the simulation had to stop")
+                    break
             if progress and now - last_progress >= 1:
                 progress(self, min(1.0, (now - self.start) / max(end_of_day - self.start, 1e-9)))
                 last_progress = now
             time.sleep(0.005)
-        # The counters serve whoever still waits, then close; all of them at once, within one
-        # deadline (a request still in flight ends by its own timeout, 30 s).
-        for thread in counters:
-            thread.join(max(0.0, self.closing_deadline + 40 - time.monotonic()))
+        # The counters served whoever still waited, then closed (or, past their deadline,
+        # stopped trying); one still busy now is reported with where it is.
         stuck = [thread for thread in counters if thread.is_alive()]
         if stuck:
             frames = sys._current_frames()
@@ -463,6 +469,18 @@ class Day:
                 where = "".join(traceback.format_stack(frames.get(thread.ident))[-4:]) if thread.ident in frames else "?"
                 print(f"\nmotcua simulate: counter {thread.name} still busy after closing:\n{where}", file=sys.stderr)
         self.pool.shutdown(wait=True)
+
+    def _hand_to_pool(self, fn, args) -> None:
+        def run() -> None:
+            try:
+                fn(*args)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+
+        with self.lock:
+            self.in_flight += 1
+        self.pool.submit(run)
 
     def closing_grace(self) -> float:
         """How long after closing time the counters keep serving those who still wait."""
@@ -563,8 +581,6 @@ def simulate(base_url: str, wards: int, minutes: float, tickets_per_ward: float 
 
     started = time.monotonic()
     day.play(None if quiet else progress)
-    for check in day.rating_checks:
-        check.result()
     elapsed = time.monotonic() - started
     sms_delays = day.check_sms(60) if gateway is not None else None
     if not quiet:
