@@ -169,7 +169,15 @@ class Api:
     def call(self, operation: str, method: str, path: str, expect=(200, 201), **kwargs) -> requests.Response | None:
         started = time.perf_counter()
         try:
-            response = self.session.request(method, self.base + path, timeout=(5, 30), **kwargs)
+            try:
+                response = self.session.request(method, self.base + path, timeout=(5, 30), **kwargs)
+            except requests.ConnectionError as exc:
+                if not _closed_without_answer(exc):
+                    raise
+                # A kept-alive connection the server closed as this request went out: a browser
+                # sends the request again once on a new connection, and so does this citizen.
+                self.session.close()
+                response = self.session.request(method, self.base + path, timeout=(5, 30), **kwargs)
         except requests.RequestException as exc:
             self.outcomes.error(operation, exc.__class__.__name__)
             return None
@@ -180,6 +188,13 @@ class Api:
             self.outcomes.error(operation, f"{response.status_code} {problem.get('code') or response.text[:120]} {fields}")
             return None
         return response
+
+
+def _closed_without_answer(exc: requests.ConnectionError) -> bool:
+    """The connection was closed or reset before any answer: the request was not handled
+    (a connection refused, a timeout or a broken answer are not this)."""
+    text = repr(exc)
+    return "RemoteDisconnected" in text or "ConnectionResetError" in text or "BadStatusLine" in text
 
 
 # ---------------------------------------------------------------- the wards
