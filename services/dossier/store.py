@@ -354,18 +354,20 @@ def add_attachment(db: Database, dossier: dict, content: bytes, entry: dict, ope
         metadata={"dossier_id": dossier["_id"], "content_type": entry["content_type"]},
     )
     try:
-        updated = update_and_read(
-            db[DOSSIERS],
+        # update_one, not findAndModify: see motcua_common.mongo.update_and_read.
+        named = db[DOSSIERS].update_one(
             {"_id": dossier["_id"], "status": {"$in": list(open_statuses)},
              f"attachments.{max_files - 1}": {"$exists": False}},
             {"$push": {"attachments": entry}},
-        )
+        ).matched_count
     except Exception:
         _attachments(db).delete(entry["attachment_id"])
         raise
-    if updated is None:
+    if not named:
         _attachments(db).delete(entry["attachment_id"])
-    return updated
+        return None
+    # Read only once the file is named: a failure here must not remove a file the dossier lists.
+    return db[DOSSIERS].find_one({"_id": dossier["_id"]})
 
 
 def open_attachment(db: Database, attachment_id: str):

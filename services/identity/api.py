@@ -271,8 +271,17 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         account = store.find_account(db, account_id)
         if account is None:
             raise _invalid_credentials()
+        # The current password is a login's secret: a session (stolen, or a shared screen left
+        # signed in) must not become a way to guess it, so the same lockout counts here.
+        locked_until = account.get("locked_until")
+        if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > clock():
+            raise _locked(locked_until, settings.timezone)
         if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
-            store.audit(db, "password_change", account_id=account["_id"], outcome="wrong_current", client=_client())
+            until = store.record_failed_login(db, account)
+            store.audit(db, "password_change", account_id=account["_id"], outcome="locked" if until else "wrong_current",
+                        client=_client())
+            if until is not None:
+                raise _locked(until, settings.timezone)
             raise Problem(401, "invalid_credentials", "Sai mật khẩu hiện tại",
                           "Mật khẩu hiện tại không đúng. / The current password is wrong.")
         errors = domain.check_password(new, forbidden=(account.get("national_id", ""), account.get("phone", "")))

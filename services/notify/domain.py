@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
-from motcua_common.names import normalise_display_name
+from motcua_common.names import normalise_display_name, unsafe_characters
 from motcua_common.phones import normalise_phone  # noqa: F401  (used by the sender and groups)
 
 CHANNEL_SMS, CHANNEL_EMAIL = "sms", "email"
@@ -460,6 +460,13 @@ def check_broadcast_text(text: object, unaccented: bool) -> tuple[SmsBody | None
     """A broadcast's text, bounded in segments as it will really be sent."""
     if not isinstance(text, str) or not text.strip():
         return None, [FieldError("text", "Nội dung tin nhắn là bắt buộc. / Required.")]
+    # A line break is the one invisible character a message may carry; the others (direction
+    # overrides, zero-width, controls) would make a phone show other words than the screen did.
+    hidden = [ch for ch in unsafe_characters(text.strip()) if ch != "\n"]
+    if hidden:
+        return None, [FieldError(
+            "text", "Tin nhắn có ký tự ẩn hoặc ký tự điều khiển (" + ", ".join(f"U+{ord(ch):04X}" for ch in hidden[:5])
+            + "). Xin gõ lại nội dung. / Hidden or control characters.")]
     body = encode_sms(text.strip(), unaccented)
     if body.segments > MAX_BROADCAST_SEGMENTS:
         return None, [FieldError(

@@ -116,6 +116,22 @@ def test_lockout_after_repeated_failures(client):
     assert login(client, "048090001234", "hoa-sen-2026").status_code == 423
 
 
+def test_guessing_the_current_password_through_a_session_locks_the_account(client):
+    client.post("/identity/api/v1/citizens", json=citizen_body())
+    headers = bearer(login(client, "048090001234", "hoa-sen-2026"))
+
+    def change(current: str):
+        return client.put("/identity/api/v1/me/password", json={"current_password": current,
+                                                                "new_password": "moi-2026-abc"}, headers=headers)
+
+    for _ in range(4):
+        assert change("doan-thu").status_code == 401
+    locked = change("doan-thu")
+    assert locked.status_code == 423 and locked.get_json()["code"] == "locked"
+    assert change("hoa-sen-2026").status_code == 423            # the right one too, until the lock ends
+    assert login(client, "048090001234", "hoa-sen-2026").status_code == 423
+
+
 def test_password_change_and_must_change_password(client, app, service_db):
     client.post("/identity/api/v1/citizens", json=citizen_body())
     headers = bearer(login(client, "048090001234", "hoa-sen-2026"))

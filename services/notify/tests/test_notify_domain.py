@@ -300,3 +300,12 @@ def test_a_gateways_retry_after_is_believed_up_to_five_minutes():
     assert _retry_after_seconds("86400") == MAX_RETRY_AFTER_SECONDS == 300.0
     assert _retry_after_seconds("-5") == 0.0
     assert _retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT") is None
+
+
+def test_broadcast_text_refuses_what_a_phone_would_show_differently():
+    # U+202E turns what follows around: "họp 8h" on the screen could read otherwise on phones.
+    for hidden in ("\u202e", "\u200b", "\x1b[31m", "\u2066", "\ufeff"):
+        _, errors = domain.check_broadcast_text(f"Mời họp {hidden}lúc 8h", False)
+        assert [e.field for e in errors] == ["text"] and "U+" in errors[0].message
+    ok, errors = domain.check_broadcast_text("Mời họp lúc 8h.\nĐịa điểm: hội trường phường.", False)
+    assert errors == [] and "\n" in ok.text
