@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20, help="length of each timed load")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--growth-citizens", type=int, default=100_000,
-                        help="citizens at the largest growth step (500 wards); 1000000 loads for ~15 min")
+                        help="citizens at the largest growth step (500 wards); 1000000 loads for ~6 min here")
     parser.add_argument("--sim-wards", type=int, default=4)
     parser.add_argument("--sim-minutes", type=float, default=2)
     parser.add_argument("--only", action="append", choices=PARTS,
