@@ -32,7 +32,7 @@ KIOSK_DEVICES = "kiosk_devices"
 KIOSK_PAIRINGS = "kiosk_pairings"
 KIOSK_REQUESTS = "kiosk_requests"
 
-# The database sorts candidates the way domain.call_order does, so a few suffice.
+# domain.call_order as index keys: the queue_of_the_day index keeps a ward's line in calling order.
 CALL_ORDER_SORT = [("priority_rank", ASCENDING), ("queued_at", ASCENDING), ("sequence", ASCENDING), ("_id", ASCENDING)]
 # Each lost race means another counter took a ticket; this bound is never met in a ward.
 MAX_CALL_ATTEMPTS = 50
