@@ -220,9 +220,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             candidates = [officer] if officer else []
         now = clock()
         for account in candidates:
-            locked_until = account.get("locked_until")
-            if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > now:
-                raise _locked(locked_until, settings.timezone)
+            refuse_if_locked(account, now)
         matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
         if not candidates:
             store.burn_verification_time(password)
@@ -246,6 +244,12 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
         store.record_successful_login(db, account)
         store.audit(db, "login", account_id=account["_id"], client=_client())
         return issue_session(account)
+
+    def refuse_if_locked(account: dict, now: datetime) -> None:
+        """423 while the account's lockout lasts (too many wrong passwords)."""
+        locked_until = account.get("locked_until")
+        if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > now:
+            raise _locked(locked_until, settings.timezone)
 
     def issue_session(account: dict) -> dict:
         """A signed access token for `account`, as POST /sessions answers it."""
@@ -273,9 +277,7 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
             raise _invalid_credentials()
         # The current password is a login's secret: a session (stolen, or a shared screen left
         # signed in) must not become a way to guess it, so the same lockout counts here.
-        locked_until = account.get("locked_until")
-        if locked_until is not None and locked_until.replace(tzinfo=timezone.utc) > clock():
-            raise _locked(locked_until, settings.timezone)
+        refuse_if_locked(account, clock())
         if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
             until = store.record_failed_login(db, account)
             store.audit(db, "password_change", account_id=account["_id"], outcome="locked" if until else "wrong_current",
