@@ -78,3 +78,17 @@ def test_a_short_two_ward_day_has_no_error_and_loses_no_event(platform):
     assert counts["dossiers submitted"] >= 4 and counts["ratings given"] >= 1
     assert summary["dossier_to_sms"]["count"] == counts["dossiers submitted"]
     assert {"issue_ticket", "call_next", "serve_ticket", "submit_dossier_online", "rate"} <= set(summary["operations"])
+
+
+def test_only_a_connection_closed_before_any_answer_is_sent_again():
+    from http.client import RemoteDisconnected
+
+    import requests
+
+    from motcua_common.simulate import _closed_without_answer
+
+    closed = requests.ConnectionError(("Connection aborted.", RemoteDisconnected("Remote end closed connection")))
+    reset = requests.ConnectionError(("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))
+    refused = requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
+    assert _closed_without_answer(closed) and _closed_without_answer(reset)
+    assert not _closed_without_answer(refused)

@@ -116,3 +116,29 @@ def test_the_front_door_links_only_to_services_this_machine_runs():
     assert prefixes(("queue", "rating")) == {"queue", "rating"}  # a ward's office: no portal, no dead links
     whole = Client(landing_page([], ("identity", "dossier"))).get("/").get_data(as_text=True)
     assert "/dossier/portal" in whole and "/identity/register" in whole
+
+
+def test_a_slow_request_is_logged_by_its_route_never_its_path(monkeypatch, caplog):
+    import logging
+
+    from flask import Flask
+
+    from motcua_common import metrics
+
+    app = Flask("slow")
+    metrics.instrument_flask(app, "queue")
+
+    @app.get("/tickets/<ticket_id>")
+    def ticket(ticket_id):
+        return {"ticket_id": ticket_id}
+
+    monkeypatch.setattr(metrics, "SLOW_REQUEST_SECONDS", 60.0)
+    with caplog.at_level(logging.WARNING, logger="motcua_common.metrics"):
+        app.test_client().get("/tickets/t-048090001234")
+    assert not [r for r in caplog.records if "slow request" in r.getMessage()]
+    monkeypatch.setattr(metrics, "SLOW_REQUEST_SECONDS", 0.0)
+    with caplog.at_level(logging.WARNING, logger="motcua_common.metrics"):
+        app.test_client().get("/tickets/t-048090001234")
+    slow = [r.getMessage() for r in caplog.records if "slow request" in r.getMessage()]
+    assert len(slow) == 1 and "GET /tickets/<ticket_id> answered 200" in slow[0]
+    assert "048090001234" not in slow[0]
