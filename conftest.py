@@ -1,6 +1,13 @@
+import sys
+from pathlib import Path
+
 import pytest
 
-pytest_plugins = ["motcua_common.testing"]
+# Test support lives beside the tests and is never installed with the platform
+# (tests/support/motcua_testing): the suite runs against the installed wheel.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests" / "support"))
+
+pytest_plugins = ["motcua_testing.fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from motcua_common.testing import collection_scans
+from motcua_testing.fixtures import collection_scans
 from motcua_dossier.store import ensure_indexes as dossier_indexes
 from motcua_identity.store import ensure_indexes as identity_indexes
 from motcua_queue import domain as queue_domain

@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from motcua_common.config import Settings
-from motcua_common.embedded import EmbeddedMongo, free_port
-from motcua_common.simulate import RecordingGateway, percentile  # noqa: F401  (re-exported)
-from motcua_common.testing import RunningPlatform
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_platform.embedded import EmbeddedMongo, free_port
+from motcua_platform.simulate import RecordingGateway, percentile  # noqa: F401  (re-exported)
+from motcua_testing.fixtures import RunningPlatform
+from motcua_testing.fixtures import create_vhost, delete_vhost
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = "bench-quan-tri-2026"

@@ -24,7 +24,7 @@ from motcua_common import topology
 from motcua_common.events import new_event
 from motcua_common.outbox import commit, ensure_outbox_indexes
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env
+from motcua_testing.fixtures import settings_env
 
 from .harness import ROOT, bench_settings
 
@@ -94,7 +94,7 @@ def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int) -> float:
     conn.close()
     env = settings_env(settings)
     env.update(MOTCUA_WORKER_MODULE="probe_worker", PYTHONPATH=str(ROOT / "tests" / "support"), MOTCUA_LOG_LEVEL="WARNING")
-    worker = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "notify"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "notify"], env=env)
     try:
         time.sleep(6)  # the worker's consumers are up (nameko start), before the clock starts
         relay = Relay(dossier, settings, "dossier")

@@ -25,7 +25,7 @@ from bench.harness import (  # noqa: E402
     running_platform,
     vhost,
 )
-from motcua_common.simulate import print_summary, simulate  # noqa: E402
+from motcua_platform.simulate import print_summary, simulate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from motcua_common.simulate import Api, Outcomes, fill_form, percentile, prepare_wards
+from motcua_platform.simulate import Api, Outcomes, fill_form, percentile, prepare_wards
 
 
 def run(base_url: str, gateway, per_second: float = 10, seconds: float = 30) -> dict:

@@ -15,7 +15,7 @@ from flask import Flask, jsonify
 from pymongo import MongoClient, ReturnDocument
 
 from motcua_common import demo
-from motcua_common.embedded import free_port
+from motcua_platform.embedded import free_port
 
 from .harness import ROOT, percentile
 
@@ -96,6 +96,6 @@ def run(base_url: str, mongo_url: str, kiosks: int = 16, seconds: float = 20) ->
 
 
 if __name__ == "__main__":
-    from motcua_common.apiserver import serve
+    from motcua_platform.apiserver import serve
 
     serve(minimal_ticket_app(sys.argv[1]), "127.0.0.1", int(sys.argv[2]))

@@ -1,10 +1,10 @@
 """The committed event classes are exactly what protoc generates from proto/."""
-from motcua_common import gen_proto
+from motcua_testing import gen_proto
 
 
 def test_generated_code_matches_the_proto():
     assert gen_proto.TARGET.read_bytes() == gen_proto.generate(), (
-        "libs/motcua_common/events_pb2.py is out of date: run python -m motcua_common.gen_proto"
+        "libs/motcua_common/events_pb2.py is out of date: run PYTHONPATH=tests/support python -m motcua_testing.gen_proto"
     )
 
 

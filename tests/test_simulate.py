@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from motcua_common.embedded import free_port
-from motcua_common.simulate import RecordingGateway, arrival_hours, intensity, percentile, simulate
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_platform.embedded import free_port
+from motcua_platform.simulate import RecordingGateway, arrival_hours, intensity, percentile, simulate
+from motcua_testing.fixtures import create_vhost, delete_vhost
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def platform(tmp_path_factory):
     env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
                MOTCUA_RELAY_POLL_SECONDS="0.05")
     env.pop("MONGO_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "up", "--demo", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "up", "--demo", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     ready, deadline = None, time.monotonic() + 240
     while ready is None and time.monotonic() < deadline:
@@ -85,7 +85,7 @@ def test_only_a_connection_closed_before_any_answer_is_sent_again():
 
     import requests
 
-    from motcua_common.simulate import _closed_without_answer
+    from motcua_platform.simulate import _closed_without_answer
 
     closed = requests.ConnectionError(("Connection aborted.", RemoteDisconnected("Remote end closed connection")))
     reset = requests.ConnectionError(("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))

@@ -73,3 +73,16 @@ class Settings:
 
     def database_name(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
+
+
+def nameko_config(settings: Settings) -> dict:
+    return {
+        "AMQP_URI": settings.amqp_url,
+        "serializer": "json",
+        # Handlers run side by side per worker process; also the broker's prefetch per
+        # consumer (nameko ties the two). MOTCUA_WORKER_MAX_WORKERS tunes it (bench/RESULTS.md).
+        "max_workers": int(os.environ.get("MOTCUA_WORKER_MAX_WORKERS", "20")),
+        # Detect a dead broker link in seconds, not nameko's default minute.
+        "HEARTBEAT": 15,
+        "MOTCUA_SETTINGS": settings,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from .config import Settings
-from .worker import nameko_config
+from .config import nameko_config
 
 
 class RpcUnavailable(Exception):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from motcua_common.embedded import free_port
-from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
+from motcua_platform.embedded import free_port
+from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS_COPY = Path("/tmp/motcua-screenshots")

@@ -10,7 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 pytestmark = pytest.mark.browser
 WARD = "tn-song-cong"

@@ -35,12 +35,12 @@ import pytest
 import requests
 
 from motcua_common import topology
-from motcua_common.chaos import Checker, RabbitNode, WanLink, drain
+from motcua_testing.chaos import Checker, RabbitNode, WanLink, drain
 from motcua_common.consumer import handle_once
-from motcua_common.edge import UPLINKS, BrokerControl, wait_for_shovels
-from motcua_common.embedded import free_port
+from motcua_platform.edge import UPLINKS, BrokerControl, wait_for_shovels
+from motcua_platform.embedded import free_port
 from motcua_common.events import parse_envelope
-from motcua_common.testing import settings_env
+from motcua_testing.fixtures import settings_env
 
 WARD = "dn-hai-chau"
 SINK = "chaos.centre.office-events"
@@ -154,7 +154,7 @@ class Office:
 
     def start(self, timeout: float = 90) -> Office:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "motcua_common.cli", "up", "--profile", "edge", "--demo", "--ward", WARD,
+            [sys.executable, "-m", "motcua_platform.cli", "up", "--profile", "edge", "--demo", "--ward", WARD,
              "--port", str(self.port), "--upstream", self.upstream, "--central", self.central],
             env=self.env, stdout=subprocess.PIPE, text=True, start_new_session=True,
         )

@@ -35,7 +35,7 @@ import pika
 import pytest
 from motcua_common import relay as relay_module
 from motcua_common import topology
-from motcua_common.chaos import drain, wait_until
+from motcua_testing.chaos import drain, wait_until
 from motcua_common.consumer import handle_once
 from motcua_common.events import parse_envelope
 from motcua_common.outbox import OUTBOX, pending_count

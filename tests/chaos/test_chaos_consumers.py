@@ -20,12 +20,12 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
 from motcua_common import topology
-from motcua_common.chaos import DatabaseServer, drain, wait_until
+from motcua_testing.chaos import DatabaseServer, drain, wait_until
 from motcua_common.mongo import connect, service_database
 from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env
+from motcua_testing.fixtures import settings_env
 
 WARD = "dn-hai-chau"
 QUEUE = "rating.queue.TicketServed"
@@ -48,7 +48,7 @@ class Worker:
         self.kills = 0
 
     def start(self) -> "Worker":
-        self.process = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "rating"],
+        self.process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "rating"],
                                         env=self.env, start_new_session=True)
         return self
 

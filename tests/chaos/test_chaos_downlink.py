@@ -18,9 +18,9 @@ import uuid
 import pika
 from pymongo import MongoClient
 
-from motcua_common.chaos import wait_until
+from motcua_testing.chaos import wait_until
 from motcua_common.config import Settings
-from motcua_common.edge import Downlink, BrokerControl
+from motcua_platform.edge import Downlink, BrokerControl
 from motcua_common.events import new_event
 from motcua_common.outbox import commit
 from motcua_common.relay import Relay

@@ -26,12 +26,12 @@ import pika
 import pytest
 
 from motcua_common import topology
-from motcua_common.chaos import DatabaseServer, drain, wait_until
+from motcua_testing.chaos import DatabaseServer, drain, wait_until
 from motcua_common.consumer import handle_once
 from motcua_common.events import parse_envelope
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import OUTBOX, pending_count
-from motcua_common.testing import settings_env
+from motcua_testing.fixtures import settings_env
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
 
@@ -56,7 +56,7 @@ class Relay:
     def __init__(self, settings):
         env = settings_env(settings)
         env["MOTCUA_LOG_LEVEL"] = "ERROR"
-        self.process = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "relay", "--service", "queue"],
+        self.process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "relay", "--service", "queue"],
                                         env=env, start_new_session=True)
 
     def stop(self) -> None:

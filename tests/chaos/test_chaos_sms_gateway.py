@@ -57,12 +57,12 @@ import pytest
 from nameko.exceptions import RemoteError
 
 from motcua_common import rpc
-from motcua_common.chaos import DatabaseServer, wait_until
+from motcua_testing.chaos import DatabaseServer, wait_until
 from motcua_common.events import new_event
 from motcua_common.mongo import connect, service_database
 from motcua_common.outbox import commit
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 from motcua_identity import bootstrap as identity_bootstrap
 from motcua_identity import store as identity_store
 from motcua_notify import bootstrap as notify_bootstrap
@@ -248,7 +248,7 @@ class Worker:
     def start(self) -> "Worker":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "motcua_common.cli", "worker", "--service", self.service],
+                [sys.executable, "-m", "motcua_platform.cli", "worker", "--service", self.service],
                 env=self.env, stdout=log, stderr=log, start_new_session=True)
         return self
 

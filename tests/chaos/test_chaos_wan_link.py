@@ -15,7 +15,7 @@ import time
 
 import pika
 
-from motcua_common.chaos import wait_until
+from motcua_testing.chaos import wait_until
 
 
 def test_office_serves_with_its_link_cut_and_the_centre_gets_everything_once(
@@ -62,7 +62,7 @@ def test_office_serves_with_its_link_cut_and_the_centre_gets_everything_once(
 
 
 def rabbit_node_backlog(office) -> dict:
-    from motcua_common.edge import uplink_backlog
+    from motcua_platform.edge import uplink_backlog
 
     connection = pika.BlockingConnection(pika.URLParameters(office.env["AMQP_URL"]))
     try:

@@ -3,7 +3,7 @@
 The office is the real `motcua up --profile edge` on a broker of its own (a second
 RabbitMQ node); the centre is the main broker. `tc netem` is not available on every kernel,
 so the link between them is the TCP relay of fault 4, degraded instead of cut (see
-motcua_common.chaos.LinkQuality): every chunk is delayed, in order, both ways; loss shows
+motcua_testing.chaos.LinkQuality): every chunk is delayed, in order, both ways; loss shows
 as TCP shows it, a stream stalled while a segment is retransmitted, and at heavy loss the
 connection reset. While a kiosk issues tickets and officers serve at two counters, the link
 goes through phases:
@@ -28,8 +28,8 @@ import socket
 import threading
 import time
 
-from motcua_common.chaos import WanLink, wait_until
-from motcua_common.embedded import free_port
+from motcua_testing.chaos import WanLink, wait_until
+from motcua_platform.embedded import free_port
 
 DELAY = {"delay": 0.2, "jitter": 0.05, "bandwidth": 128_000}
 SLOW_PHASES = [  # (name, shaping, seconds)

@@ -145,4 +145,4 @@ def test_pip_installs_the_platform_from_that_context(build_context, tmp_path):
                 f"motcua_{service}/openapi.yaml"} <= names, service
     assert not [n for n in names if "/tests/" in n]
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "motcua = motcua_common.cli:main" in entry_points
+    assert "motcua = motcua_platform.cli:main" in entry_points

@@ -27,7 +27,7 @@ def containers(spec: dict) -> list[dict]:
 
 
 def test_new_keys_writes_keys_the_services_load_and_never_replaces_them(tmp_path, monkeypatch):
-    run = [sys.executable, "-m", "motcua_common.cli", "new-keys", str(tmp_path / "keys")]
+    run = [sys.executable, "-m", "motcua_platform.cli", "new-keys", str(tmp_path / "keys")]
     first = subprocess.run(run, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
     ca_file, kiosk_file = tmp_path / "keys" / "result-ca.pem", tmp_path / "keys" / "kiosk-device.key"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from motcua_common.embedded import free_port
-from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
+from motcua_platform.embedded import free_port
+from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 from sms_gateway import RecordingGateway  # noqa: E402

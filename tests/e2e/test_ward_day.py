@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from motcua_common import demo
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 pytestmark = pytest.mark.e2e
 WARD = "dn-hai-chau"

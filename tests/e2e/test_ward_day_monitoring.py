@@ -14,8 +14,8 @@ import pytest
 import requests
 import yaml
 
-from motcua_common.embedded import free_port
-from motcua_common.testing import wait_for
+from motcua_platform.embedded import free_port
+from motcua_testing.fixtures import wait_for
 
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import requests
 from bson import json_util
 from pymongo import MongoClient
 
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 from .test_ward_day import fill_form
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 from .conftest import SMS_INBOUND_TOKEN
 from .test_ward_day import fill_form

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 from .test_ward_day import call, login, sms_for, submit_online
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from motcua_common.embedded import free_port
-from motcua_common.testing import RunningPlatform, create_vhost, delete_vhost
+from motcua_platform.embedded import free_port
+from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kannel_stack  # noqa: E402

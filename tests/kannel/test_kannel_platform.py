@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from motcua_common import demo
-from motcua_common.testing import wait_for
+from motcua_testing.fixtures import wait_for
 
 from .conftest import SMS_INBOUND_TOKEN
 

@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from motcua_common import tracing
-from motcua_common.embedded import free_port
+from motcua_platform.embedded import free_port
 from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import commit
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
@@ -125,7 +125,7 @@ def traced_processes(broker_settings, tmp_path):
     env.update(MOTCUA_WORKER_MODULE="probe_worker", PYTHONPATH=str(SUPPORT), MOTCUA_TRACE_FILE=str(trace_file),
                MOTCUA_RELAY_POLL_SECONDS="0.1")
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    cli = [sys.executable, "-m", "motcua_common.cli"]
+    cli = [sys.executable, "-m", "motcua_platform.cli"]
     procs = [subprocess.Popen(cli + ["worker", "--service", "notify"], env=env),
              subprocess.Popen(cli + ["relay", "--service", "dossier"], env=env)]
     yield trace_file
@@ -242,7 +242,7 @@ def test_the_worker_exports_its_spans_by_otlp_when_an_endpoint_is_set(broker_set
     env.update(MOTCUA_WORKER_MODULE="probe_worker", PYTHONPATH=str(SUPPORT), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
                OTEL_BSP_SCHEDULE_DELAY="200")
     env.pop(tracing.TRACE_FILE_ENV, None)
-    worker = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "notify"], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "notify"], env=env)
     try:
         traceparent, trace_id, span_id = fresh_traceparent()
         event = submitted("OTLP-1", traceparent)

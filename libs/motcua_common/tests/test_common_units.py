@@ -105,7 +105,7 @@ def test_the_front_door_links_only_to_services_this_machine_runs():
 
     from werkzeug.test import Client
 
-    from motcua_common.apiserver import landing_page
+    from motcua_platform.apiserver import landing_page
 
     def prefixes(services):
         body = Client(landing_page(["dn-hai-chau"], services)).get("/").get_data(as_text=True)

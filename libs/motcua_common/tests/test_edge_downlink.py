@@ -12,12 +12,12 @@ import pika
 import pytest
 
 from motcua_common import topology
-from motcua_common.chaos import drain
-from motcua_common.edge import Downlink, declare_downlink_entry, declare_downlink_queue, shovel_definitions
+from motcua_testing.chaos import drain
+from motcua_platform.edge import Downlink, declare_downlink_entry, declare_downlink_queue, shovel_definitions
 from motcua_common.events import new_event
 from motcua_common.outbox import commit
 from motcua_common.relay import Relay
-from motcua_common.testing import create_vhost, delete_vhost
+from motcua_testing.fixtures import create_vhost, delete_vhost
 
 
 def submitted(ward: str) -> dict:
@@ -124,16 +124,16 @@ def test_the_centres_operators_declare_offices_queues_with_the_topology_command(
     import subprocess
     import sys
 
-    from motcua_common.testing import settings_env
+    from motcua_testing.fixtures import settings_env
 
     env = settings_env(broker_settings)
-    result = subprocess.run([sys.executable, "-m", "motcua_common.cli", "topology", "--ward", "dn-hai-chau",
+    result = subprocess.run([sys.executable, "-m", "motcua_platform.cli", "topology", "--ward", "dn-hai-chau",
                              "--ward", "dn-son-tra"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "declared motcua.downlink.dn-son-tra" in result.stdout
     publish_for_ward(broker_settings.amqp_url, "dn-son-tra")
     assert len(drain(broker_settings.amqp_url, "motcua.downlink.dn-son-tra")) == 1
     assert drain(broker_settings.amqp_url, "motcua.downlink.dn-hai-chau") == []
-    bad = subprocess.run([sys.executable, "-m", "motcua_common.cli", "topology", "--ward", "Bad Ward!"],
+    bad = subprocess.run([sys.executable, "-m", "motcua_platform.cli", "topology", "--ward", "Bad Ward!"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not a ward id" in bad.stderr

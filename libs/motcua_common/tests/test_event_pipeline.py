@@ -15,7 +15,7 @@ from motcua_common import topology
 from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 
 SUPPORT = Path(__file__).resolve().parents[3] / "tests" / "support"
 
@@ -32,7 +32,7 @@ def worker(broker_settings):
     env = settings_env(broker_settings)
     env["MOTCUA_WORKER_MODULE"] = "probe_worker"
     env["PYTHONPATH"] = str(SUPPORT)
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "notify"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "notify"], env=env)
     yield proc
     proc.terminate()
     try:

@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 from hypothesis import given, strategies as st
 
 from motcua_common.outbox import OUTBOX
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 from motcua_dossier import domain
 from motcua_dossier.worker import announce_overdue_dossiers
 
@@ -108,7 +108,7 @@ def test_the_worker_timer_announces_overdue_dossiers(broker_settings, service_db
         "due_date": "2020-01-06", "received_on": "2020-01-02", "chain_id": None, "citizen_id": "c1",
         "submitted_at": datetime(2020, 1, 2, tzinfo=timezone.utc), "history": [], "form": {},
     })
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "dossier"],
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "dossier"],
                             env=settings_env(broker_settings))
     try:
         event = wait_for(lambda: db[OUTBOX].find_one({"routing_key": "DossierOverdue"}), timeout=60,

@@ -15,7 +15,7 @@ from motcua_common import topology
 from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 
 
 def take(settings, queue):
@@ -56,7 +56,7 @@ def test_submitted_and_status_events_reach_the_broker_through_the_relay(broker_s
 
 @pytest.fixture
 def worker(broker_settings, dossier_db):
-    process = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "dossier"],
+    process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "dossier"],
                                env=settings_env(broker_settings))
     yield process
     process.terminate()

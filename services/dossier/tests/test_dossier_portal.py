@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from motcua_common.outbox import OUTBOX
-from motcua_common.pagecheck import page_of
+from motcua_testing.pagecheck import page_of
 from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_dossier.api import LOOKUPS_PER_WINDOW, create_app
 from motcua_dossier.payment_provider import PaymentSetup

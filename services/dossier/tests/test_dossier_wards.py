@@ -21,7 +21,7 @@ import pytest
 from motcua_common import rpc
 from motcua_common.config import Settings
 from motcua_common.outbox import OUTBOX
-from motcua_common.testing import create_vhost, delete_vhost, settings_env, wait_for
+from motcua_testing.fixtures import create_vhost, delete_vhost, settings_env, wait_for
 from motcua_dossier.api import create_app
 from motcua_dossier.ward_directory import WardDirectory
 from motcua_identity import bootstrap as identity_bootstrap
@@ -189,7 +189,7 @@ def identity(mongo_url, tmp_path_factory):
     settings = replace(Settings.from_env({}), mongo_url=mongo_url, amqp_url=create_vhost(vhost),
                        db_prefix=f"t{uuid.uuid4().hex[:8]}_", data_dir=tmp_path_factory.mktemp("identity"))
     identity_bootstrap.prepare(settings)
-    process = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "identity"],
+    process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "identity"],
                                env=settings_env(settings))
     try:
         wait_for(lambda: _answers(settings), timeout=60, message="the identity worker to answer RPC")

@@ -12,7 +12,7 @@ import pytest
 
 from motcua_common import demo
 from motcua_common.outbox import OUTBOX
-from motcua_common.pagecheck import page_of
+from motcua_testing.pagecheck import page_of
 from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_identity import bootstrap
 from motcua_identity.api import LOGINS_PER_USERNAME, create_app

@@ -293,7 +293,7 @@ def test_a_claim_walks_the_due_index_not_every_notification_ever_sent(db, clock)
     # Senders claim twice a second all day while sent notifications pile up: a scan here
     # took a fifth of the embedded database in a 50-ward day (bench/RESULTS.md), and so did
     # findAndModify, which that database answers by reading the whole collection.
-    from motcua_common.testing import collection_scans, recording_client
+    from motcua_testing.fixtures import collection_scans, recording_client
 
     db[store.NOTIFICATIONS].insert_many([
         {**store.new_notification(template="broadcast", params={"text": "Họp"}, ward_id=WARD, source_id=f"s{i}",

@@ -26,7 +26,7 @@ from motcua_common.events import new_event
 from motcua_common.mongo import connect
 from motcua_common.outbox import OUTBOX, commit
 from motcua_common.relay import Relay
-from motcua_common.testing import create_vhost, delete_vhost, settings_env, wait_for
+from motcua_testing.fixtures import create_vhost, delete_vhost, settings_env, wait_for
 from motcua_notify import bootstrap, domain, store
 
 SUPPORT = Path(__file__).resolve().parent / "support"
@@ -85,7 +85,7 @@ class Platform:
 
 
 def _spawn(argv_service: str, env: dict, log_file=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", argv_service],
+    return subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", argv_service],
                             env=env, stderr=log_file)
 
 

@@ -17,7 +17,7 @@ from motcua_common import topology
 from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
 from motcua_queue.store import APPOINTMENTS, QueueStore
@@ -98,7 +98,7 @@ def messages_in(settings, queue: str) -> int:
 @pytest.fixture
 def worker(broker_settings):
     prepare(broker_settings)
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "queue"],
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "queue"],
                             env=settings_env(broker_settings))
     yield proc
     proc.terminate()
@@ -153,7 +153,7 @@ def test_a_counter_s_day_walks_indexes_and_never_reads_every_ticket_ever_issued(
     """Issue, call, serve, the board: no collection scan, and no findAndModify on tickets,
     which the embedded database answers by reading every ticket kept (a year's, in an office
     on one machine)."""
-    from motcua_common.testing import collection_scans, recording_client
+    from motcua_testing.fixtures import collection_scans, recording_client
     from motcua_queue.store import ensure_indexes
 
     db = service_db("queue")

@@ -14,7 +14,7 @@ import pytest
 from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit
 from motcua_common.relay import Relay
-from motcua_common.testing import settings_env, wait_for
+from motcua_testing.fixtures import settings_env, wait_for
 from motcua_rating import domain
 from motcua_rating.api import create_app
 from motcua_rating.bootstrap import prepare
@@ -31,7 +31,7 @@ def rating_db(broker_settings, service_db):
 
 @pytest.fixture
 def rating_worker(broker_settings, rating_db):
-    proc = subprocess.Popen([sys.executable, "-m", "motcua_common.cli", "worker", "--service", "rating"],
+    proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "rating"],
                             env=settings_env(broker_settings))
     yield proc
     proc.terminate()

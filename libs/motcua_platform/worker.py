@@ -10,25 +10,13 @@ import signal
 
 import eventlet
 
-from . import metrics, topology
-from .config import Settings
-from .logs import configure_logging
-from .tracing import configure_tracing
+from motcua_common import metrics
+from motcua_common import topology
+from motcua_common.config import Settings, nameko_config
+from motcua_common.logs import configure_logging
+from motcua_common.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
-
-
-def nameko_config(settings: Settings) -> dict:
-    return {
-        "AMQP_URI": settings.amqp_url,
-        "serializer": "json",
-        # Handlers run side by side per worker process; also the broker's prefetch per
-        # consumer (nameko ties the two). MOTCUA_WORKER_MAX_WORKERS tunes it (bench/RESULTS.md).
-        "max_workers": int(os.environ.get("MOTCUA_WORKER_MAX_WORKERS", "20")),
-        # Detect a dead broker link in seconds, not nameko's default minute.
-        "HEARTBEAT": 15,
-        "MOTCUA_SETTINGS": settings,
-    }
 
 
 def run(service: str) -> None:

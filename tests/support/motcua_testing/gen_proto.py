@@ -1,7 +1,7 @@
 """Regenerate the event classes from proto/ with grpcio-tools' protoc.
 
-    python -m motcua_common.gen_proto            # writes libs/motcua_common/events_pb2.py
-    python -m motcua_common.gen_proto --check    # exit 1 if the committed file drifted
+    PYTHONPATH=tests/support python -m motcua_testing.gen_proto          # writes libs/motcua_common/events_pb2.py
+    PYTHONPATH=tests/support python -m motcua_testing.gen_proto --check  # exit 1 if the committed file drifted
 
 The generated module is committed so that installing the platform needs no protoc;
 tests/test_proto_drift.py fails when it and the .proto disagree.
@@ -12,10 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+# The source tree, not an installed copy: this tool regenerates a committed file.
+ROOT = Path(__file__).resolve().parents[3]
 PROTO_DIR = ROOT / "proto"
 PROTO_FILE = "motcua/events/v1/events.proto"
-TARGET = Path(__file__).resolve().parent / "events_pb2.py"
+TARGET = ROOT / "libs" / "motcua_common" / "events_pb2.py"
 
 
 def generate() -> bytes:
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     generated = generate()
     if "--check" in argv:
         if TARGET.read_bytes() != generated:
-            print(f"{TARGET} is out of date: run python -m motcua_common.gen_proto", file=sys.stderr)
+            print(f"{TARGET} is out of date: run PYTHONPATH=tests/support python -m motcua_testing.gen_proto", file=sys.stderr)
             return 1
         return 0
     TARGET.write_bytes(generated)

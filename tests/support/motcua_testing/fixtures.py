@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from .config import Settings
-from .embedded import EmbeddedMongo
+from motcua_common.config import Settings
+from motcua_platform.embedded import EmbeddedMongo
 
 BROKER = os.environ.get("MOTCUA_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
 
@@ -89,7 +89,7 @@ def broker_settings(settings, amqp_url) -> Settings:
 
 @pytest.fixture
 def mongo_client(mongo_url):
-    from .mongo import connect
+    from motcua_common.mongo import connect
 
     client = connect(Settings(mongo_url=mongo_url))
     yield client
@@ -136,7 +136,7 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, message: s
 # ---------------------------------------------------------------- tokens for API tests
 @pytest.fixture(scope="session")
 def signing_key(tmp_path_factory):
-    from .auth import SigningKey
+    from motcua_common.auth import SigningKey
 
     return SigningKey.load_or_create(tmp_path_factory.mktemp("keys") / "signing.pem")
 
@@ -144,7 +144,7 @@ def signing_key(tmp_path_factory):
 @pytest.fixture
 def verifier(signing_key):
     """A TokenVerifier that trusts `signing_key`; pass it to create_app(settings, verifier=...)."""
-    from .auth import TokenVerifier
+    from motcua_common.auth import TokenVerifier
 
     return TokenVerifier(signing_key.jwks)
 
@@ -172,7 +172,7 @@ class RunningPlatform:
         exit_code = platform.stop()      # SIGTERM, then kill after `timeout`; None if killed"""
 
     def __init__(self, env: dict, log_path: Path, args: tuple[str, ...] = ("--demo",), port: int | None = None):
-        from .embedded import free_port
+        from motcua_platform.embedded import free_port
 
         self.env, self.log_path, self.args = env, Path(log_path), args
         self.port = port or free_port()
@@ -185,7 +185,7 @@ class RunningPlatform:
 
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "motcua_common.cli", "up", *self.args, "--port", str(self.port)],
+            [sys.executable, "-m", "motcua_platform.cli", "up", *self.args, "--port", str(self.port)],
             env=self.env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

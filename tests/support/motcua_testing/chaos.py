@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .embedded import EmbeddedMongo, free_port
+from motcua_platform.embedded import EmbeddedMongo, free_port
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
@@ -198,7 +198,7 @@ class DatabaseServer(EmbeddedMongo):
         base = super().command()
         if self.transaction_lifetime is None:
             return base
-        return [sys.executable, "-m", "motcua_common.chaos", "secantus", str(self.transaction_lifetime), *base[3:]]
+        return [sys.executable, "-m", "motcua_testing.chaos", "secantus", str(self.transaction_lifetime), *base[3:]]
 
     def kill(self) -> None:
         """The power cut: no chance to flush or to close the storage cleanly."""
@@ -507,7 +507,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
         time.sleep(interval)
 
 
-if __name__ == "__main__":  # python -m motcua_common.chaos secantus <lifetime> <secantus arguments>
+if __name__ == "__main__":  # python -m motcua_testing.chaos secantus <lifetime> <secantus arguments>
     if sys.argv[1:2] != ["secantus"]:
-        sys.exit("usage: python -m motcua_common.chaos secantus <transaction lifetime s> <secantus arguments>")
+        sys.exit("usage: python -m motcua_testing.chaos secantus <transaction lifetime s> <secantus arguments>")
     sys.exit(_secantus_with_transaction_lifetime(float(sys.argv[2]), sys.argv[3:]))

@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 
-from . import wards
-from .events import EVENT_TYPES, exchange_for
-from .launcher import Child, LaunchError, Platform, say
-from .topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
+from motcua_common import wards
+from motcua_common.events import EVENT_TYPES, exchange_for
+from motcua_platform.launcher import Child, LaunchError, Platform, say
+from motcua_common.topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 JWKS_PATH = "/identity/.well-known/jwks.json"
 WARD_ID = wards.WARD_ID
@@ -279,9 +279,9 @@ class OneWard:
 
 
 def serve_api(host: str, port: int, ward_id: str) -> None:
-    from .apiserver import combined_app, serve
-    from .config import Settings
-    from .logs import configure_logging
+    from motcua_platform.apiserver import combined_app, serve
+    from motcua_common.config import Settings
+    from motcua_common.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging("edge", "api", settings.log_level)
@@ -378,7 +378,7 @@ class EdgePlatform(Platform):
         minute even if the link drops right after; say so when only the disk copy is left."""
         import requests
 
-        from .jwks_cache import on_disk, read_cached
+        from motcua_common.jwks_cache import on_disk, read_cached
 
         cache = Path(self.env["MOTCUA_JWKS_CACHE_FILE"])
 
@@ -395,8 +395,8 @@ class EdgePlatform(Platform):
                     "cannot sign in at this office until the link to the centre works once")
 
     def _children(self) -> list[Child]:
-        cli = [sys.executable, "-m", "motcua_common.cli"]
-        children = [Child("api", [sys.executable, "-m", "motcua_common.edge", "api", "--host", self.host,
+        cli = [sys.executable, "-m", "motcua_platform.cli"]
+        children = [Child("api", [sys.executable, "-m", "motcua_platform.edge", "api", "--host", self.host,
                                   "--port", str(self.port), "--ward", self.ward_id])]
         for service in self.services:
             children.append(Child(f"{service}-worker", cli + ["worker", "--service", service]))

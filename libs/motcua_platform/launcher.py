@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from .config import SERVICES, Settings
-from .embedded import EmbeddedMongo, free_port
+from motcua_common.config import SERVICES, Settings
+from motcua_platform.embedded import EmbeddedMongo, free_port
 
 
 def say(message: str) -> None:
@@ -108,7 +108,7 @@ class Platform:
         return env
 
     def _prepare(self, settings: Settings) -> None:
-        from . import topology
+        from motcua_common import topology
 
         topology.declare_with_url(settings)
         for service in self.services:
@@ -165,7 +165,7 @@ class Platform:
             say(f"could not write {path}: {exc}")
 
     def _children(self) -> list[Child]:
-        cli = [sys.executable, "-m", "motcua_common.cli"]
+        cli = [sys.executable, "-m", "motcua_platform.cli"]
         children = [Child("api", cli + ["api", "--all", "--host", self.host, "--port", str(self.port)])]
         for service in self.services:
             # Workers and relays count events and SMS; each exposes /metrics on its own port.

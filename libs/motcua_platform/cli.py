@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         import eventlet
 
         eventlet.monkey_patch()
-        from .worker import run
+        from motcua_platform.worker import run
 
         run(args.service)
         return 0
@@ -84,18 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             missing = [f"--{name}" for name in ("ward", "upstream", "central") if not getattr(args, name)]
             if missing:
                 p_up.error(f"--profile edge needs {', '.join(missing)}")
-            from .edge import up_edge
+            from motcua_platform.edge import up_edge
 
             return up_edge(port=args.port, demo=args.demo, ward_id=args.ward, upstream=args.upstream,
                            central=args.central, host=args.host)
-        from .launcher import up
+        from motcua_platform.launcher import up
 
         return up(port=args.port, demo=args.demo, host=args.host)
     if args.command == "api":
-        from .apiserver import combined_app, serve, service_app
-        from .config import Settings
-        from .logs import configure_logging
-        from .tracing import configure_tracing
+        from motcua_platform.apiserver import combined_app, serve, service_app
+        from motcua_common.config import Settings
+        from motcua_common.logs import configure_logging
+        from motcua_common.tracing import configure_tracing
 
         settings = Settings.from_env()
         configure_logging(args.service or "platform", "api", settings.log_level)
@@ -104,18 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         serve(app, args.host, args.port, threads=args.threads, workers=args.workers)
         return 0
     if args.command == "relay":
-        from .relay import main as relay_main
+        from motcua_common.relay import main as relay_main
 
         relay_main(args.service)
         return 0
     if args.command == "topology":
-        from .config import Settings
-        from .topology import declare_with_url
+        from motcua_common.config import Settings
+        from motcua_common.topology import declare_with_url
 
         settings = Settings.from_env()
         declare_with_url(settings)
         if args.ward:
-            from .edge import declare_downlinks
+            from motcua_platform.edge import declare_downlinks
 
             for queue in declare_downlinks(settings.amqp_url, args.ward):
                 print(f"declared {queue}")
@@ -125,18 +125,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate-keys":
         from motcua_identity.api import key_ring
 
-        from .config import Settings
+        from motcua_common.config import Settings
 
         print(f"new signing key {key_ring(Settings.from_env()).rotate()}")
         return 0
     if args.command == "simulate":
-        from .simulate import main as simulate_main
+        from motcua_platform.simulate import main as simulate_main
 
         return simulate_main(args)
     if args.command == "prepare":
         import importlib
 
-        from .config import Settings
+        from motcua_common.config import Settings
 
         importlib.import_module(f"motcua_{args.service}.bootstrap").prepare(Settings.from_env(), demo=args.demo)
         return 0

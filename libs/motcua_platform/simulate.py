@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from . import demo
+from motcua_common import demo
 
 OPEN_PERIODS = [(7.5, 11.5), (13.5, 17.0)]  # the ward's office hours, local time
 PEAKS = [(9.0, 0.8, 1.6), (14.5, 0.8, 1.0)]  # (hour, spread in hours, extra height) over a base of 1
@@ -266,8 +266,8 @@ def _provision_ward(api: Api, admin: dict, index: int, mongo_url: str | None) ->
     from motcua_queue.bootstrap import DEMO_COUNTERS, DEMO_SERVICES
     from motcua_queue.store import QueueStore
 
-    from .config import Settings
-    from .mongo import connect, service_database
+    from motcua_common.config import Settings
+    from motcua_common.mongo import connect, service_database
 
     settings = Settings.from_env()
     settings = replace(settings, mongo_url=mongo_url or settings.mongo_url)

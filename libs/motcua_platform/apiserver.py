@@ -8,7 +8,7 @@ import importlib
 from flask import Flask
 from werkzeug.wrappers import Response
 
-from .config import SERVICES, Settings
+from motcua_common.config import SERVICES, Settings
 
 
 def service_app(service: str, settings: Settings) -> Flask:
@@ -71,7 +71,7 @@ def landing_page(ward_ids: list[str], services=SERVICES):
 
 
 def combined_app(settings: Settings, services=SERVICES) -> PrefixRouter:
-    from . import demo
+    from motcua_common import demo
 
     return PrefixRouter({svc: service_app(svc, settings) for svc in services},
                         landing=landing_page(demo.ward_ids() if settings.demo else [], services))
