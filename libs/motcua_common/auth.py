@@ -20,6 +20,10 @@ ISSUER = "motcua-identity"
 AUDIENCE = "motcua"
 ALGORITHM = "RS256"
 ROLES = ("citizen", "officer", "ward_admin", "admin", "monitor", "kiosk")
+# The people who work for one ward, and with the platform admin everyone who may act on a
+# ward's dossiers, tickets and numbers: one definition for every service.
+WARD_STAFF_ROLES = ("officer", "ward_admin")
+STAFF_ROLES = WARD_STAFF_ROLES + ("admin",)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Principal:
         """Officer or ward admin of `ward_id`, or a platform admin."""
         if self.role == "admin":
             return True
-        return self.role in ("officer", "ward_admin") and self.ward_id == ward_id
+        return self.role in WARD_STAFF_ROLES and self.ward_id == ward_id
 
     def can_watch(self, ward_id: str) -> bool:
         """May read a ward's numbers: its staff, the monitoring centre, admins."""

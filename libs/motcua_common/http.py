@@ -4,6 +4,7 @@ checks and Idempotency-Key handling."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -74,6 +75,14 @@ def field_error(field: str, message: str) -> dict:
 
 def not_found(detail: str = "Không tìm thấy. / Not found.") -> Problem:
     return Problem(404, "not_found", "Không tìm thấy", detail)
+
+
+def require_gateway_token(expected: str | None, given: str | None) -> None:
+    """The SMS gateway's shared secret (SMS_INBOUND_TOKEN), compared in constant time.
+    Unset on our side means no gateway may call: refused like a wrong token."""
+    if not expected or not hmac.compare_digest((given or "").encode(), expected.encode()):
+        raise Problem(401, "invalid_gateway_token", "Sai mã cổng tin nhắn",
+                      "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token.")
 
 
 def forbidden(detail: str = "Bạn không có quyền thực hiện thao tác này. / Not allowed.") -> Problem:

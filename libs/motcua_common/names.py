@@ -49,3 +49,15 @@ def normalise_display_name(value: object) -> str | None:
     if unsafe_characters(name):
         return None
     return name
+
+
+def unaccent(text: str) -> str:
+    """Vietnamese without diacritics, case and spacing kept: "Đăng ký" -> "Dang ky"."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
+def fold(text: str) -> str:
+    """For searching by what people type: no accents, lower case, single spaces, so
+    "song cong" finds «Phường Sông Công» and "dang ky khai sinh" «Đăng ký khai sinh»."""
+    return " ".join(unaccent(text).casefold().split())
