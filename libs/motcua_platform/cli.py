@@ -15,62 +15,118 @@ from __future__ import annotations
 import argparse
 import sys
 
+from motcua_platform.preflight import EXIT_UNAVAILABLE, Unavailable, check_broker, check_database
+
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="motcua", description="Một Cửa — the ward one-stop-shop platform")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    p_up = sub.add_parser("up", help="run the whole platform on this machine")
-    p_up.add_argument("--demo", action="store_true", help="load demo wards, queue services, counters and the catalog")
-    p_up.add_argument("--port", type=int, default=8080)
-    p_up.add_argument("--host", default="127.0.0.1")
-    p_up.add_argument("--profile", choices=["central", "edge"], default="central")
-    p_up.add_argument("--ward")
-    p_up.add_argument("--upstream")
-    p_up.add_argument("--central")
+    try:
+        return version("motcua")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
-    p_api = sub.add_parser("api", help="serve the HTTP API")
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help names its default, where it has one worth naming."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, []):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = _Help
+    parser = argparse.ArgumentParser(
+        prog="motcua", formatter_class=fmt,
+        description="Một Cửa — the ward one-stop-shop platform. `motcua up --demo` tries it on one machine.",
+        epilog="Settings come from the environment (MONGO_URL, AMQP_URL, MOTCUA_DATA_DIR, SMS_GATEWAY_URL, …): "
+               "see README.md. Exit codes: 0 done, 1 failed, 2 bad usage, "
+               f"{EXIT_UNAVAILABLE} the database or the broker is unreachable.")
+    parser.add_argument("--version", action="version", version=f"motcua {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_up = sub.add_parser("up", formatter_class=fmt, help="run the whole platform on this machine",
+                          description="Start the five services' APIs, workers and relays, the embedded database "
+                                      "(unless MONGO_URL is set) and the local RabbitMQ if it is installed but "
+                                      "stopped. Prints `motcua ready <url>` when every service is ready.")
+    p_up.add_argument("--demo", action="store_true", help="load demo wards, queue services, counters, staff and the catalog")
+    p_up.add_argument("--port", type=int, default=8080, help="the port every page and API is served on")
+    p_up.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
+    p_up.add_argument("--profile", choices=["central", "edge"], default="central",
+                      help="central: all five services; edge: one ward office's queue and rating")
+    p_up.add_argument("--ward", metavar="WARD_ID", help="edge: the ward this office serves")
+    p_up.add_argument("--upstream", metavar="AMQP_URL", help="edge: the central broker the office's events go to")
+    p_up.add_argument("--central", metavar="URL", help="edge: the central platform's base URL (token keys, lookups)")
+
+    p_api = sub.add_parser("api", formatter_class=fmt, help="serve the HTTP API (gunicorn)")
     group = p_api.add_mutually_exclusive_group(required=True)
-    group.add_argument("--service", choices=SERVICES)
-    group.add_argument("--all", action="store_true")
-    p_api.add_argument("--host", default="0.0.0.0")
-    p_api.add_argument("--port", type=int, default=8080)
-    p_api.add_argument("--threads", type=int, default=16)
-    p_api.add_argument("--workers", type=int, default=1)
+    group.add_argument("--service", choices=SERVICES, help="serve this service's API alone")
+    group.add_argument("--all", action="store_true", help="serve every service's API on one port")
+    p_api.add_argument("--host", default="0.0.0.0", help="the address to listen on")
+    p_api.add_argument("--port", type=int, default=8080, help="the port to listen on")
+    p_api.add_argument("--threads", type=int, default=16, help="request threads per worker process")
+    p_api.add_argument("--workers", type=int, default=1, help="worker processes")
 
-    for name in ("worker", "relay"):
-        p = sub.add_parser(name, help=f"run a service's {name}")
-        p.add_argument("--service", choices=SERVICES, required=True)
+    for name, what in (("worker", "event handlers, RPC and timers (nameko)"),
+                       ("relay", "the outbox relay: publishes stored events to the broker")):
+        p = sub.add_parser(name, formatter_class=fmt, help=f"run a service's {name}: {what}")
+        p.add_argument("--service", choices=SERVICES, required=True, help="which service")
 
-    p_top = sub.add_parser("topology", help="declare the broker topology")
+    p_top = sub.add_parser("topology", formatter_class=fmt, help="declare the broker topology (exchanges, queues, bindings)")
     p_top.add_argument("--ward", action="append", default=[], metavar="WARD_ID",
                        help="at the centre: also keep this ward office's events in its downlink queue "
                             "(repeatable; the edge profile declares its own when it can reach the centre)")
-    sub.add_parser("rotate-keys", help="identity: new token signing key; prune keys no token still needs")
-    p_keys = sub.add_parser("new-keys", help="write the keys a cluster's API replicas share (for its Secrets)")
+    sub.add_parser("rotate-keys", formatter_class=fmt,
+                   help="identity: new token signing key; prune keys no token still needs")
+    p_keys = sub.add_parser("new-keys", formatter_class=fmt,
+                            help="write the keys a cluster's API replicas share (for its Secrets)")
     p_keys.add_argument("directory", help="where to write result-ca.pem (dossier) and kiosk-device.key (queue)")
-    p_prep = sub.add_parser("prepare", help="create indexes and reference data")
-    p_prep.add_argument("--service", choices=SERVICES, required=True)
-    p_prep.add_argument("--demo", action="store_true")
+    p_prep = sub.add_parser("prepare", formatter_class=fmt, help="create indexes and reference data (safe to repeat)")
+    p_prep.add_argument("--service", choices=SERVICES, required=True, help="which service's database")
+    p_prep.add_argument("--demo", action="store_true", help="also load the demo wards, staff and queue set-up")
 
-    p_sim = sub.add_parser("simulate", help="play ward days against a running platform (load and demo)")
-    p_sim.add_argument("--base-url", default="http://127.0.0.1:8080")
-    p_sim.add_argument("--wards", type=int, default=2)
+    p_sim = sub.add_parser("simulate", formatter_class=fmt,
+                           help="play ward days against a running platform (load and demo)")
+    p_sim.add_argument("--base-url", default="http://127.0.0.1:8080", help="the running platform")
+    p_sim.add_argument("--wards", type=int, default=2, help="how many wards play at once")
     p_sim.add_argument("--minutes", type=float, default=2.0, help="wall-clock minutes for one office day")
     p_sim.add_argument("--rate", type=float, default=120, help="kiosk tickets per ward per day")
     p_sim.add_argument("--online-rate", type=float, default=30, help="online dossiers per ward per day")
-    p_sim.add_argument("--seed", type=int)
+    p_sim.add_argument("--seed", type=int, help="random seed, to replay a day exactly (default: a new day each run)")
     p_sim.add_argument("--concurrency", type=int, default=64, help="citizens acting at once, at most")
     p_sim.add_argument("--admin-password", help="to create wards beyond the demo ones (MOTCUA_ADMIN_PASSWORD)")
     p_sim.add_argument("--mongo-url", help="the platform's database, for the queue set-up of created wards")
     p_sim.add_argument("--sms-sink-port", type=int,
-                       help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) and check every dossier's SMS")
+                       help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) "
+                            "and check every dossier's SMS")
     p_sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(p_up=p_up)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except Unavailable as exc:
+        print(f"motcua: error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
 
+
+def _settings():
+    from motcua_common.config import Settings
+
+    return Settings.from_env()
+
+
+def _run(args) -> int:
     if args.command == "worker":
         import eventlet
 
@@ -83,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile == "edge":
             missing = [f"--{name}" for name in ("ward", "upstream", "central") if not getattr(args, name)]
             if missing:
-                p_up.error(f"--profile edge needs {', '.join(missing)}")
+                args.p_up.error(f"--profile edge needs {', '.join(missing)}")
             from motcua_platform.edge import up_edge
 
             return up_edge(port=args.port, demo=args.demo, ward_id=args.ward, upstream=args.upstream,
@@ -93,11 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(port=args.port, demo=args.demo, host=args.host)
     if args.command == "api":
         from motcua_platform.apiserver import combined_app, serve, service_app
-        from motcua_common.config import Settings
         from motcua_common.logs import configure_logging
         from motcua_common.tracing import configure_tracing
 
-        settings = Settings.from_env()
+        settings = _settings()
         configure_logging(args.service or "platform", "api", settings.log_level)
         configure_tracing(args.service or "platform", "api")
         app = combined_app(settings) if args.all else service_app(args.service, settings)
@@ -109,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         relay_main(args.service)
         return 0
     if args.command == "topology":
-        from motcua_common.config import Settings
         from motcua_common.topology import declare_with_url
 
-        settings = Settings.from_env()
+        settings = _settings()
+        check_broker(settings.amqp_url)
         declare_with_url(settings)
         if args.ward:
             from motcua_platform.edge import declare_downlinks
@@ -125,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rotate-keys":
         from motcua_identity.api import key_ring
 
-        from motcua_common.config import Settings
-
-        print(f"new signing key {key_ring(Settings.from_env()).rotate()}")
+        settings = _settings()
+        check_database(settings.mongo_url)
+        print(f"new signing key {key_ring(settings).rotate()}")
         return 0
     if args.command == "simulate":
         from motcua_platform.simulate import main as simulate_main
@@ -136,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         import importlib
 
-        from motcua_common.config import Settings
-
-        importlib.import_module(f"motcua_{args.service}.bootstrap").prepare(Settings.from_env(), demo=args.demo)
+        settings = _settings()
+        check_database(settings.mongo_url)
+        importlib.import_module(f"motcua_{args.service}.bootstrap").prepare(settings, demo=args.demo)
         return 0
     return 1
 
@@ -146,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
 def _new_keys(directory: str) -> int:
     """New shared keys, readable by the owner only; an existing file is never replaced
     (a new authority would make every result signed before it fail to verify)."""
-    import os
     from pathlib import Path
 
+    from motcua_common.keyfiles import write_new
     from motcua_dossier.signing_keys import new_authority_pem
     from motcua_queue.devices import new_device_key
 
@@ -156,14 +211,10 @@ def _new_keys(directory: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, make in (("result-ca.pem", new_authority_pem), ("kiosk-device.key", lambda: new_device_key().encode())):
         path = out / name
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if write_new(path, make()):
+            print(f"wrote {path}")
+        else:
             print(f"{path} exists; kept", file=sys.stderr)
-            continue
-        with os.fdopen(fd, "wb") as f:
-            f.write(make())
-        print(f"wrote {path}")
     return 0
 
 

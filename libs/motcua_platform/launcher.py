@@ -24,6 +24,7 @@ import requests
 
 from motcua_common.config import SERVICES, Settings
 from motcua_platform.embedded import EmbeddedMongo, free_port
+from motcua_platform.preflight import EXIT_FAILED, EXIT_UNAVAILABLE, Unavailable, check_broker, check_database
 
 
 def say(message: str) -> None:
@@ -31,9 +32,12 @@ def say(message: str) -> None:
 
 
 class LaunchError(SystemExit):
-    def __init__(self, message: str):
+    """The platform cannot start: said in one line; exits with its own code (never
+    argparse's 2): EXIT_UNAVAILABLE when a backing service is down, else EXIT_FAILED."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
         say(f"error: {message}")
-        super().__init__(2)
+        super().__init__(code)
 
 
 def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -50,17 +54,19 @@ def ensure_local_rabbitmq(amqp_url: str, wait_seconds: float = 90) -> None:
     if _reachable(host, port):
         return
     if host not in ("127.0.0.1", "localhost"):
-        raise LaunchError(f"the broker at {host}:{port} is not reachable (AMQP_URL)")
+        raise LaunchError(f"the broker at {host}:{port} (AMQP_URL) is not reachable: check that it runs "
+                          "and that this machine may reach it", EXIT_UNAVAILABLE)
     server = shutil.which("rabbitmq-server") or ("/usr/sbin/rabbitmq-server" if os.path.exists("/usr/sbin/rabbitmq-server") else None)
     if server is None:
         raise LaunchError("RabbitMQ is not running on 127.0.0.1:5672 and is not installed. "
-                          "Install the Debian package: apt-get install rabbitmq-server (or set AMQP_URL).")
+                          "Install the Debian package: apt-get install rabbitmq-server (or set AMQP_URL).",
+                          EXIT_UNAVAILABLE)
     say("starting the local RabbitMQ (rabbitmq-server -detached)")
     subprocess.run([server, "-detached"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + wait_seconds
     while not _reachable(host, port):
         if time.monotonic() > deadline:
-            raise LaunchError("RabbitMQ did not start; see /var/log/rabbitmq/")
+            raise LaunchError("RabbitMQ did not start; see /var/log/rabbitmq/", EXIT_UNAVAILABLE)
         time.sleep(1)
     time.sleep(2)  # the listener opens slightly before the broker accepts logins
 
@@ -114,22 +120,46 @@ class Platform:
         for service in self.services:
             importlib.import_module(f"motcua_{service}.bootstrap").prepare(settings, demo=self.demo)
 
-    def _wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(self.services)
+    def _wait_ready(self, timeout: float = 120, report_every: float = 3.0) -> None:
+        """Wait for every service's /readyz, saying every few seconds which are still
+        waiting and why (the API not answering yet, or the check that fails)."""
+        started = time.monotonic()
+        deadline, next_report = started + timeout, started + report_every
+        pending = {service: "the API is starting" for service in self.services}
         while pending and not self.stopping:
             for service in sorted(pending):
-                try:
-                    if requests.get(f"http://127.0.0.1:{self.port}/{service}/readyz", timeout=2).status_code == 200:
-                        pending.discard(service)
-                except requests.RequestException:
-                    pass
+                pending[service] = self._readiness(service)
+                if pending[service] == "":
+                    del pending[service]
             if not pending:
                 return
-            if time.monotonic() > deadline:
-                raise LaunchError(f"not ready after {timeout:.0f} s: {', '.join(sorted(pending))}")
+            now = time.monotonic()
+            if now > deadline:
+                raise LaunchError(f"not ready after {timeout:.0f} s: "
+                                  + "; ".join(f"{s} ({why})" for s, why in sorted(pending.items())))
+            if now >= next_report:
+                ready = [s for s in self.services if s not in pending]
+                say(f"waiting {now - started:.0f} s: "
+                    + "; ".join(f"{s} ({why})" for s, why in sorted(pending.items()))
+                    + (f" — ready: {', '.join(ready)}" if ready else ""))
+                next_report = now + report_every
             self._supervise_once()
             time.sleep(0.3)
+
+    def _readiness(self, service: str) -> str:
+        """'' when the service is ready, else what it is waiting for."""
+        try:
+            answer = requests.get(f"http://127.0.0.1:{self.port}/{service}/readyz", timeout=2)
+        except requests.RequestException:
+            return "the API is starting"
+        if answer.status_code == 200:
+            return ""
+        try:
+            checks = answer.json().get("checks") or {}
+        except ValueError:
+            checks = {}
+        down = [name for name, ok in checks.items() if not ok]
+        return f"{', '.join(down)} not reachable" if down else f"readyz answers {answer.status_code}"
 
     def _supervise_once(self) -> None:
         now = time.monotonic()
@@ -192,7 +222,15 @@ class Platform:
     def run(self) -> int:
         settings_env = self._environment()
         self.env = settings_env
-        ensure_local_rabbitmq(settings_env["AMQP_URL"])
+        try:
+            if self.database is None:
+                check_database(settings_env["MONGO_URL"])
+            ensure_local_rabbitmq(settings_env["AMQP_URL"])
+            check_broker(settings_env["AMQP_URL"])
+        except Unavailable as exc:
+            if self.database is not None:
+                self.database.stop()
+            raise LaunchError(str(exc), EXIT_UNAVAILABLE) from None
         settings = Settings.from_env(settings_env)
         self._prepare(settings)
         if _reachable(self.host if self.host != "0.0.0.0" else "127.0.0.1", self.port, 0.5):

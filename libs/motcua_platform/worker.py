@@ -34,9 +34,17 @@ def run(service: str) -> None:
         runner.add_service(cls)
     metrics.serve_worker_metrics(service, "worker")
 
+    stopping = []
+
     def _stop(*_args):
         # Signal handlers must not block: stop the runner from a green thread, the way
-        # nameko's own `run` command does; runner.wait() below then returns.
+        # nameko's own `run` command does; runner.wait() below then returns. Only once:
+        # Ctrl-C reaches every process of the terminal's group and `motcua up` then
+        # stops its children too, and a second stop racing the first makes nameko's
+        # timers and RPC consumers fail with tracebacks.
+        if stopping:
+            return
+        stopping.append(True)
         eventlet.spawn_n(_graceful_stop, runner)
 
     signal.signal(signal.SIGTERM, _stop)
