@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
+from motcua_common import names
 from motcua_common.names import normalise_display_name, unsafe_characters
 from motcua_common.phones import normalise_phone  # noqa: F401  (used by the sender and groups)
 
@@ -118,11 +119,9 @@ _PUNCTUATION = str.maketrans({
 
 
 def unaccent(text: str) -> str:
-    """Vietnamese without diacritics: "Hồ sơ đã được tiếp nhận" -> "Ho so da duoc tiep nhan"."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", stripped).translate(_PUNCTUATION)
+    """Vietnamese without diacritics: "Hồ sơ đã được tiếp nhận" -> "Ho so da duoc tiep nhan";
+    the shared rule (motcua_common.names), plus typographic punctuation made GSM-7."""
+    return names.unaccent(text).translate(_PUNCTUATION)
 
 
 def encode_sms(text: str, unaccented: bool = False) -> SmsBody:

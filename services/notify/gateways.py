@@ -79,6 +79,25 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def outcome_for_request_error(exc: requests.RequestException, gateway: str = "") -> Outcome:
+    """A request that got no answer -> the sender's Outcome, for every gateway spoken to
+    over `requests` (this HTTP gateway, Kannel's sendsms). `gateway` names it in the
+    detail ("kannel: timeout", "kannel unreachable: ..."); unnamed: "timeout", ...
+
+    A connect timeout never reached the gateway; a refused connection neither: both are
+    plain retries. A read timeout, or a reset after the request went out, may have been
+    taken: "ambiguous", retried on the same gateway only (routing.py)."""
+    said = f"{gateway}: " if gateway else ""
+    unreachable = f"{gateway} unreachable" if gateway else "unreachable"
+    if isinstance(exc, requests.ConnectTimeout):
+        return Outcome.retry(f"{said}connect timeout")
+    if isinstance(exc, requests.Timeout):
+        return Outcome.retry(f"{said}timeout", ambiguous=True)
+    if isinstance(exc, requests.ConnectionError):
+        return Outcome.retry(f"{unreachable}: {exc.__class__.__name__}", ambiguous=not _never_connected(exc))
+    return Outcome.retry(f"{unreachable}: {exc.__class__.__name__}", ambiguous=True)
+
+
 # A throttling gateway pauses every message (routing.py): a Retry-After of hours, by mistake
 # or design, would hold every citizen's SMS that long; past this we ask again.
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -112,15 +131,8 @@ class HttpGateway:
                 headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": sms.id},
                 timeout=self.timeout,
             )
-        except requests.ConnectTimeout:
-            return Outcome.retry("connect timeout")       # never reached the gateway
-        except requests.Timeout:
-            return Outcome.retry("timeout", ambiguous=True)
-        except requests.ConnectionError as exc:
-            # Refused before anything was sent, or reset after the request went out.
-            return Outcome.retry(f"unreachable: {exc.__class__.__name__}", ambiguous=not _never_connected(exc))
         except requests.RequestException as exc:
-            return Outcome.retry(f"unreachable: {exc.__class__.__name__}", ambiguous=True)
+            return outcome_for_request_error(exc)
         status = response.status_code
         if 200 <= status < 300:
             return Outcome.ok()

@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlparse
 import requests
 
 from . import domain
-from .gateways import Outcome, OutboundSms, _never_connected
+from .gateways import Outcome, OutboundSms, outcome_for_request_error
 
 # Kannel's dlr-mask bits: 1 delivered to the phone, 2 not delivered to the phone,
 # 4 buffered by the SMSC, 8 accepted by the SMSC, 16 refused by the SMSC.
@@ -120,14 +120,8 @@ class KannelGateway:
     def send(self, sms: OutboundSms) -> Outcome:
         try:
             response = self.session.get(self.config.sendsms_url, params=self.params(sms), timeout=self.timeout)
-        except requests.ConnectTimeout:
-            return Outcome.retry("kannel: connect timeout")
-        except requests.Timeout:
-            return Outcome.retry("kannel: timeout", ambiguous=True)
-        except requests.ConnectionError as exc:
-            return Outcome.retry(f"kannel unreachable: {exc.__class__.__name__}", ambiguous=not _never_connected(exc))
         except requests.RequestException as exc:
-            return Outcome.retry(f"kannel unreachable: {exc.__class__.__name__}", ambiguous=True)
+            return outcome_for_request_error(exc, "kannel")
         return outcome_for_answer(response.status_code, response.text)
 
     def close(self) -> None:

@@ -27,11 +27,10 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common import tracing
-from motcua_common.events import new_event
 from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.outbox import commit
 
-from . import domain
+from . import domain, events
 
 NOTIFICATIONS = "notifications"
 GROUPS = "groups"
@@ -206,10 +205,7 @@ def record_sent(db: Database, doc: dict, now: datetime, to_masked: str | None, b
             }, session=session)
         return True
 
-    return commit(db, change, lambda done: [new_event("NotificationSent", doc["ward_id"], {
-        "notification_id": doc["_id"], "ward_id": doc["ward_id"] or "", "channel": doc["channel"],
-        "template": doc["template"], "segments": body.segments if body else 0,
-    })] if done else [])
+    return commit(db, change, lambda done: [events.notification_sent(doc, body)] if done else [])
 
 
 def record_failed(db: Database, doc: dict, now: datetime, reason: str, detail: str = "") -> bool:
@@ -222,10 +218,7 @@ def record_failed(db: Database, doc: dict, now: datetime, reason: str, detail: s
         }, session=session)
         return result.modified_count == 1
 
-    return commit(db, change, lambda done: [new_event("NotificationFailed", doc["ward_id"], {
-        "notification_id": doc["_id"], "ward_id": doc["ward_id"] or "", "channel": doc["channel"],
-        "template": doc["template"], "reason": reason,
-    })] if done else [])
+    return commit(db, change, lambda done: [events.notification_failed(doc, reason)] if done else [])
 
 
 def schedule_retry(db: Database, doc: dict, at: datetime, detail: str, pinned_gateway: str | None = None) -> bool:
