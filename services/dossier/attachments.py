@@ -28,6 +28,11 @@ ALLOWED_LABEL = "PDF, JPEG, PNG"
 CLOSED_STATUSES = domain.FINISHED_STATUSES
 
 
+# The HTTP status of each refusal (422 for the others): the API's problem and the
+# portal's page answer with the same one.
+REFUSAL_STATUS = {"file_too_large": 413, "unsupported_file_type": 415, "dossier_closed": 409}
+
+
 class AttachmentRefused(Exception):
     """A file that may not be attached; `code` names the reason for the API's problem."""
 

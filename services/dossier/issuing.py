@@ -1,4 +1,5 @@
-"""Issuing a dossier's result (R8): the PDF, signed with the ward's key at approval.
+"""A dossier's result (R8): issuing the PDF, signed with the ward's key at approval;
+handing it to its owner and its ward's staff; verifying a result file anyone holds.
 
 Signed inside the approval request, before the status changes, so a dossier that is
 result_ready always has its signed result (signing takes a fraction of a second)."""
@@ -6,17 +7,20 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from motcua_common import rpc
+from motcua_common.http import Problem, ValidationFailed, field_error
 
-from . import results
+from . import domain, results, store
 from .catalog import Procedure
+from .deps import Deps
 from .result_pdf import ResultContent, render
 from .signing_keys import ResultKeys
 from .ward_directory import WardDirectory
 
 log = logging.getLogger(__name__)
+# Kept under the name the API's route wrote it under (log queries keep matching).
+api_log = logging.getLogger("motcua_dossier.api")
 
 
 def ward_name(wards: WardDirectory, ward_id: str) -> str:
@@ -37,18 +41,42 @@ def named_by_id(ward_id: str) -> str:
 
 
 def issue(keys: ResultKeys, wards: WardDirectory, dossier: dict, procedure: Procedure | None, decided_at: datetime,
-          timezone: str, note: str | None) -> bytes:
-    """The signed result PDF of `dossier`, approved at `decided_at`."""
+          note: str | None) -> bytes:
+    """The signed result PDF of `dossier`, approved at `decided_at` (the ward's local time)."""
     name = ward_name(wards, dossier["ward_id"])
     labels = {f.name: f.label for f in procedure.form} if procedure else {}
     fields = tuple((labels.get(key, key), _text(value)) for key, value in dossier.get("form", {}).items())
     content = ResultContent(
         receipt_code=dossier["receipt_code"], procedure_name=dossier["procedure_name"], ward_name=name,
-        received_on=date.fromisoformat(dossier["received_on"]), decided_at=decided_at.astimezone(ZoneInfo(timezone)),
+        received_on=date.fromisoformat(dossier["received_on"]), decided_at=decided_at,
         fields=fields, note=note,
     )
     pair = keys.for_ward(dossier["ward_id"], name)
     return results.sign(render(content), pair, keys.authority, dossier["receipt_code"], name)
+
+
+def result_of(deps: Deps, dossier: dict) -> bytes:
+    """The signed result PDF of `dossier` (the caller has checked who may read it); 409
+    result_not_ready before approval."""
+    pdf = store.read_result(deps.db, dossier)
+    if pdf is None:
+        raise Problem(409, "result_not_ready", "Hồ sơ chưa có kết quả",
+                      f"Hồ sơ đang ở trạng thái «{domain.STATUS_LABELS[dossier['status']]}»; kết quả có khi hồ sơ "
+                      "được phê duyệt. / The result exists once the dossier is approved.",
+                      current_status=dossier["status"])
+    return pdf
+
+
+def verify(deps: Deps, pdf: bytes) -> dict:
+    """POST /results/verify: whether a file is a valid result, and whether this very file
+    is one the platform issued (not only validly signed by it)."""
+    if not pdf:
+        raise ValidationFailed([field_error("body", "Chưa có tệp PDF để kiểm tra.")])
+    verification = results.verify(pdf, deps.result_keys.authority)
+    answer = verification.to_dict()
+    answer["issued_here"] = verification.valid and store.is_issued_result(deps.db, pdf)
+    api_log.info("result verified", extra={"valid": verification.valid})
+    return answer
 
 
 def _text(value) -> str:

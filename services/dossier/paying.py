@@ -1,8 +1,9 @@
 """Paying a level-4 fee (nộp lệ phí trực tuyến): opening a checkout at the provider, the
 cash a counter officer takes, and the provider's signed notice that settles an attempt.
 
-Plain functions of the service context and the caller, like submission.py: the routes
-only translate HTTP; the failures are problem details they pass on unchanged."""
+Plain functions of the dependencies (deps.Deps) and the caller, like submission.py: the
+API's routes, the portal's pages and the local provider's checkout page only translate
+HTTP; the failures are problem details they pass on unchanged."""
 from __future__ import annotations
 
 import logging
@@ -10,16 +11,17 @@ import uuid
 from datetime import datetime
 
 from motcua_common.auth import Principal
-from motcua_common.http import Problem, ServiceContext, ValidationFailed, field_error, forbidden
+from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, not_found
 
 from . import domain, payments, store, views
+from .catalog import Procedure
+from .deps import Deps
+from .payment_provider import LocalPaymentProvider
 
 log = logging.getLogger(__name__)
 
-STAFF_ROLES = ("officer", "ward_admin", "admin")
 
-
-def pay(ctx: ServiceContext, principal: Principal, dossier: dict, body: dict, platform_url: str) -> tuple[dict, int]:
+def pay(deps: Deps, principal: Principal, dossier: dict, body: dict, platform_url: str) -> tuple[dict, int]:
     """POST /dossiers/{id}/payments: an online checkout (the citizen, or staff handing the
     link over), or the cash taken at the counter (staff)."""
     owner = principal.role == "citizen" and principal.subject == dossier["citizen_id"]
@@ -33,8 +35,8 @@ def pay(ctx: ServiceContext, principal: Principal, dossier: dict, body: dict, pl
     if method == payments.COUNTER:
         if not staff:
             raise forbidden("Chỉ cán bộ một cửa ghi nhận được lệ phí thu tại quầy. / Ward staff only.")
-        return _paid_at_counter(ctx, principal, dossier), 201
-    return _checkout(ctx, principal, dossier, platform_url)
+        return _paid_at_counter(deps, principal, dossier), 201
+    return _checkout(deps, principal, dossier, platform_url)
 
 
 def _check_payable(dossier: dict) -> None:
@@ -52,8 +54,8 @@ def _check_payable(dossier: dict) -> None:
                       current_status=dossier["status"])
 
 
-def _paid_at_counter(ctx: ServiceContext, principal: Principal, dossier: dict) -> dict:
-    updated = store.record_counter_payment(ctx.db, dossier, principal.subject, ctx.clock.now())
+def _paid_at_counter(deps: Deps, principal: Principal, dossier: dict) -> dict:
+    updated = store.record_counter_payment(deps.db, dossier, principal.subject, deps.clock.now())
     if updated is None:
         raise Problem(409, "already_paid", "Hồ sơ đã nộp phí", "Lệ phí vừa được ghi nhận. / Paid meanwhile.",
                       payment_status=payments.PAID)
@@ -61,16 +63,16 @@ def _paid_at_counter(ctx: ServiceContext, principal: Principal, dossier: dict) -
     return views.payment_state(updated)
 
 
-def _checkout(ctx: ServiceContext, principal: Principal, dossier: dict, platform_url: str) -> tuple[dict, int]:
-    provider = ctx.payments.provider
+def _checkout(deps: Deps, principal: Principal, dossier: dict, platform_url: str) -> tuple[dict, int]:
+    provider = deps.payments.provider
     if provider is None:
         raise Problem(409, "online_payment_unavailable", "Chưa có thanh toán trực tuyến",
                       "Phường chưa kết nối cổng thanh toán: vui lòng nộp lệ phí tại Bộ phận một cửa. "
                       "/ Online payment is off: pay at the counter.")
-    now = ctx.clock.now()
+    now = deps.clock.now()
     # A checkout still open is handed out again: a double click does not open two, and
     # the citizen is not asked to pay twice.
-    open_attempt = store.pending_payment(ctx.db, dossier["_id"], now)
+    open_attempt = store.pending_payment(deps.db, dossier["_id"], now)
     if open_attempt is not None:
         return views.payment_attempt(open_attempt), 200
     payment_id = str(uuid.uuid4())
@@ -82,21 +84,21 @@ def _checkout(ctx: ServiceContext, principal: Principal, dossier: dict, platform
         "provider_ref": checkout.provider_ref, "payment_url": checkout.payment_url, "status": payments.PENDING,
         "created_at": now, "created_by_role": principal.role, "expires_at": now + payments.ATTEMPT_LIFETIME,
     }
-    store.insert_payment(ctx.db, attempt)
+    store.insert_payment(deps.db, attempt)
     log.info("payment opened", extra={"dossier_id": dossier["_id"], "payment_id": payment_id, "provider": provider.name})
     return views.payment_attempt(attempt), 201
 
 
-def settle(ctx: ServiceContext, body: bytes, signature: str | None) -> dict:
+def settle(deps: Deps, body: bytes, signature: str | None) -> dict:
     """POST /payments/callback: apply a provider's signed notice, once."""
-    now = ctx.clock.now()
+    now = deps.clock.now()
     try:
-        notice = payments.read_notice(ctx.payments.callback_secret, body, signature, now)
+        notice = payments.read_notice(deps.payments.callback_secret, body, signature, now)
     except payments.UntrustedNotice as exc:
         log.warning("payment notice refused", extra={"reason": exc.code})
         status = 422 if exc.code == "invalid_notice" else 401
         raise Problem(status, exc.code, "Thông báo thanh toán bị từ chối", exc.message) from exc
-    attempt = store.get_payment(ctx.db, notice.payment_id)
+    attempt = store.get_payment(deps.db, notice.payment_id)
     if attempt is None:
         raise Problem(404, "not_found", "Không có giao dịch", "Không có giao dịch thanh toán với mã này.")
     if notice.amount != attempt["amount"]:
@@ -104,7 +106,7 @@ def settle(ctx: ServiceContext, body: bytes, signature: str | None) -> dict:
         raise Problem(422, "amount_mismatch", "Số tiền không khớp",
                       "Số tiền trong thông báo khác số tiền của giao dịch; không ghi nhận.")
     try:
-        attempt, became_paid = store.apply_notice(ctx.db, notice, now + 2 * payments.NOTICE_TOLERANCE, now)
+        attempt, became_paid = store.apply_notice(deps.db, notice, now + 2 * payments.NOTICE_TOLERANCE, now)
     except store.NoticeReplayed as exc:
         log.warning("payment notice replayed", extra={"payment_id": notice.payment_id})
         raise Problem(409, "notice_replayed", "Thông báo đã được xử lý",
@@ -117,8 +119,47 @@ def settle(ctx: ServiceContext, body: bytes, signature: str | None) -> dict:
     return {"payment_id": attempt["_id"], "status": attempt["status"], "dossier_paid": became_paid}
 
 
-def finish_local_checkout(ctx: ServiceContext, attempt: dict, paid: bool, now: datetime) -> dict:
+def attempts(deps: Deps, dossier: dict) -> dict:
+    """GET /dossiers/{id}/payments: the dossier's fee and every attempt to pay it."""
+    return {"payment": views.payment_state(dossier),
+            "attempts": [views.payment_attempt(p) for p in store.payments_of(deps.db, dossier["_id"])]}
+
+
+def fee_note(deps: Deps, procedure: Procedure) -> str:
+    """How the fee of `procedure` is paid, in a sentence for the citizen."""
+    if procedure.fee == 0:
+        return "Không mất lệ phí."
+    amount = payments.format_vnd(procedure.fee)
+    if not payments.payment_required(procedure.level, procedure.fee):
+        return f"Lệ phí {amount}, nộp tại Bộ phận một cửa."
+    if deps.payments.provider is None:
+        return f"Lệ phí {amount}, nộp tại Bộ phận một cửa (phường chưa có thanh toán trực tuyến)."
+    return f"Lệ phí {amount}, nộp trực tuyến ngay sau khi nộp hồ sơ, trên trang hồ sơ."
+
+
+# ---------------------------------------------------------------- the local provider's checkout page
+def local_attempt(deps: Deps, payment_id: str) -> dict:
+    """An attempt opened at the local provider (its checkout page exists only then)."""
+    if not isinstance(deps.payments.provider, LocalPaymentProvider):
+        raise not_found("Không có trang thanh toán này. / No such checkout.")
+    attempt = store.get_payment(deps.db, payment_id)
+    if attempt is None or attempt.get("provider") != LocalPaymentProvider.name:
+        raise not_found("Không có giao dịch thanh toán này. / No such checkout.")
+    return attempt
+
+
+def answer_local_checkout(deps: Deps, payment_id: str, paid: bool) -> dict:
+    """The local checkout page answered (pay, or give up): settled once; the attempt as it
+    stands afterwards."""
+    attempt = local_attempt(deps, payment_id)
+    if attempt["status"] == payments.PENDING:
+        finish_local_checkout(deps, attempt, paid, deps.clock.now())
+        attempt = store.get_payment(deps.db, payment_id)
+    return attempt
+
+
+def finish_local_checkout(deps: Deps, attempt: dict, paid: bool, now: datetime) -> dict:
     """The local provider's page was answered: it signs its notice, which then goes through
     exactly the verification a notice POSTed to /payments/callback goes through."""
-    body, signature = ctx.payments.provider.notice(attempt["_id"], attempt["amount"], attempt["provider_ref"], paid, now)
-    return settle(ctx, body, signature)
+    body, signature = deps.payments.provider.notice(attempt["_id"], attempt["amount"], attempt["provider_ref"], paid, now)
+    return settle(deps, body, signature)

@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from motcua_common import keyfiles
+
 from .payments import FAILED, SUCCEEDED, PaymentNotice, sign
 
 log = logging.getLogger(__name__)
@@ -88,22 +90,15 @@ def callback_secret(configured: str | None, file: Path) -> bytes:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"PAYMENT_CALLBACK_SECRET must be at least {MIN_SECRET_BYTES} characters")
         return secret
-    try:
-        return file.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    file.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside, then linked into place: of several processes starting at once, one
-    # link wins and every process reads that one, never a half-written file.
-    draft = file.with_name(f".{file.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(32))
-    try:
-        os.link(draft, file)
+    made: list[bytes] = []
+
+    def make() -> bytes:
+        made.append(secrets.token_hex(32).encode())
+        return made[0]
+
+    # Made once (motcua_common.keyfiles): of several processes starting at once, one file
+    # wins and every process reads that one, never a half-written file.
+    secret = keyfiles.load_or_create(file, make)
+    if made and secret == made[0]:
         log.info("payment callback secret created in the data directory")
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return file.read_bytes().strip()
+    return secret.strip()

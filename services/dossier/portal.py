@@ -2,9 +2,10 @@
 online, «Hồ sơ của tôi», one dossier's progress, and the public lookup by receipt code.
 
 Plain server-rendered HTML in Vietnamese that works without JavaScript: forms POST, the
-server answers with a page or a 303 redirect. Every read and write goes through what the
-JSON API calls — submission.submit behind the API's idempotency record, paying.pay,
-api.attach_file, api.may_read, api.count_lookup — so a page is never a second, weaker
+server answers with a page or a 303 redirect. Pages only translate HTTP: every read and
+write is a call of the use cases the JSON API calls — procedures, submission.submit
+behind the API's idempotency record, dossiers (reading, the lookup and its rate limit),
+attaching.attach, issuing.result_of, paying.pay — so a page is never a second, weaker
 path into the data. The session is the citizen's access token in the `motcua_session`
 cookie (motcua_common.web_session); every form carries the CSRF token."""
 from __future__ import annotations
@@ -12,26 +13,21 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import unicodedata
 from datetime import date, datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from motcua_common import rpc
 from motcua_common.auth import Principal
-from motcua_common.http import Problem, idempotent
+from motcua_common.http import Problem, ValidationFailed, idempotent, request_context
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
 
-from . import attachments, domain, issuing, paying, payments, store, submission, views
-from .api import (
-    attach_file, calendar_today, count_lookup, ctx, find_for_lookup, lookup_errors, may_read, result_response,
-)
+from . import attaching, attachments, domain, dossiers, issuing, paying, payments, procedures, submission, views
 from .catalog import Procedure, chain_form
+from .deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +72,13 @@ portal.after_request(issue_csrf_cookie)
 
 
 # ---------------------------------------------------------------- session and page helpers
+def deps() -> Deps:
+    return request_context()
+
+
 def signed_in() -> Principal | None:
     if "portal_principal" not in g:
-        g.portal_principal = session_principal(ctx().verifier)
+        g.portal_principal = session_principal(deps().verifier)
     return g.portal_principal
 
 
@@ -145,7 +145,7 @@ def vn_time(moment: datetime | str) -> str:
         moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return f"{moment.astimezone(ZoneInfo(ctx().settings.timezone)):%d/%m/%Y %H:%M}"
+    return f"{deps().clock.local(moment):%d/%m/%Y %H:%M}"
 
 
 @portal.app_template_filter("vnd")
@@ -200,71 +200,29 @@ def unknown_page(rest: str):
 
 
 # ---------------------------------------------------------------- the catalog
-def fold(text: str) -> str:
-    """Lower case without accents, so "dang ky khai sinh" finds «Đăng ký khai sinh»."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return " ".join(plain.lower().split())
-
-
-def _matches(procedure: Procedure, words: list[str]) -> bool:
-    haystack = fold(f"{procedure.name} {procedure.code} {procedure.field}")
-    return all(word in haystack for word in words)
-
-
 @portal.get("")
 def catalog():
-    procedures = store.list_procedures(ctx().db)
     query = request.args.get("q", "").strip()[:100]
     field = request.args.get("linh_vuc", "").strip()
-    fields = sorted({p.field for p in procedures}, key=fold)
-    words = fold(query).split()
-    shown = [p for p in procedures if _matches(p, words) and (not field or p.field == field)]
-    groups = [(f, sorted((p for p in shown if p.field == f), key=lambda p: fold(p.name))) for f in fields]
-    return render_template("portal/catalog.html", groups=[(f, ps) for f, ps in groups if ps], fields=fields,
-                           query=query, field=field, count=len(shown), levels=LEVELS)
+    groups, fields, count = procedures.search(deps(), query, field)
+    return render_template("portal/catalog.html", groups=groups, fields=fields,
+                           query=query, field=field, count=count, levels=LEVELS)
 
 
 # ---------------------------------------------------------------- one procedure, and submitting it
 def _procedure_or_404(code: str) -> Procedure:
-    procedure = store.get_procedure(ctx().db, code)
+    procedure = procedures.find(deps(), code)
     if procedure is None:
         abort(_not_found("Không có thủ tục với mã này. Xem danh mục thủ tục để chọn thủ tục cần làm."))
     return procedure
 
 
 def _chain(procedure: Procedure) -> list[Procedure]:
-    """The procedure and the ones chained to it (liên thông), when all can be submitted online."""
-    following = [store.get_procedure(ctx().db, code) for code in procedure.next_procedures]
-    if not following or any(p is None or not p.online for p in following):
-        return []
-    return [procedure, *following]
+    return procedures.online_chain(deps(), procedure)
 
 
 def _wards(own: str | None) -> list[tuple[str, str]]:
-    """The wards a dossier can be sent to, named as on the results the ward signs: the
-    citizen's own ward (identity signed it into the token), unless identity says it no
-    longer exists. The dossier service keeps no list of wards of its own, so it offers
-    none it cannot vouch for."""
-    if not own:
-        return []
-    try:
-        found = ctx().wards.ward(own)
-    except rpc.RpcUnavailable:
-        # Offered all the same, named by its id: the submission takes the ward on trust too.
-        return [(own, issuing.named_by_id(own))]
-    return [(own, found["name"])] if found else []
-
-
-def _fee_text(procedure: Procedure) -> str:
-    if procedure.fee == 0:
-        return "Không mất lệ phí."
-    amount = payments.format_vnd(procedure.fee)
-    if not payments.payment_required(procedure.level, procedure.fee):
-        return f"Lệ phí {amount}, nộp tại Bộ phận một cửa."
-    if ctx().payments.provider is None:
-        return f"Lệ phí {amount}, nộp tại Bộ phận một cửa (phường chưa có thanh toán trực tuyến)."
-    return f"Lệ phí {amount}, nộp trực tuyến ngay sau khi nộp hồ sơ, trên trang hồ sơ."
+    return submission.wards_offered(deps(), own)
 
 
 def _render_procedure(procedure: Procedure, with_chain: bool, values: dict | None = None, ward_id: str | None = None,
@@ -273,11 +231,11 @@ def _render_procedure(procedure: Procedure, with_chain: bool, values: dict | Non
     submitted = chain if with_chain and chain else [procedure]
     principal = signed_in()
     own_ward = principal.ward_id if principal else None
-    expected = calendar_today().add_working_days(ctx().clock.today(), procedure.ward_days)
+    expected = submission.expected_due(deps(), procedure)
     return render_template(
         "portal/procedure.html", procedure=procedure, levels=LEVELS, chain=chain, with_chain=len(submitted) > 1,
         fields=chain_form(submitted), values=values or {}, wards=_wards(own_ward), ward_id=ward_id or own_ward,
-        errors=errors or {}, message=message, fee_text=_fee_text(procedure), expected_due=expected,
+        errors=errors or {}, message=message, fee_text=paying.fee_note(deps(), procedure), expected_due=expected,
         form_token=secrets.token_urlsafe(16),
     ), status
 
@@ -317,14 +275,14 @@ def _submit_once(principal: Principal, body: dict, form_token: str) -> dict:
     """submission.submit — the API's own submission — behind the API's idempotency record,
     keyed by the form's one-time token: a double tap on «Nộp hồ sơ» on a slow phone makes
     one dossier, and the second tap lands on the same dossier page."""
-    c = ctx()
+    d = deps()
     if 1 <= len(form_token) <= 200:
         # idempotent() reads the key from the request's headers (environ-backed) and the
         # caller from g.principal, as for a bearer-token request.
         request.environ["HTTP_IDEMPOTENCY_KEY"] = form_token
     g.principal = principal
-    response = idempotent(c.db, "portal-dossiers",
-                          lambda: (views.submission(submission.submit(c, principal, body)), 201))
+    response = idempotent(d.db, "portal-dossiers",
+                          lambda: (views.submission(submission.submit(d, principal, body)), 201))
     return response.get_json()
 
 
@@ -386,31 +344,23 @@ def _form_problem(problem: Problem, fields) -> tuple[dict[str, str], str]:
 def my_dossiers():
     principal = _citizen()
     # The API's query for a citizen: their own dossiers, newest first.
-    dossiers = store.find_dossiers(ctx().db, {"citizen_id": principal.subject}, MY_DOSSIERS_SHOWN)
-    return render_template("portal/my_dossiers.html", dossiers=dossiers)
+    mine = dossiers.search(deps(), principal, {}, default_limit=MY_DOSSIERS_SHOWN)
+    return render_template("portal/my_dossiers.html", dossiers=mine)
 
 
 def _own_dossier_or_404(principal: Principal, dossier_id: str) -> dict:
     """The dossier when the API lets this citizen read it. Someone else's dossier is "not
     found", like one that does not exist: the portal does not confirm that an id exists."""
-    dossier = store.get_dossier(ctx().db, dossier_id)
-    if dossier is None or not may_read(principal, dossier):
+    dossier = dossiers.readable_or_none(deps(), principal, dossier_id)
+    if dossier is None:
         abort(_not_found("Không tìm thấy hồ sơ này trong các hồ sơ của bạn."))
     return dossier
 
 
 def _render_dossier(dossier: dict, upload_error: str | None = None, status: int = 200):
-    c = ctx()
-    procedure = store.get_procedure(c.db, dossier["procedure_code"], active_only=False)
-    labels = {f.name: f.label for f in procedure.form} if procedure else {}
-    chained = store.linked_dossiers(c.db, dossier["chain_id"], dossier["_id"]) if dossier.get("chain_id") else []
-    notes = [h["note"] for h in dossier["history"] if h.get("note") and h["status"] == dossier["status"]]
     return render_template(
-        "portal/dossier.html", dossier=dossier, procedure=procedure, labels=labels, chained=chained,
-        next_step=NEXT_STEP[dossier["status"]], officer_note=notes[-1] if notes else None,
-        payment=views.payment_state(dossier), online_payment=c.payments.provider is not None,
-        channels=CHANNELS, open_for_papers=dossier["status"] not in attachments.CLOSED_STATUSES,
-        documents=procedure.required_documents if procedure else (), upload_error=upload_error,
+        "portal/dossier.html", dossier=dossier, **dossiers.citizen_view(deps(), dossier),
+        next_step=NEXT_STEP[dossier["status"]], channels=CHANNELS, upload_error=upload_error,
         allowed_label=attachments.ALLOWED_LABEL, max_mb=attachments.MAX_FILE_BYTES // (1024 * 1024),
         just_submitted=request.args.get("da_nop") == "1", just_attached=request.args.get("dinh_kem") == "1",
     ), status
@@ -425,7 +375,8 @@ def dossier_page(dossier_id: str):
 @portal.get("/ho-so/<dossier_id>/ket-qua")
 def dossier_result(dossier_id: str):
     principal = _citizen()
-    return result_response(_own_dossier_or_404(principal, dossier_id))
+    dossier = _own_dossier_or_404(principal, dossier_id)
+    return views.result_download(dossier, issuing.result_of(deps(), dossier))
 
 
 @portal.post("/ho-so/<dossier_id>/le-phi")
@@ -434,7 +385,7 @@ def pay_fee(dossier_id: str):
     check_csrf()
     principal = _citizen(back=url_for(".dossier_page", dossier_id=dossier_id))
     dossier = _own_dossier_or_404(principal, dossier_id)
-    attempt, _status = paying.pay(ctx(), principal, dossier, {"method": payments.ONLINE}, request.url_root)
+    attempt, _status = paying.pay(deps(), principal, dossier, {"method": payments.ONLINE}, request.url_root)
     return redirect(attempt["payment_url"], 303)
 
 
@@ -447,10 +398,10 @@ def attach(dossier_id: str):
     if upload is None or not upload.filename:
         return _render_dossier(dossier, "Chọn tệp ảnh chụp hoặc bản quét giấy tờ cần đính kèm.", 422)
     try:
-        attach_file(ctx(), principal, dossier, upload, request.form.get("document"))
+        attaching.attach(deps(), principal, dossier, upload.filename, upload.stream.read, request.form.get("document"))
     except attachments.AttachmentRefused as exc:
-        status = {"file_too_large": 413, "unsupported_file_type": 415, "dossier_closed": 409}.get(exc.code, 422)
-        return _render_dossier(store.get_dossier(ctx().db, dossier_id), exc.message, status)
+        status = attachments.REFUSAL_STATUS.get(exc.code, 422)
+        return _render_dossier(dossiers.get(deps(), dossier_id), exc.message, status)
     return redirect(url_for(".dossier_page", dossier_id=dossier_id, dinh_kem=1), 303)
 
 
@@ -476,14 +427,15 @@ def lookup():
         return response
 
     try:
-        count_lookup()
-    except Problem as problem:  # 429: too many lookups from this address
-        return page(problem.status, message=_vietnamese(problem.detail), headers=problem.headers)
-    errors = lookup_errors(values["receipt_code"], values["phone_last4"])
-    if errors:
-        return page(422, errors={e["field"]: e["message"] for e in errors})
-    dossier = find_for_lookup(values["receipt_code"], values["phone_last4"])
-    if dossier is None:
-        return page(404, message="Không tìm thấy hồ sơ với mã biên nhận và 4 số cuối điện thoại này. "
-                                 "Vui lòng kiểm tra lại.")
+        dossier = dossiers.lookup(deps(), request.remote_addr or "unknown", values["receipt_code"],
+                                  values["phone_last4"])
+    except ValidationFailed as problem:
+        return page(422, errors={e["field"]: e["message"] for e in problem.errors})
+    except Problem as problem:
+        if problem.status == 429:  # too many lookups from this address
+            return page(problem.status, message=_vietnamese(problem.detail), headers=problem.headers)
+        if problem.status == 404:
+            return page(404, message="Không tìm thấy hồ sơ với mã biên nhận và 4 số cuối điện thoại này. "
+                                     "Vui lòng kiểm tra lại.")
+        raise
     return page(200, found=views.public_status(dossier))

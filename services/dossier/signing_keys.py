@@ -7,15 +7,15 @@ is issued on first use and kept beside it. Anyone verifying a result trusts the 
 only, so every process and every replica must share the same authority file; ward keys may
 differ between replicas (each is issued by that one authority).
 
-Each key and its certificate live in one PEM file written atomically: of two processes
-starting together the first wins and both then use the same pair."""
+Each key and its certificate live in one PEM file, made once (motcua_common.keyfiles): of
+two processes starting together the first wins and both then use the same pair."""
 from __future__ import annotations
 
 import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -23,6 +23,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from motcua_common import keyfiles
+from motcua_common.clock import SystemClock
 
 CA_NAME = "Một Cửa - Tổ chức cấp chứng thư ký kết quả"
 CA_LIFETIME = timedelta(days=20 * 365)
@@ -53,7 +56,8 @@ class KeyPair:
 class ResultKeys:
     """The platform authority and the wards' signing pairs, loaded or created on demand."""
 
-    def __init__(self, ca_file: Path, wards_dir: Path, clock=lambda: datetime.now(timezone.utc)):
+    def __init__(self, ca_file: Path, wards_dir: Path, clock=None):
+        clock = clock or SystemClock().now
         self.ca_file, self.wards_dir, self._clock = Path(ca_file), Path(wards_dir), clock
         self._lock = threading.Lock()
         self._ca: KeyPair | None = None
@@ -104,21 +108,7 @@ def _issued_by(pair: KeyPair, ca: KeyPair) -> bool:
 
 
 def _load_or_create(path: Path, create) -> KeyPair:
-    if path.exists():
-        return KeyPair.from_pem(path.read_bytes())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pem = create().to_pem()
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    try:
-        os.link(tmp, path)  # fails when another process got there first: use theirs
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    return KeyPair.from_pem(path.read_bytes())
+    return KeyPair.from_pem(keyfiles.load_or_create(path, lambda: create().to_pem()))
 
 
 def _name(common_name: str, unit: str | None = None) -> x509.Name:
@@ -133,7 +123,7 @@ def _name(common_name: str, unit: str | None = None) -> x509.Name:
 def new_authority_pem(now: datetime | None = None) -> bytes:
     """A new platform authority (key and certificate, PEM): what a cluster's replicas share
     through a Secret (`motcua new-keys`)."""
-    return _new_authority(now or datetime.now(timezone.utc)).to_pem()
+    return _new_authority(now or SystemClock().now()).to_pem()
 
 
 def _new_authority(now: datetime) -> KeyPair:

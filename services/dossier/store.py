@@ -1,11 +1,14 @@
-"""The dossier database: procedures, dossiers, the citizens projection and lookup counters.
+"""The dossier database: procedures, dossiers, results, attachments, payments and the
+citizens projection — pymongo reads and writes only.
 
 Every write that other services must hear about goes through outbox.commit, so the state
-change and its events are stored in one transaction."""
+change and its events are stored in one transaction; the events themselves are built by
+the use cases (events.py) and handed in. The public lookup's counters are the shared
+rate limiter's (motcua_common.ratelimit)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Callable
 
 import gridfs
@@ -14,7 +17,6 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from motcua_common.events import new_event
 from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.outbox import commit
@@ -27,7 +29,6 @@ DOSSIERS = "dossiers"
 PROCEDURES = "procedures"
 CATALOG = "catalog"
 CITIZENS = "citizens"
-LOOKUP_COUNTERS = "lookup_counters"
 CALENDAR_EXCEPTIONS = "calendar_exceptions"  # administrators' extra days off and working Saturdays
 PROCEDURE_REVISIONS = "procedure_revisions"  # who changed the catalog, when, to what
 RESULTS_BUCKET = "results"  # GridFS: the signed result PDFs
@@ -54,7 +55,6 @@ def ensure_indexes(db: Database) -> None:
     dossiers.create_index([("ward_id", ASCENDING), ("status", ASCENDING)], name="ward_status")
     dossiers.create_index([("status", ASCENDING), ("due_date", ASCENDING)], name="status_due")
     dossiers.create_index([("citizen_id", ASCENDING), ("submitted_at", DESCENDING)], name="citizen_recent")
-    db[LOOKUP_COUNTERS].create_index("expires_at", expireAfterSeconds=0, name="expiry")
     dossiers.create_index("result.sha256", name="result_digest", sparse=True)
     db[PROCEDURE_REVISIONS].create_index([("code", ASCENDING), ("at", ASCENDING)], name="code_at")
     db[PAYMENTS].create_index([("dossier_id", ASCENDING), ("created_at", DESCENDING)], name="dossier_recent")
@@ -205,17 +205,9 @@ def delete_calendar_exception(db: Database, day: date) -> bool:
 
 
 # ---------------------------------------------------------------- submitting
-def submitted_event(dossier: dict) -> dict:
-    return new_event("DossierSubmitted", dossier["ward_id"], {
-        "dossier_id": dossier["_id"], "receipt_code": dossier["receipt_code"],
-        "procedure_code": dossier["procedure_code"], "ward_id": dossier["ward_id"],
-        "channel": dossier["channel"], "due_date": dossier["due_date"],
-        "citizen_id": dossier["citizen_id"], "chain_id": dossier.get("chain_id") or "",
-    })
-
-
-def insert_dossiers(db: Database, dossiers: list[dict], new_code: Callable[[dict], str]) -> list[dict]:
-    """Store a submission (one dossier, or a chain) with a DossierSubmitted per dossier.
+def insert_dossiers(db: Database, dossiers: list[dict], new_code: Callable[[dict], str],
+                    events: Callable[[dict], dict]) -> list[dict]:
+    """Store a submission (one dossier, or a chain) with `events(dossier)` for each dossier.
 
     Receipt codes are random: on the rare collision with an existing code (the unique
     index says so) the whole submission is retried with fresh codes."""
@@ -229,7 +221,7 @@ def insert_dossiers(db: Database, dossiers: list[dict], new_code: Callable[[dict
                 db[DOSSIERS].insert_one(dossier, session=session)
 
         try:
-            commit(db, change, lambda _: [submitted_event(d) for d in dossiers])
+            commit(db, change, lambda _: [events(d) for d in dossiers])
             return dossiers
         except DuplicateKeyError as exc:
             if "receipt" not in str(exc):
@@ -256,22 +248,10 @@ def linked_dossiers(db: Database, chain_id: str, but: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------- actions
-def _transition_events(dossier: dict, outcome: domain.Outcome, actor_id: str) -> list[dict]:
-    common = {
-        "dossier_id": dossier["_id"], "ward_id": dossier["ward_id"], "receipt_code": dossier["receipt_code"],
-        "citizen_id": dossier["citizen_id"], "procedure_code": dossier["procedure_code"],
-    }
-    events = [new_event("DossierStatusChanged", dossier["ward_id"], {
-        **common, "from_status": outcome.from_status, "to_status": outcome.to_status, "actor_id": actor_id,
-    })]
-    if outcome.to_status == domain.RESULT_READY:
-        events.append(new_event("DossierResultReady", dossier["ward_id"], common))
-    return events
-
-
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
-                   note: str | None, now: datetime, today: date, result_pdf: bytes | None = None) -> dict:
-    """Write an action's outcome and its events; StaleDossier if the dossier moved meanwhile.
+                   note: str | None, now: datetime, today: date, events: list[dict],
+                   result_pdf: bytes | None = None) -> dict:
+    """Write an action's outcome and its `events`; StaleDossier if the dossier moved meanwhile.
 
     `result_pdf` (the signed result of an approval) is stored first, then the dossier
     names it in the same write as the status change: a dossier is never result_ready
@@ -302,7 +282,7 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
         return updated
 
     try:
-        return commit(db, change, _transition_events(dossier, outcome, actor_id))
+        return commit(db, change, events)
     except Exception:
         if result_pdf is not None:
             _results(db).delete(changes["result"]["file_id"])
@@ -464,9 +444,9 @@ def overdue_dossiers(db: Database, today: date):
     return db[DOSSIERS].find(_overdue(today), {"history": 0, "form": 0, "assignments": 0})
 
 
-def announce_overdue(db: Database, dossier: dict, now: datetime) -> bool:
-    """Mark `dossier` announced as overdue for its current due date and store the
-    DossierOverdue event, atomically; False when another worker (or a status change) got
+def announce_overdue(db: Database, dossier: dict, now: datetime, event: dict) -> bool:
+    """Mark `dossier` announced as overdue for its current due date and store `event`
+    (its DossierOverdue), atomically; False when another worker (or a status change) got
     there first."""
 
     def change(session: ClientSession) -> bool:
@@ -478,11 +458,6 @@ def announce_overdue(db: Database, dossier: dict, now: datetime) -> bool:
         )
         return result.modified_count == 1
 
-    event = new_event("DossierOverdue", dossier["ward_id"], {
-        "dossier_id": dossier["_id"], "ward_id": dossier["ward_id"], "receipt_code": dossier["receipt_code"],
-        "procedure_code": dossier["procedure_code"], "status": dossier["status"], "due_date": dossier["due_date"],
-        "assignee_id": dossier.get("assignee_id") or "", "chain_id": dossier.get("chain_id") or "",
-    })
     return commit(db, change, lambda marked: [event] if marked else [])
 
 
@@ -535,23 +510,6 @@ def overdue_by_ward(db: Database, today: date) -> dict[str, int]:
     for row in db[DOSSIERS].aggregate([{"$match": _overdue(today)}, {"$group": {"_id": "$ward_id", "n": {"$sum": 1}}}]):
         counts[row["_id"]] = row["n"]
     return counts
-
-
-# ---------------------------------------------------------------- lookup rate limit
-def count_lookup(db: Database, client_key: str, window_start: datetime, window: timedelta) -> int:
-    """Count one lookup by `client_key` in the fixed window starting at `window_start` and
-    return the window's total. Kept in the database so every API process shares it."""
-    counter_id = f"{client_key}:{int(window_start.timestamp())}"
-    try:
-        # Insert first, then $inc without upsert: atomic and exact under concurrency on
-        # MongoDB and on the embedded server alike (an upserting $inc is not).
-        db[LOOKUP_COUNTERS].insert_one({"_id": counter_id, "hits": 0, "expires_at": window_start + 2 * window})
-    except DuplicateKeyError:
-        pass
-    counter = db[LOOKUP_COUNTERS].find_one_and_update(
-        {"_id": counter_id}, {"$inc": {"hits": 1}}, return_document=ReturnDocument.AFTER
-    )
-    return counter["hits"] if counter else 1
 
 
 # ---------------------------------------------------------------- citizens projection

@@ -1,8 +1,10 @@
 """Submitting a dossier (nộp hồ sơ): who may, what must be filled in, whose dossier it is,
 when it is due; one dossier, or a chain of them (liên thông).
 
-A plain function of its dependencies (the service context) and the caller, so the route
-only translates HTTP; the failures are problem details the route passes on unchanged."""
+Plain functions of the dependencies (deps.Deps) and the caller, so the API's route and
+the portal's form only translate HTTP; the failures are problem details they pass on
+unchanged. Also what the portal's form offers before anything is submitted: the wards a
+citizen may send to and the date a dossier handed in today would be due."""
 from __future__ import annotations
 
 import logging
@@ -10,31 +12,31 @@ import uuid
 from datetime import date, datetime
 
 from motcua_common import metrics, rpc
-from motcua_common.auth import Principal
-from motcua_common.http import Problem, ServiceContext, ValidationFailed, field_error, forbidden
+from motcua_common.auth import STAFF_ROLES, Principal
+from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import domain, payments, store
+from . import domain, events, issuing, payments, store
+from .deps import Deps
+from .dossiers import working_calendar
 from .catalog import Procedure, chain_form, clean_form, form_errors
 
 log = logging.getLogger(__name__)
 
-STAFF_ROLES = ("officer", "ward_admin", "admin")
 
-
-def submit(ctx: ServiceContext, principal: Principal, body: dict) -> list[dict]:
+def submit(deps: Deps, principal: Principal, body: dict) -> list[dict]:
     """Store the submission and its events; the dossiers, the one asked for first."""
-    procedure, ward_id, form, with_chain = _check_request(ctx, principal, body)
+    procedure, ward_id, form, with_chain = _check_request(deps, principal, body)
     channel = "online" if principal.role == "citizen" else "counter"
-    chain = [procedure] + (_next_procedures(ctx, procedure) if with_chain else [])
+    chain = [procedure] + (_next_procedures(deps, procedure) if with_chain else [])
     if channel == "online":
         _refuse_counter_only(chain)
     problems = form_errors(chain_form(chain), form)
     if problems:
         raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])
-    citizen = _resolve_citizen(ctx, principal, body)
+    citizen = _resolve_citizen(deps, principal, body)
 
-    now, today = ctx.clock.now(), ctx.clock.today()
-    calendar = ctx.calendar.with_exceptions(store.calendar_exceptions(ctx.db))
+    now, today = deps.clock.now(), deps.clock.today()
+    calendar = working_calendar(deps)
     chain_id = str(uuid.uuid4()) if len(chain) > 1 else None
     dossiers = []
     for position, p in enumerate(chain):
@@ -43,7 +45,7 @@ def submit(ctx: ServiceContext, principal: Principal, body: dict) -> list[dict]:
                                      principal, now, today, due, chain_id))
     for linked in dossiers[1:]:
         linked["linked_from"] = dossiers[0]["_id"]
-    store.insert_dossiers(ctx.db, dossiers, lambda d: domain.new_receipt_code(d["ward_id"], today))
+    store.insert_dossiers(deps.db, dossiers, lambda d: domain.new_receipt_code(d["ward_id"], today), events.submitted)
     for d in dossiers:
         metrics.DOSSIERS_SUBMITTED.labels(d["ward_id"], channel).inc()
     log.info("dossier submitted", extra={"dossier_id": dossiers[0]["_id"], "procedure_code": procedure.code,
@@ -51,18 +53,18 @@ def submit(ctx: ServiceContext, principal: Principal, body: dict) -> list[dict]:
     return dossiers
 
 
-def _check_request(ctx: ServiceContext, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:
+def _check_request(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:
     if principal.role not in ("citizen", *STAFF_ROLES):
         raise forbidden("Chỉ công dân hoặc cán bộ một cửa mới nộp được hồ sơ. / Citizens and ward staff only.")
     errors = []
     code, ward_id, form = body.get("procedure_code"), body.get("ward_id"), body.get("form", {})
     with_chain = body.get("with_chain", False)
-    procedure = store.get_procedure(ctx.db, code) if isinstance(code, str) else None
+    procedure = store.get_procedure(deps.db, code) if isinstance(code, str) else None
     if procedure is None:
         errors.append(field_error("procedure_code", "Không có thủ tục với mã này."))
     if not domain.is_ward_id(ward_id):
         errors.append(field_error("ward_id", "Mã phường không hợp lệ."))
-    elif not _ward_exists(ctx, ward_id):
+    elif not _ward_exists(deps, ward_id):
         errors.append(field_error("ward_id", "Phường không tồn tại."))
     if not isinstance(form, dict):
         errors.append(field_error("form", "Tờ khai phải là một đối tượng JSON."))
@@ -80,7 +82,7 @@ def _check_request(ctx: ServiceContext, principal: Principal, body: dict) -> tup
     return procedure, ward_id, form, with_chain
 
 
-def _ward_exists(ctx: ServiceContext, ward_id: str) -> bool:
+def _ward_exists(deps: Deps, ward_id: str) -> bool:
     """Whether identity knows the ward.
 
     When identity cannot be asked, the ward is taken on trust: a ward office must keep
@@ -88,15 +90,15 @@ def _ward_exists(ctx: ServiceContext, ward_id: str) -> bool:
     is well-formed, an officer submits only for their own ward, and the portal offers the
     citizen's own; a citizen sent home without a receipt is the greater harm."""
     try:
-        return ctx.wards.ward(ward_id) is not None
+        return deps.wards.ward(ward_id) is not None
     except rpc.RpcUnavailable as exc:
         log.warning("ward not checked, identity did not answer; dossier accepted",
                     extra={"ward_id": ward_id, "error": str(exc)})
         return True
 
 
-def _next_procedures(ctx: ServiceContext, head: Procedure) -> list[Procedure]:
-    found = [store.get_procedure(ctx.db, code) for code in head.next_procedures]
+def _next_procedures(deps: Deps, head: Procedure) -> list[Procedure]:
+    found = [store.get_procedure(deps.db, code) for code in head.next_procedures]
     return [p for p in found if p is not None]
 
 
@@ -112,7 +114,7 @@ def _refuse_counter_only(chain: list[Procedure]) -> None:
         )
 
 
-def _resolve_citizen(ctx: ServiceContext, principal: Principal, body: dict) -> dict:
+def _resolve_citizen(deps: Deps, principal: Principal, body: dict) -> dict:
     """The citizen's opaque id and last phone digits.
 
     A citizen's own token carries both (identity signed them), so an online submission
@@ -122,9 +124,9 @@ def _resolve_citizen(ctx: ServiceContext, principal: Principal, body: dict) -> d
         return {"citizen_id": principal.subject, "phone_last4": principal.phone_last4}
     try:
         if principal.role == "citizen":
-            found = ctx.citizens.contact(principal.subject)
+            found = deps.citizens.contact(principal.subject)
         else:
-            found = ctx.citizens.find_by_national_id(body["citizen_national_id"])
+            found = deps.citizens.find_by_national_id(body["citizen_national_id"])
     except rpc.RpcUnavailable as exc:
         log.warning("identity did not answer: %s", exc)
         raise Problem(503, "dependency_unavailable", "Dịch vụ tạm thời gián đoạn",
@@ -167,3 +169,24 @@ def _new_dossier(procedure: Procedure, ward_id: str, channel: str, citizen: dict
         "chain_id": chain_id, "submitted_at": now, "submitted_by": principal.subject, "updated_at": now,
         "history": [{"status": domain.SUBMITTED, "at": now, "actor_id": principal.subject, "note": None}],
     }
+
+
+# ---------------------------------------------------------------- what the portal's form offers
+def wards_offered(deps: Deps, own: str | None) -> list[tuple[str, str]]:
+    """The wards a dossier can be sent to, named as on the results the ward signs: the
+    citizen's own ward (identity signed it into the token), unless identity says it no
+    longer exists. The dossier service keeps no list of wards of its own, so it offers
+    none it cannot vouch for."""
+    if not own:
+        return []
+    try:
+        found = deps.wards.ward(own)
+    except rpc.RpcUnavailable:
+        # Offered all the same, named by its id: the submission takes the ward on trust too.
+        return [(own, issuing.named_by_id(own))]
+    return [(own, found["name"])] if found else []
+
+
+def expected_due(deps: Deps, procedure: Procedure) -> date:
+    """When a dossier of `procedure` handed in today would be due."""
+    return working_calendar(deps).add_working_days(deps.clock.today(), procedure.ward_days)

@@ -1,7 +1,10 @@
-"""The JSON shapes of the API's answers, from stored dossiers. Pure functions."""
+"""The shapes of the answers, from stored dossiers: the API's JSON, and the signed result
+as a download (the API and the portal hand it out alike). Pure functions."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
+from flask import Response
 
 from . import domain, payments
 
@@ -111,3 +114,11 @@ def public_status(dossier: dict) -> dict:
         "status_label": domain.STATUS_LABELS[dossier["status"]], "due_date": dossier["due_date"],
         "history": [{"status": h["status"], "at": iso(h["at"])} for h in dossier["history"]],
     }
+
+
+def result_download(dossier: dict, pdf: bytes) -> Response:
+    """The signed result PDF as a download, never kept in a shared cache."""
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="ket-qua-{dossier["receipt_code"]}.pdf"',
+        "Cache-Control": "private, no-store",
+    })

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from motcua_common import demo, rpc
+from motcua_common import clock as clock_module, demo, rpc
 from motcua_dossier import bootstrap
 from motcua_dossier.api import create_app
 from motcua_dossier.payment_provider import LocalPaymentProvider, PaymentSetup
@@ -17,21 +17,25 @@ WARD = "dn-hai-chau"
 OTHER_WARD = "dn-lien-chieu"
 
 
-class FixedClock:
-    """A clock standing still at a chosen moment; `on(day)` moves it to 09:00 that day."""
+class FixedClock(clock_module.FixedClock):
+    """A clock standing still at a chosen moment; `on(day)` moves it to 09:00 that day.
+    `moment` is where it stands (tests move it by hand as well)."""
 
     def __init__(self, day: date):
+        super().__init__(datetime.combine(day, time(9, 0), VN))
         self.on(day)
 
     def on(self, day: date, at: time = time(9, 0)) -> "FixedClock":
         self.moment = datetime.combine(day, at, VN).astimezone(timezone.utc)
         return self
 
-    def now(self) -> datetime:
-        return self.moment
+    @property
+    def moment(self) -> datetime:
+        return self.at
 
-    def today(self) -> date:
-        return self.moment.astimezone(VN).date()
+    @moment.setter
+    def moment(self, value: datetime) -> None:
+        self.at = value
 
 
 class FakeCitizens:
@@ -124,6 +128,12 @@ def payment_setup(payment_secret):
 def app(settings, verifier, citizens, wards, clock, dossier_db, payment_setup):
     return create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock,
                       payment_setup=payment_setup)
+
+
+@pytest.fixture
+def deps(app):
+    """The app's dependencies (deps.Deps), for calling the use cases directly."""
+    return app.extensions["motcua"]
 
 
 @pytest.fixture

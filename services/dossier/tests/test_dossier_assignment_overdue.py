@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from motcua_common.outbox import OUTBOX
 from motcua_testing.fixtures import settings_env, wait_for
 from motcua_dossier import domain
-from motcua_dossier.worker import announce_overdue_dossiers
+from motcua_dossier.dossiers import announce_overdue
 
 WARD, OTHER_WARD = "dn-hai-chau", "dn-lien-chieu"
 
@@ -64,16 +64,16 @@ def overdue_events(db):
     return [d["envelope"] for d in db[OUTBOX].find({"routing_key": "DossierOverdue"})]
 
 
-def test_an_overdue_dossier_is_announced_once_per_due_date(client, submit, officer, clock, dossier_db):
+def test_an_overdue_dossier_is_announced_once_per_due_date(client, submit, officer, clock, dossier_db, deps):
     late = submit().json["dossier_id"]  # due Thursday 12/3
     waiting = submit().json["dossier_id"]
     assign(client, late, officer)
     for action in ("receive", "request_supplement"):
         assert act(client, waiting, action, officer).status_code == 200
     now = datetime(2026, 3, 13, 1, 0, tzinfo=timezone.utc)
-    assert announce_overdue_dossiers(dossier_db, date(2026, 3, 12), now) == 0  # due today: not late yet
-    assert announce_overdue_dossiers(dossier_db, date(2026, 3, 13), now) == 1
-    assert announce_overdue_dossiers(dossier_db, date(2026, 3, 16), now) == 0  # already announced
+    assert announce_overdue(deps, date(2026, 3, 12), now) == 0  # due today: not late yet
+    assert announce_overdue(deps, date(2026, 3, 13), now) == 1
+    assert announce_overdue(deps, date(2026, 3, 16), now) == 0  # already announced
     [event] = overdue_events(dossier_db)
     assert event["type"] == "DossierOverdue" and event["ward_id"] == WARD
     payload = event["payload"]
@@ -82,17 +82,18 @@ def test_an_overdue_dossier_is_announced_once_per_due_date(client, submit, offic
     assert "phone" not in str(payload) and "citizen" not in str(payload)
 
 
-def test_a_new_due_date_after_a_supplement_can_be_announced_again(client, submit, officer, clock, dossier_db):
+def test_a_new_due_date_after_a_supplement_can_be_announced_again(client, submit, officer, clock, dossier_db,
+                                                                  deps):
     dossier_id = submit().json["dossier_id"]  # due Thursday 12/3
     assert act(client, dossier_id, "receive", officer).status_code == 200
     now = datetime(2026, 3, 13, 1, 0, tzinfo=timezone.utc)
-    assert announce_overdue_dossiers(dossier_db, date(2026, 3, 13), now) == 1
+    assert announce_overdue(deps, date(2026, 3, 13), now) == 1
     clock.on(date(2026, 3, 13))
     assert act(client, dossier_id, "request_supplement", officer).status_code == 200
     clock.on(date(2026, 3, 16))
     back = act(client, dossier_id, "receive", officer).json  # Monday waited: due 13/3
     assert back["due_date"] == "2026-03-13"
-    assert announce_overdue_dossiers(dossier_db, date(2026, 3, 16), now) == 1
+    assert announce_overdue(deps, date(2026, 3, 16), now) == 1
     assert [e["payload"]["due_date"] for e in overdue_events(dossier_db)] == ["2026-03-12", "2026-03-13"]
 
 
