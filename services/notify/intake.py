@@ -1,26 +1,25 @@
-"""From a consumed event, or a command from identity, to pending notifications, once.
+"""Use cases of intake: from a consumed event, or a command from identity, to pending
+notifications, once.
 
-Kept apart from worker.py so that it runs (and is tested) without a nameko container."""
+Plain functions `(deps, principal, input...)`, like the API's; their caller is the
+platform itself (a consumed event, identity's RPC), so `principal` is None. Kept apart
+from worker.py so that they run (and are tested) without a nameko container. The time is
+deps.clock's; how long a chain's "submitted" SMS waits for the chain's other events
+(store.gather_chain) is deps.options.chain_hold_seconds."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from pymongo.database import Database
-
+from motcua_common.auth import Principal
 from motcua_common.consumer import handle_once
 from motcua_common.events import Event
 
 from . import domain, store
 
 CONSUMER = "notify"
-# How long a chain's "submitted" SMS waits for the chain's other events (store.gather_chain).
-CHAIN_HOLD_SECONDS = 2.0
 # Chain races are between a chain's own few events: a couple of reruns settle any of them.
 CHAIN_RACE_RERUNS = 3
 
 
-def accept_event(db: Database, event: Event, now: datetime | None = None,
-                 chain_hold_seconds: float = CHAIN_HOLD_SECONDS) -> str:
+def accept_event(deps, principal: Principal | None, event: Event) -> str:
     """Store the SMS `event` asks for; "processed", "duplicate" or "skipped".
 
     An event about nobody with an account (empty citizen_id) is skipped without a write:
@@ -30,7 +29,7 @@ def accept_event(db: Database, event: Event, now: datetime | None = None,
     joins the chain's one notification instead of making its own."""
     if not event.payload.get("citizen_id"):
         return "skipped"
-    now = now or datetime.now(timezone.utc)
+    db, now, chain_hold_seconds = deps.db, deps.clock.now(), deps.options.chain_hold_seconds
     ward_id = event.payload.get("ward_id") or event.ward_id
     intents = domain.intents_for(event.type, event.payload)
     docs = [
@@ -56,11 +55,11 @@ def accept_event(db: Database, event: Event, now: datetime | None = None,
     return handle_once(db, CONSUMER, event, work)
 
 
-def accept_reply(db: Database, to, template, variables, ward_id, key, unaccented: bool = False,
-                 now: datetime | None = None) -> str:
+def accept_reply(deps, principal: Principal | None, to, template, variables, ward_id, key) -> str:
     """identity's send_sms_reply: a pending SMS to `to`, once per `key`; its notification id.
 
     Checked whole before anything is stored (domain.ReplyRefused otherwise), so a reply
-    that cannot render never waits in the store."""
-    reply = domain.check_reply(to, template, variables, ward_id, key, unaccented)
-    return store.add_reply(db, reply, now or datetime.now(timezone.utc))
+    that cannot render never waits in the store. Without diacritics when
+    deps.options.unaccented (SMS_UNACCENTED)."""
+    reply = domain.check_reply(to, template, variables, ward_id, key, deps.options.unaccented)
+    return store.add_reply(deps.db, reply, deps.clock.now())

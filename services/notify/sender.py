@@ -24,7 +24,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from opentelemetry.trace import SpanKind
@@ -32,6 +32,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from motcua_common import metrics, tracing
+from motcua_common.clock import SystemClock
 from motcua_common.config import Settings
 
 from . import domain, store, telemetry
@@ -48,10 +49,6 @@ class ContactUnavailable(Exception):
 
 # citizen_id -> {citizen_id, phone, phone_last4, ward_id} or None; may raise ContactUnavailable
 ContactLookup = Callable[[str], "dict | None"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -90,6 +87,12 @@ class SendOptions:
         )
 
 
+def sender_for(deps, contacts: ContactLookup) -> Sender:
+    """The sender of notify's deps (deps.py): its database, gateways, mail server, sending
+    options and clock; `contacts` is how this caller asks identity for a phone."""
+    return Sender(deps.db, deps.gateway, contacts, deps.options, clock=deps.clock.now, mail=deps.mail)
+
+
 # How often a sender looks for the Retry-After pauses other workers were given.
 PAUSES_READ_EVERY = timedelta(seconds=1)
 
@@ -99,10 +102,11 @@ class Sender:
     `mail`: where email goes (mail.py); the notify log when not given."""
 
     def __init__(self, db: Database, gateway, contacts: ContactLookup, options: SendOptions,
-                 clock: Callable[[], datetime] = utcnow, rand: Callable[[], float] = random.random, mail=None):
+                 clock: Callable[[], datetime] | None = None, rand: Callable[[], float] = random.random,
+                 mail=None):
         self.db, self.pool, self.contacts, self.options = db, as_pool(gateway), contacts, options
         self.mail = mail or ConsoleMail()
-        self.clock, self.rand = clock, rand
+        self.clock, self.rand = clock or SystemClock().now, rand
         self._pauses_read_at: datetime | None = None
 
     def send_due(self) -> int:

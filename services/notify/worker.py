@@ -4,13 +4,14 @@ Two halves that meet only in the database:
   * event handlers store one pending notification per (event, template, citizen);
   * a timer claims due notifications and sends them (sender.py), asking identity for the
     phone at send time, so that no phone number travels in an event or waits in a queue.
+
+Only nameko wiring lives here: the handlers call the use cases (intake.py, sender.py,
+notifications.py) with the deps made once per process (deps.build_deps).
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
-from datetime import datetime, timezone
 
 import eventlet
 from nameko.exceptions import RemoteError, UnknownService
@@ -19,14 +20,13 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from motcua_common.config import Settings
-from motcua_common.consumer import ServiceDatabase, event_handler
+from motcua_common.consumer import event_handler
 
-from .mail import mail_gateway_for
-from .routing import pool_from_env
 from . import domain
+from .deps import Deps, build_deps
 from .intake import accept_event, accept_reply
-from .sender import ContactUnavailable, Sender, SendOptions
-from .store import reconcile_unreceipted
+from .notifications import expire_unreceipted
+from .sender import ContactUnavailable, sender_for
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,20 @@ SEND_POLL_SECONDS = 1.0
 SEND_WAKE_SECONDS = 0.1
 
 
-class SmsOutbound(DependencyProvider):
-    """The SMS gateways (routing.py), the mail server and the sending options, made once
-    per worker process: rate limits and failover state live as long as the worker."""
+class NotifyDependencies(DependencyProvider):
+    """notify's deps (deps.py) with the SMS gateways (routing.py) and the mail server,
+    made once per worker process: rate limits and failover state live as long as the
+    worker, and so does its one database client."""
 
     def setup(self):
         settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
-        self.options = SendOptions.from_env(settings)
-        env = os.environ
-        self.gateway = pool_from_env(settings.sms_gateway_url, env, self.options.gateway_timeout_seconds)
-        self.mail = mail_gateway_for(env.get("SMTP_URL"), env.get("SMTP_FROM", "motcua@localhost"),
-                                     self.options.gateway_timeout_seconds)
-
+        # The worker verifies no token: it is called over the broker, never with a bearer.
+        self.deps: Deps = build_deps(settings, outbound=True, verifier=None)
         self._woken, self._last_look = False, 0.0
 
     def stop(self):
-        self.gateway.close()
+        self.deps.gateway.close()
+        self.deps.db.client.close()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -95,31 +93,30 @@ class IdentityContacts:
 
 class NotifyService:
     name = "notify"
-    db = ServiceDatabase("notify")
     identity = RpcProxy("identity")
-    outbound = SmsOutbound()
+    notify = NotifyDependencies()
 
     def _accepted(self, outcome: str) -> str:
         if outcome == "processed":
-            self.outbound.wake()
+            self.notify.wake()
         return outcome
 
     @event_handler("DossierSubmitted")
     def on_dossier_submitted(self, event):
-        return self._accepted(accept_event(self.db, event, chain_hold_seconds=self.outbound.options.chain_hold_seconds))
+        return self._accepted(accept_event(self.notify.deps, None, event))
 
     @event_handler("DossierStatusChanged")
     def on_dossier_status_changed(self, event):
-        return self._accepted(accept_event(self.db, event))
+        return self._accepted(accept_event(self.notify.deps, None, event))
 
     @event_handler("DossierResultReady")
     def on_dossier_result_ready(self, event):
-        return self._accepted(accept_event(self.db, event))
+        return self._accepted(accept_event(self.notify.deps, None, event))
 
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):
         # Web and counter registrations need no SMS; consumed and acknowledged once.
-        return accept_event(self.db, event)
+        return accept_event(self.notify.deps, None, event)
 
     @rpc(expected_exceptions=domain.ReplyRefused)
     def send_sms_reply(self, to, template, variables, ward_id, key):
@@ -128,30 +125,28 @@ class NotifyService:
 
         Returns {"notification_id"}; the same `key` always answers the first one's id and
         never makes a second SMS. Sent by the timer below, like every other message."""
-        notification_id = accept_reply(self.db, to, template, variables, ward_id, key,
-                                       unaccented=self.outbound.options.unaccented)
-        self.outbound.wake()
+        notification_id = accept_reply(self.notify.deps, None, to, template, variables, ward_id, key)
+        self.notify.wake()
         return {"notification_id": notification_id}
 
     @timer(interval=60)
     def reconcile_receipts(self):
         """Sent messages with no receipt after their validity period become `expired`."""
-        validity = float(os.environ.get("SMS_VALIDITY_SECONDS", "86400"))
-        expired = reconcile_unreceipted(self.db, datetime.now(timezone.utc), validity)
+        expired = expire_unreceipted(self.notify.deps)
         if expired:
             log.info("messages without a delivery receipt marked expired", extra={"count": expired})
 
     @timer(interval=SEND_WAKE_SECONDS)
     def send_due(self):
-        if not self.outbound.time_to_look():
+        if not self.notify.time_to_look():
             return
-        options = self.outbound.options
-        contacts = IdentityContacts(self.identity, options.identity_timeout_seconds)
-        sender = Sender(self.db, self.outbound.gateway, contacts, options, mail=self.outbound.mail)
+        deps = self.notify.deps
+        contacts = IdentityContacts(self.identity, deps.options.identity_timeout_seconds)
+        sender = sender_for(deps, contacts)
         # Several sending loops side by side, so that one slow gateway call does not hold
         # up every other message; claims are atomic, so none is taken twice.
-        pool = eventlet.GreenPool(options.concurrency)
-        for _ in range(options.concurrency):
+        pool = eventlet.GreenPool(deps.options.concurrency)
+        for _ in range(deps.options.concurrency):
             pool.spawn_n(sender.send_due)
         pool.waitall()
 

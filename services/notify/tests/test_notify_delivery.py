@@ -20,7 +20,10 @@ from prometheus_client import REGISTRY
 from motcua_notify import bootstrap, domain, store
 from motcua_notify.api import create_app
 from motcua_notify.gateways import ConsoleGateway, HttpGateway, OutboundSms, route_name
-from motcua_notify.intake import accept_reply
+from motcua_common.clock import FixedClock, SystemClock
+from motcua_common.config import Settings
+from motcua_notify import intake
+from motcua_notify.deps import build_deps
 from motcua_notify.mail import SmtpGateway
 from motcua_notify.routing import Breaker, GatewayPool, RateLimiter, Route, pool_from_env
 from motcua_notify.sender import Sender, SendOptions
@@ -50,6 +53,14 @@ def db(settings, service_db):
 
 OPTIONS = SendOptions(retry=domain.RetryPolicy(window_seconds=600, base_seconds=5, max_seconds=120),
                       gateway_timeout_seconds=2, lease_seconds=60, segment_price=850)
+
+
+def accept_reply(db, to, template, variables, ward_id, key, unaccented=False, now=None):
+    """intake.accept_reply on this database, with the clock stopped at `now` (when given)."""
+    deps = build_deps(Settings.from_env({}), db=db, verifier=None,
+                      clock=FixedClock(now) if now else SystemClock(),
+                      options=SendOptions(unaccented=unaccented))
+    return intake.accept_reply(deps, None, to, template, variables, ward_id, key)
 
 
 def reply(db, phone, text="Hồ sơ đang xử lý.", ward_id=WARD, key=None):

@@ -13,7 +13,10 @@ from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import OUTBOX
 from motcua_notify import bootstrap, domain, store
 from motcua_notify.gateways import ConsoleGateway, HttpGateway, gateway_for
-from motcua_notify.intake import accept_event
+from motcua_common.clock import FixedClock, SystemClock
+from motcua_common.config import Settings
+from motcua_notify import intake
+from motcua_notify.deps import build_deps
 from motcua_notify.sender import ContactUnavailable, Sender, SendOptions
 
 PHONE = "+84901234567"
@@ -47,6 +50,14 @@ def clock():
 
 OPTIONS = SendOptions(retry=domain.RetryPolicy(window_seconds=600, base_seconds=5, max_seconds=120),
                       gateway_timeout_seconds=2, lease_seconds=60)
+
+
+def accept_event(db, event, now=None, chain_hold_seconds=2.0):
+    """intake.accept_event on this database, with the clock stopped at `now` (when given)."""
+    deps = build_deps(Settings.from_env({}), db=db, verifier=None,
+                      clock=FixedClock(now) if now else SystemClock(),
+                      options=SendOptions(chain_hold_seconds=chain_hold_seconds))
+    return intake.accept_event(deps, None, event)
 
 
 def make_sender(db, gateway, clock, contacts=None, options=OPTIONS):
