@@ -139,8 +139,11 @@ class Platform:
                                   + "; ".join(f"{s} ({why})" for s, why in sorted(pending.items())))
             if now >= next_report:
                 ready = [s for s in self.services if s not in pending]
+                waiting = {}
+                for service, why in sorted(pending.items()):
+                    waiting.setdefault(why, []).append(service)
                 say(f"waiting {now - started:.0f} s: "
-                    + "; ".join(f"{s} ({why})" for s, why in sorted(pending.items()))
+                    + "; ".join(f"{why} ({', '.join(names)})" for why, names in waiting.items())
                     + (f" — ready: {', '.join(ready)}" if ready else ""))
                 next_report = now + report_every
             self._supervise_once()
