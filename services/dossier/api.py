@@ -28,7 +28,7 @@ from . import (
     attaching, attachments, calendar_days, dossiers, issuing, paying, payments, procedures, submission, views,
 )
 from .citizen_directory import CitizenDirectory
-from .deps import LOOKUP_WINDOW, LOOKUPS_PER_WINDOW, Deps, build_deps  # noqa: F401 (the limit, as tests read it)
+from .deps import LOOKUPS_PER_WINDOW, Deps, build_deps  # noqa: F401 (the limit, where tests read it)
 from .payment_provider import LocalPaymentProvider, PaymentSetup
 from .signing_keys import ResultKeys
 from .ward_directory import WardDirectory

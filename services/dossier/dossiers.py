@@ -294,7 +294,30 @@ def ward_stats(deps: Deps, principal: Principal, ward_id: str) -> dict:
     if not principal.can_watch(ward_id):
         raise forbidden("Chỉ cán bộ của phường, trung tâm giám sát và quản trị viên xem được số liệu này.")
     today = deps.clock.today()
-    return {"ward_id": ward_id, "as_of": today.isoformat(), **store.ward_stats(deps.db, ward_id, today)}
+    counts = store.ward_counts(deps.db, ward_id, today)
+    return {"ward_id": ward_id, "as_of": today.isoformat(), **counts,
+            "on_time_rate": domain.on_time_rate(counts["returned"], counts["returned_on_time"]),
+            "by_procedure": _by_procedure(store.ward_rows(deps.db, ward_id), today)}
+
+
+def _by_procedure(dossiers, today: date) -> list[dict]:
+    """Adoption and timeliness per procedure (R15): online against counter, returned on
+    time, overdue. Counted in Python over lean rows: portable across MongoDB and the
+    embedded server, and a ward's dossiers are thousands, not millions."""
+    rows: dict[str, dict] = {}
+    for d in dossiers:
+        row = rows.setdefault(d["procedure_code"], {"procedure_code": d["procedure_code"], "submitted": 0, "online": 0,
+                                                    "counter": 0, "returned": 0, "returned_on_time": 0, "overdue": 0})
+        row["submitted"] += 1
+        row[d["channel"]] = row.get(d["channel"], 0) + 1
+        if d["status"] == domain.RETURNED:
+            row["returned"] += 1
+            row["returned_on_time"] += bool(d.get("returned_on_time"))
+        row["overdue"] += domain.is_overdue(d["status"], date.fromisoformat(d["due_date"]), today)
+    for row in rows.values():
+        row["on_time_rate"] = domain.on_time_rate(row["returned"], row["returned_on_time"])
+        row["online_share"] = round(row["online"] / row["submitted"], 4)
+    return sorted(rows.values(), key=lambda r: (-r["submitted"], r["procedure_code"]))
 
 
 def overdue_by_ward(deps: Deps) -> dict[str, int]:

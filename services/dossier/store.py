@@ -462,42 +462,24 @@ def announce_overdue(db: Database, dossier: dict, now: datetime, event: dict) ->
 
 
 # ---------------------------------------------------------------- numbers
-def ward_stats(db: Database, ward_id: str, today: date) -> dict:
+def ward_counts(db: Database, ward_id: str, today: date) -> dict:
+    """A ward's dossiers counted: all, by channel, returned (on time), overdue today."""
     dossiers = db[DOSSIERS]
     ward = {"ward_id": ward_id}
-    returned = dossiers.count_documents({**ward, "status": domain.RETURNED})
-    returned_on_time = dossiers.count_documents({**ward, "status": domain.RETURNED, "returned_on_time": True})
     return {
         "submitted": dossiers.count_documents(ward),
         "online": dossiers.count_documents({**ward, "channel": "online"}),
         "counter": dossiers.count_documents({**ward, "channel": "counter"}),
-        "returned": returned,
-        "returned_on_time": returned_on_time,
+        "returned": dossiers.count_documents({**ward, "status": domain.RETURNED}),
+        "returned_on_time": dossiers.count_documents({**ward, "status": domain.RETURNED, "returned_on_time": True}),
         "overdue": dossiers.count_documents({**ward, **_overdue(today)}),
-        "on_time_rate": domain.on_time_rate(returned, returned_on_time),
-        "by_procedure": _by_procedure(dossiers, ward_id, today),
     }
 
 
-def _by_procedure(dossiers, ward_id: str, today: date) -> list[dict]:
-    """Adoption and timeliness per procedure (R15): online against counter, returned on
-    time, overdue. Counted in Python over lean rows: portable across MongoDB and the
-    embedded server, and a ward's dossiers are thousands, not millions."""
-    rows: dict[str, dict] = {}
+def ward_rows(db: Database, ward_id: str):
+    """A ward's dossiers, lean: procedure, channel, status, returned on time, due date."""
     fields = {"procedure_code": 1, "channel": 1, "status": 1, "returned_on_time": 1, "due_date": 1}
-    for d in dossiers.find({"ward_id": ward_id}, fields):
-        row = rows.setdefault(d["procedure_code"], {"procedure_code": d["procedure_code"], "submitted": 0, "online": 0,
-                                                    "counter": 0, "returned": 0, "returned_on_time": 0, "overdue": 0})
-        row["submitted"] += 1
-        row[d["channel"]] = row.get(d["channel"], 0) + 1
-        if d["status"] == domain.RETURNED:
-            row["returned"] += 1
-            row["returned_on_time"] += bool(d.get("returned_on_time"))
-        row["overdue"] += domain.is_overdue(d["status"], date.fromisoformat(d["due_date"]), today)
-    for row in rows.values():
-        row["on_time_rate"] = domain.on_time_rate(row["returned"], row["returned_on_time"])
-        row["online_share"] = round(row["online"] / row["submitted"], 4)
-    return sorted(rows.values(), key=lambda r: (-r["submitted"], r["procedure_code"]))
+    return db[DOSSIERS].find({"ward_id": ward_id}, fields)
 
 
 def _overdue(today: date) -> dict:
