@@ -178,7 +178,7 @@ def _run(args) -> int:
     if args.command == "new-keys":
         return _new_keys(args.directory)
     if args.command == "rotate-keys":
-        from motcua_identity.api import key_ring
+        from motcua_identity.deps import key_ring
 
         settings = _settings()
         check_database(settings.mongo_url)

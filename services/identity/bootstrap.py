@@ -5,13 +5,14 @@ import logging
 from datetime import timedelta
 
 from motcua_common import demo as demo_data
+from motcua_common.clock import SystemClock
 from motcua_common.config import Settings
 from motcua_common.mongo import connect, service_database
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.ratelimit import FixedWindowLimiter
 
 from . import store
-from .api import key_ring
+from .deps import LIMITERS, key_ring
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,14 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         db = service_database(client, settings, "identity")
         store.ensure_indexes(db)
         ensure_plumbing_indexes(db)
-        for limiter in ("sms_inbound", "login_username", "login_client"):
+        for limiter in LIMITERS:
             FixedWindowLimiter(db, limiter, 1, timedelta(minutes=1)).ensure_indexes()
-        key_ring(settings)  # creates the first signing key on first start
+        clock = SystemClock(settings.timezone)
+        key_ring(settings, clock)  # creates the first signing key on first start
         if settings.admin_password and store.officer_by_username(db, "admin") is None:
             # Like Grafana's admin bootstrap: only on first start; later changes go through the API.
             store.create_officer(db, username="admin", full_name="Quản trị hệ thống", ward_id=None, role="admin",
-                                 password=settings.admin_password, created_by="bootstrap")
+                                 password=settings.admin_password, created_by="bootstrap", now=clock.now())
             log.info("created the platform administrator 'admin'")
         if demo:
             for ward in demo_data.WARDS:
@@ -36,6 +38,6 @@ def prepare(settings: Settings, demo: bool = False) -> None:
             for username, full_name, ward_id, role in demo_data.DEMO_STAFF:
                 if store.officer_by_username(db, username) is None:
                     store.create_officer(db, username=username, full_name=full_name, ward_id=ward_id, role=role,
-                                         password=demo_data.DEMO_STAFF_PASSWORD, created_by="demo")
+                                         password=demo_data.DEMO_STAFF_PASSWORD, created_by="demo", now=clock.now())
     finally:
         client.close()

@@ -3,10 +3,11 @@ sign in (/identity/login), change a temporary password (/identity/password) and 
 out (/identity/logout). Server-rendered, in Vietnamese, plain form posts and redirects:
 everything works without JavaScript.
 
-Every form goes through the rules the JSON API uses (`accounts`, built in api.create_app):
-the same validation, one account per CCCD, login limits and lockout, audit and events.
-A page only turns the API's problems into messages beside the fields, and answers with the
-API's status (422 invalid form, 409 CCCD taken, 401, 423 locked, 429 too many attempts)."""
+Every form calls the use cases the JSON API calls (accounts.py, wards.py): the same
+validation, one account per CCCD, login limits and lockout, audit and events. A page only
+turns their refusals, as the API's problems (problems.py), into messages beside the fields,
+and answers with the API's status (422 invalid form, 409 CCCD taken, 401, 423 locked, 429
+too many attempts)."""
 from __future__ import annotations
 
 import logging
@@ -19,12 +20,14 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from motcua_common.http import Problem, request_context
+from motcua_common.names import fold
 from motcua_common.web_session import (
     CsrfRefused, check_csrf, clear_session, csrf_token, issue_csrf_cookie, local_path, session_principal, set_session,
 )
 
-from . import store
-from .sms_commands import unaccent
+from . import accounts, wards
+from .errors import IdentityError
+from .problems import problem_of
 
 log = logging.getLogger(__name__)
 FOLDER = Path(__file__).resolve().parent
@@ -53,8 +56,12 @@ def _page_globals():
     return {"csrf_token": csrf_token, "signed_in": _principal() is not None}
 
 
-def _accounts():
-    return request_context().accounts
+def _deps():
+    return request_context()
+
+
+def _client() -> str:
+    return request.remote_addr or ""
 
 
 def _principal():
@@ -104,10 +111,10 @@ def _next() -> str:
 def _wards_by_province() -> list[tuple[str, list[dict]]]:
     """The wards for the select, grouped by province, in Vietnamese alphabetical order."""
     def by_name(text: str) -> str:
-        return unaccent(text).casefold()  # "Đà Nẵng" beside "Da...", not after "Z"
+        return fold(text)  # "Đà Nẵng" beside "Da...", not after "Z"
 
     groups: dict[str, list[dict]] = {}
-    for ward in store.list_wards(request_context().db):
+    for ward in wards.all_wards(_deps()):
         groups.setdefault(ward["province"], []).append(ward)
     return [(province, sorted(wards, key=lambda w: by_name(w["name"])))
             for province, wards in sorted(groups.items(), key=lambda item: by_name(item[0]))]
@@ -135,10 +142,11 @@ def register():
         errors["password_repeat"] = "Hai lần nhập mật khẩu chưa giống nhau. Xin nhập lại cả hai ô."
     try:
         if errors:
-            _accounts().validate_registration(body)  # the other fields' messages too; nothing is created
+            accounts.validate_registration(_deps(), body)  # the other fields' messages too; nothing is created
         else:
-            _accounts().register_citizen(body, None)  # a citizen on the web: channel "web", own password
-    except Problem as problem:
+            accounts.register_citizen(_deps(), None, body, _client())  # on the web: channel "web", own password
+    except IdentityError as refused:
+        problem = problem_of(refused)
         errors = {**_field_messages(problem), **errors}
         if problem.code == "national_id_taken":
             errors["national_id"] = ("Số CCCD này đã có tài khoản. Hãy đăng nhập bằng số CCCD và mật khẩu của bạn. "
@@ -170,8 +178,9 @@ def login():
     target = _next()
     username = request.form.get("username", "")
     try:
-        session = _accounts().sign_in(username, request.form.get("password", ""))
-    except Problem as problem:
+        session = accounts.sign_in(_deps(), username, request.form.get("password", ""), _client())
+    except IdentityError as refused:
+        problem = problem_of(refused)
         errors = {field: _LOGIN_REQUIRED[field] for field in _field_messages(problem) if field in _LOGIN_REQUIRED}
         notice = None if errors else _vietnamese(problem.detail)
         return _page("login.html", problem.status, _retry_after(problem), next_path=target,
@@ -204,15 +213,16 @@ def change_password():
         errors = {"new_password_repeat": "Hai lần nhập mật khẩu mới chưa giống nhau. Xin nhập lại."}
         return _page("password.html", 422, next_path=target, errors=errors, notice=None)
     try:
-        account = _accounts().change_own_password(principal.subject, current, new)
-    except Problem as problem:
+        account = accounts.change_own_password(_deps(), principal, current, new, _client())
+    except IdentityError as refused:
+        problem = problem_of(refused)
         errors = _field_messages(problem)  # new_password: the password policy
         if problem.code == "invalid_credentials":
             errors["current_password"] = _vietnamese(problem.detail)
         return _page("password.html", problem.status, next_path=target, errors=errors,
                      notice=None if errors else _vietnamese(problem.detail))
     # The old token still says "must change password": the browser gets a fresh session.
-    session = _accounts().issue_session(account)
+    session = accounts.issue_session(_deps(), account)
     response = redirect(target, 303)
     set_session(response, session["access_token"], session["expires_in"])
     return response

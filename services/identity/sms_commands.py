@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
+from motcua_common.names import unaccent  # noqa: F401  (the shared rule; tests import it from here)
+
 
 @dataclass(frozen=True)
 class Register:
@@ -42,11 +44,6 @@ HELP = ("Cu phap: DK <so CCCD> <ho ten> <ngay/thang/nam sinh> de dang ky; "
         "MK <mat khau cu> <mat khau moi> de doi mat khau; TT <ma ho so> de tra cuu ho so.")
 
 _DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
-
-
-def unaccent(text: str) -> str:
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
 def parse(text: str) -> Register | ChangePassword | Status | NotUnderstood:

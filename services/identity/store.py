@@ -1,19 +1,22 @@
-"""identity's own database: wards, citizens, officers and the security audit log."""
+"""identity's own database: wards, citizens, officers and the security audit log —
+pymongo reads and writes only (and the password hashing the stored documents need).
+Every moment written is given by the caller (the use cases read deps.clock); every event
+written with a change is built by the caller (events.py) and committed here with it."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-from motcua_common.events import new_event
 from motcua_common.mongo import update_and_read
 from motcua_common.outbox import commit
 
 from . import domain
+
 
 def default_hasher() -> PasswordHasher:
     """argon2id with RFC 9106's low-memory parameters (t=3, m=64 MiB, p=4)."""
@@ -40,8 +43,8 @@ def burn_verification_time(password: str) -> None:
     verify_password(_DUMMY_HASH, password)
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 def ensure_indexes(db: Database) -> None:
@@ -65,15 +68,18 @@ def upsert_ward(db: Database, ward: dict) -> None:
     db.wards.update_one({"_id": ward["ward_id"]}, {"$set": ward}, upsert=True)
 
 
+def set_target_population(db: Database, ward_id: str, population: int) -> None:
+    db.wards.update_one({"ward_id": ward_id}, {"$set": {"target_population": population}})
+
+
 # ---------------------------------------------------------------- citizens
-def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_birth: date, phone: str,
-                     ward_id: str, password: str, channel: str, today: date,
-                     temporary_until: datetime | None = None) -> str:
-    """Insert the account and its CitizenRegistered event atomically.
+def insert_citizen(db: Database, *, citizen_id: str, national_id: str, full_name: str, date_of_birth: date,
+                   phone: str, ward_id: str, password: str, channel: str, now: datetime,
+                   temporary_until: datetime | None, events: list[dict]) -> None:
+    """Insert the account and its events (CitizenRegistered) atomically.
 
     One account per national id holds under any load through the unique index: a second
     insert raises DuplicateKeyError, which the API answers with 409 national_id_taken."""
-    citizen_id = str(uuid.uuid4())
     doc = {
         "_id": citizen_id,
         "national_id": national_id,
@@ -89,14 +95,9 @@ def register_citizen(db: Database, *, national_id: str, full_name: str, date_of_
         "failed_logins": 0,
         "locked_until": None,
         "channel": channel,
-        "created_at": now(),
+        "created_at": now,
     }
-    event = new_event("CitizenRegistered", ward_id, {
-        "citizen_id": citizen_id, "ward_id": ward_id, "channel": channel,
-        "age_band": domain.age_band(date_of_birth, today),
-    })
-    commit(db, lambda session: db.citizens.insert_one(doc, session=session), [event])
-    return citizen_id
+    commit(db, lambda session: db.citizens.insert_one(doc, session=session), events)
 
 
 def citizens_by_username(db: Database, username: str) -> list[dict]:
@@ -106,12 +107,28 @@ def citizens_by_username(db: Database, username: str) -> list[dict]:
     phone = domain.normalise_phone(username)
     if phone:
         # A family may share one phone: the password tells the accounts apart.
-        return list(db.citizens.find({"phone": phone}).limit(10))
+        return citizens_with_phone(db, phone)
     return []
+
+
+def citizens_with_phone(db: Database, phone: str) -> list[dict]:
+    return list(db.citizens.find({"phone": phone}).limit(10))
 
 
 def citizen(db: Database, citizen_id: str) -> dict | None:
     return db.citizens.find_one({"_id": citizen_id})
+
+
+def citizen_by_national_id(db: Database, national_id: str) -> dict | None:
+    return db.citizens.find_one({"national_id": national_id})
+
+
+def citizen_contact(db: Database, citizen_id: str) -> dict | None:
+    return db.citizens.find_one({"_id": citizen_id}, {"phone": 1, "ward_id": 1})
+
+
+def citizen_contact_by_national_id(db: Database, national_id: str) -> dict | None:
+    return db.citizens.find_one({"national_id": national_id}, {"phone": 1, "ward_id": 1})
 
 
 def count_registered_aged(db: Database, ward_id: str, today: date, youngest: int, oldest: int) -> int:
@@ -132,12 +149,12 @@ def registered_aged_by_ward(db: Database, today: date, youngest: int, oldest: in
 
 # ---------------------------------------------------------------- officers
 def create_officer(db: Database, *, username: str, full_name: str, ward_id: str | None, role: str,
-                   password: str, created_by: str) -> str:
-    officer_id = str(uuid.uuid4())
+                   password: str, created_by: str, now: datetime) -> str:
+    officer_id = new_id()
     db.officers.insert_one({
         "_id": officer_id, "username": username, "full_name": full_name, "ward_id": ward_id,
         "role": role, "password_hash": hash_password(password), "must_change_password": False,
-        "failed_logins": 0, "locked_until": None, "created_at": now(), "created_by": created_by,
+        "failed_logins": 0, "locked_until": None, "created_at": now, "created_by": created_by,
     })
     return officer_id
 
@@ -151,34 +168,31 @@ def collection_of(account: dict) -> str:
     return "officers" if "username" in account else "citizens"
 
 
-def record_failed_login(db: Database, account: dict) -> datetime | None:
-    """Count a failure; lock the account after too many. Returns the lock end, if locked."""
-    coll = db[collection_of(account)]
-    updated = update_and_read(coll, {"_id": account["_id"]}, {"$inc": {"failed_logins": 1}})
-    if updated and updated["failed_logins"] >= domain.MAX_FAILED_LOGINS:
-        until = now() + timedelta(minutes=domain.LOCKOUT_MINUTES)
-        coll.update_one({"_id": account["_id"]}, {"$set": {"locked_until": until, "failed_logins": 0}})
-        return until
-    return None
+def count_failed_login(db: Database, account: dict) -> int:
+    """One more failed login on the account; its count of failures so far."""
+    updated = update_and_read(db[collection_of(account)], {"_id": account["_id"]}, {"$inc": {"failed_logins": 1}})
+    return updated["failed_logins"] if updated else 0
 
 
-def record_successful_login(db: Database, account: dict) -> None:
+def lock(db: Database, account: dict, until: datetime) -> None:
+    db[collection_of(account)].update_one({"_id": account["_id"]}, {"$set": {"locked_until": until, "failed_logins": 0}})
+
+
+def record_successful_login(db: Database, account: dict, now: datetime) -> None:
     db[collection_of(account)].update_one(
-        {"_id": account["_id"]}, {"$set": {"failed_logins": 0, "locked_until": None, "last_login_at": now()}}
+        {"_id": account["_id"]}, {"$set": {"failed_logins": 0, "locked_until": None, "last_login_at": now}}
     )
 
 
-def change_password(db: Database, account: dict, new_password: str, channel: str) -> None:
+def change_password(db: Database, account: dict, new_password: str, now: datetime, events: list[dict]) -> None:
+    """The new password and its events (PasswordChanged) atomically."""
     coll = db[collection_of(account)]
-    event = new_event("PasswordChanged", account.get("ward_id") or "", {
-        "account_id": account["_id"], "ward_id": account.get("ward_id") or "", "channel": channel,
-    })
     commit(db, lambda session: coll.update_one(
         {"_id": account["_id"]},
         {"$set": {"password_hash": hash_password(new_password), "must_change_password": False,
-                  "password_expires_at": None, "password_changed_at": now()}},
+                  "password_expires_at": None, "password_changed_at": now}},
         session=session,
-    ), [event])
+    ), events)
 
 
 def set_temporary_password(db: Database, account: dict, password: str, until: datetime) -> None:
@@ -191,8 +205,8 @@ def find_account(db: Database, account_id: str) -> dict | None:
     return db.citizens.find_one({"_id": account_id}) or db.officers.find_one({"_id": account_id})
 
 
-def audit(db: Database, action: str, *, account_id: str | None = None, outcome: str = "ok",
+def audit(db: Database, action: str, *, at: datetime, account_id: str | None = None, outcome: str = "ok",
           client: str | None = None, **details) -> None:
     """Security events. Never a password, token, national id or phone number."""
-    db.audit.insert_one({"at": now(), "action": action, "account_id": account_id, "outcome": outcome,
+    db.audit.insert_one({"at": at, "action": action, "account_id": account_id, "outcome": outcome,
                          "client": client, **details})

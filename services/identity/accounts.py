@@ -1,0 +1,289 @@
+"""Accounts: registration (web, counter), sign-in under the login limits and the lockout,
+sessions, the password change, temporary passwords, and the contact other services ask
+for. Plain functions `(deps, principal, input...)` that the API, the pages, the SMS desk
+and the worker all call; they raise errors.* and never speak HTTP. `client` is the
+caller's address, for the per-address limits and the audit."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from pymongo.errors import DuplicateKeyError
+
+from motcua_common import metrics
+from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
+from motcua_common.rpc import RpcUnavailable
+
+from . import domain, events, store
+from .deps import Deps
+from .errors import (
+    CitizenNotFound, Invalid, InvalidCredentials, Locked, NationalIdTaken, NotAllowed, PasswordNotSent,
+    TemporaryPasswordExpired, TooManyLogins, TooManyRegistrations, WrongCurrentPassword,
+)
+
+log = logging.getLogger(__name__)
+
+
+def audit(deps: Deps, action: str, **details) -> None:
+    """A security event in identity's audit log, stamped by deps.clock."""
+    store.audit(deps.db, action, at=deps.clock.now(), **details)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc)  # pymongo gives naive UTC datetimes back
+
+
+# ---------------------------------------------------------------- registration
+def _at_counter(principal: Principal | None) -> bool:
+    return principal is not None and principal.role in WARD_STAFF_ROLES
+
+
+def check_registrar(principal: Principal | None) -> None:
+    """Who may register: anyone for themselves, ward staff and admins on a citizen's behalf."""
+    if principal is not None and principal.role not in STAFF_ROLES:
+        raise NotAllowed("Chỉ cán bộ một cửa đăng ký hộ công dân. / Only officers register on a citizen's behalf.")
+
+
+def validate_registration(deps: Deps, body: dict, password_optional: bool = False) -> dict:
+    """A registration's fields, checked and normalised; Invalid names every wrong field."""
+    errors: list[domain.FieldError] = []
+    dob, dob_errors = domain.check_date_of_birth(body.get("date_of_birth"), deps.clock.today())
+    errors += dob_errors
+    errors += domain.check_national_id(body.get("national_id"), dob)
+    full_name = domain.normalise_name(body.get("full_name"))
+    if full_name is None:
+        errors.append(domain.FieldError("full_name", "Họ tên 2–100 ký tự, chỉ gồm chữ cái và khoảng trắng. / Invalid name."))
+    phone = domain.normalise_phone(body.get("phone"))
+    if phone is None:
+        errors.append(domain.FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). / Invalid phone."))
+    ward_id = body.get("ward_id")
+    if not isinstance(ward_id, str) or store.get_ward(deps.db, ward_id) is None:
+        errors.append(domain.FieldError("ward_id", "Phường không tồn tại. / Unknown ward."))
+    password = body.get("password")
+    if password is None:
+        if not password_optional:
+            errors.append(domain.FieldError("password", "Cần đặt mật khẩu. / A password is required."))
+    else:
+        errors += domain.check_password(password, forbidden=(str(body.get("national_id") or ""), phone or ""))
+    if errors:
+        raise Invalid(errors)
+    return {"national_id": body["national_id"], "full_name": full_name, "date_of_birth": dob,
+            "phone": phone, "ward_id": ward_id, "password": password}
+
+
+def temporary_until(deps: Deps) -> datetime:
+    """When a temporary password issued now expires."""
+    return deps.clock.now() + timedelta(hours=domain.TEMPORARY_PASSWORD_HOURS)
+
+
+def open_account(deps: Deps, *, national_id: str, full_name: str, date_of_birth, phone: str, ward_id: str,
+                 password: str, channel: str, temporary: bool, today=None) -> str:
+    """The citizen's account and its CitizenRegistered event, atomically; DuplicateKeyError
+    when the national id has an account (the unique index decides under any load).
+    `today` (the day the age band is counted on) is the ward's date unless given."""
+    citizen_id = store.new_id()
+    event = events.citizen_registered(citizen_id, ward_id, channel, date_of_birth, today or deps.clock.today())
+    store.insert_citizen(deps.db, citizen_id=citizen_id, national_id=national_id, full_name=full_name,
+                         date_of_birth=date_of_birth, phone=phone, ward_id=ward_id, password=password,
+                         channel=channel, now=deps.clock.now(),
+                         temporary_until=temporary_until(deps) if temporary else None, events=[event])
+    return citizen_id
+
+
+def register_citizen(deps: Deps, principal: Principal | None, body: dict, client: str) -> tuple[dict, int]:
+    """One account per CCCD: validation, the account and its CitizenRegistered event
+    (outbox), the audit. POST /citizens and the registration page both come here."""
+    at_counter = _at_counter(principal)
+    if not at_counter:
+        verdict = deps.registrations_by_client.hit(client, deps.clock.now())
+        if not verdict.allowed:
+            audit(deps, "register", outcome="rate_limited", client=client)
+            raise TooManyRegistrations(verdict.retry_after_seconds)
+    fields = validate_registration(deps, body, password_optional=at_counter)
+    ward_id = fields["ward_id"]
+    if at_counter and not principal.is_staff_of(ward_id):
+        raise NotAllowed("Cán bộ chỉ đăng ký cho công dân của phường mình. / Officers register for their own ward.")
+    channel = "counter" if at_counter else "web"
+    temporary = fields["password"] is None
+    if temporary:
+        # Left out at the counter: a temporary password goes to the citizen's phone.
+        fields["password"] = domain.new_temporary_password()
+    try:
+        citizen_id = open_account(deps, channel=channel, temporary=temporary, **fields)
+    except DuplicateKeyError:
+        audit(deps, "register", outcome="national_id_taken", client=client)
+        raise NationalIdTaken()
+    metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
+    audit(deps, "register", account_id=citizen_id, client=client, channel=channel)
+    answer = {"citizen_id": citizen_id}
+    if temporary:
+        answer["temporary_password_sent"] = send_temporary_password(
+            deps, fields["phone"], fields["password"], ward_id, f"register:{citizen_id}")
+    return answer, 201
+
+
+# ---------------------------------------------------------------- temporary passwords
+def send_temporary_password(deps: Deps, phone: str, password: str, ward_id: str | None, key: str) -> bool:
+    """Hand the password to notify as an SMS command; False when notify cannot be asked."""
+    try:
+        deps.send_reply(phone, "temporary_password", {"password": password,
+                                                      "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}, ward_id, key)
+        return True
+    except RpcUnavailable:
+        log.warning("temporary password not sent: notify unavailable")
+        return False
+
+
+def reissue_temporary_password(deps: Deps, principal: Principal, citizen_id: str, client: str) -> dict:
+    """At the counter, for a citizen who lost or never got their password."""
+    account = store.citizen(deps.db, citizen_id)
+    if account is None or not principal.is_staff_of(account.get("ward_id") or ""):
+        raise CitizenNotFound()
+    password = domain.new_temporary_password()
+    store.set_temporary_password(deps.db, account, password, temporary_until(deps))
+    audit(deps, "reissue_temporary_password", account_id=citizen_id, by=principal.subject, client=client)
+    sent = send_temporary_password(deps, account["phone"], password, account.get("ward_id"),
+                                   f"reissue:{citizen_id}:{int(deps.clock.now().timestamp())}")
+    if not sent:
+        raise PasswordNotSent()
+    return {"citizen_id": citizen_id, "temporary_password_sent": True}
+
+
+# ---------------------------------------------------------------- lockout
+def refuse_if_locked(deps: Deps, account: dict) -> None:
+    """Locked while the account's lockout lasts (too many wrong passwords)."""
+    locked_until = account.get("locked_until")
+    if locked_until is not None and _utc(locked_until) > deps.clock.now():
+        raise locked(deps, locked_until)
+
+
+def is_locked(deps: Deps, account: dict) -> bool:
+    until = account.get("locked_until")
+    return until is not None and _utc(until) > deps.clock.now()
+
+
+def record_failed_login(deps: Deps, account: dict) -> datetime | None:
+    """Count a failure; lock the account after too many. Returns the lock end, if locked."""
+    if store.count_failed_login(deps.db, account) >= domain.MAX_FAILED_LOGINS:
+        until = deps.clock.now() + timedelta(minutes=domain.LOCKOUT_MINUTES)
+        store.lock(deps.db, account, until)
+        return until
+    return None
+
+
+def locked(deps: Deps, until: datetime) -> Locked:
+    until = _utc(until)
+    return Locked(until, deps.clock.local(until), max(1, int((until - deps.clock.now()).total_seconds())))
+
+
+# ---------------------------------------------------------------- sessions
+def _count_login(deps: Deps, username: str, client: str) -> None:
+    now = deps.clock.now()
+    verdicts = [deps.login_by_client.hit(client, now), deps.login_by_username.hit(username.casefold(), now)]
+    refused = [v for v in verdicts if not v.allowed]
+    if refused:
+        audit(deps, "login", outcome="rate_limited", client=client)
+        raise TooManyLogins(max(v.retry_after_seconds for v in refused))
+
+
+def sign_in(deps: Deps, username: object, password: object, client: str) -> dict:
+    """Check a username (CCCD, phone or officer username) and password under the login
+    limits and the lockout; answer the session. POST /sessions and the sign-in page."""
+    given = {"username": username, "password": password}
+    if not isinstance(username, str) or not username.strip() or not isinstance(password, str) or not password:
+        raise Invalid([domain.FieldError(f, "Bắt buộc. / Required.") for f in ("username", "password")
+                       if not isinstance(given[f], str) or not given[f]])
+    username = username.strip()
+    _count_login(deps, username, client)
+    candidates = store.citizens_by_username(deps.db, username)
+    if not candidates:
+        officer = store.officer_by_username(deps.db, username)
+        candidates = [officer] if officer else []
+    for account in candidates:
+        refuse_if_locked(deps, account)
+    matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
+    if not candidates:
+        store.burn_verification_time(password)
+    if len(matching) != 1:
+        for account in candidates:
+            until = record_failed_login(deps, account)
+            audit(deps, "login", account_id=account["_id"], outcome="locked" if until else "failed", client=client)
+            if until is not None and len(candidates) == 1:
+                raise locked(deps, until)
+        if not candidates:
+            audit(deps, "login", outcome="unknown_user", client=client)
+        raise InvalidCredentials()
+    account = matching[0]
+    expires = account.get("password_expires_at")
+    if account.get("must_change_password") and expires is not None and _utc(expires) < deps.clock.now():
+        audit(deps, "login", account_id=account["_id"], outcome="temporary_password_expired", client=client)
+        raise TemporaryPasswordExpired()
+    store.record_successful_login(deps.db, account, deps.clock.now())
+    audit(deps, "login", account_id=account["_id"], client=client)
+    return issue_session(deps, account)
+
+
+def issue_session(deps: Deps, account: dict) -> dict:
+    """A signed access token for `account`, as POST /sessions answers it."""
+    settings = deps.settings
+    role = account.get("role", "citizen")
+    must_change = bool(account.get("must_change_password"))
+    token = deps.signing_key.issue(account["_id"], role, account.get("ward_id"), settings.token_ttl_seconds,
+                                   must_change_password=must_change, username=account.get("username"),
+                                   phone_last4=account["phone"][-4:] if role == "citizen" else None)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": settings.token_ttl_seconds,
+            "must_change_password": must_change, "role": role, "ward_id": account.get("ward_id")}
+
+
+# ---------------------------------------------------------------- password change
+def change_password(deps: Deps, account: dict, new_password: str, channel: str) -> None:
+    """The new password and its PasswordChanged event, atomically (web and SMS)."""
+    store.change_password(deps.db, account, new_password, deps.clock.now(),
+                          [events.password_changed(account, channel)])
+
+
+def change_own_password(deps: Deps, principal: Principal, current: object, new: object, client: str) -> dict:
+    """PUT /me/password's rules, for the API and the change-password page; returns the
+    account as it is after the change."""
+    account_id = principal.subject
+    account = store.find_account(deps.db, account_id)
+    if account is None:
+        raise InvalidCredentials()
+    # The current password is a login's secret: a session (stolen, or a shared screen left
+    # signed in) must not become a way to guess it, so the same lockout counts here.
+    refuse_if_locked(deps, account)
+    if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
+        until = record_failed_login(deps, account)
+        audit(deps, "password_change", account_id=account["_id"], outcome="locked" if until else "wrong_current",
+              client=client)
+        if until is not None:
+            raise locked(deps, until)
+        raise WrongCurrentPassword()
+    errors = domain.check_password(new, forbidden=(account.get("national_id", ""), account.get("phone", "")))
+    if not errors and new == current:
+        errors = [domain.FieldError("new_password", "Mật khẩu mới phải khác mật khẩu cũ. / Must differ from the old one.")]
+    if errors:
+        raise Invalid([domain.FieldError("new_password", e.message) for e in errors])
+    change_password(deps, account, new, channel="web")
+    audit(deps, "password_change", account_id=account["_id"], client=client)
+    return store.find_account(deps.db, account_id)
+
+
+# ---------------------------------------------------------------- other services' questions
+def citizen_contact(deps: Deps, citizen_id: str) -> dict | None:
+    """The phone to text a citizen on, asked by notify at send time."""
+    found = store.citizen_contact(deps.db, citizen_id)
+    if found is None:
+        return None
+    return {"citizen_id": found["_id"], "phone": found["phone"], "phone_last4": found["phone"][-4:],
+            "ward_id": found["ward_id"]}
+
+
+def find_citizen(deps: Deps, national_id: object) -> dict | None:
+    """The account of a national id, asked by dossier when an officer submits at the counter."""
+    if not isinstance(national_id, str) or domain.check_national_id(national_id, None):
+        return None
+    found = store.citizen_contact_by_national_id(deps.db, national_id)
+    if found is None:
+        return None
+    return {"citizen_id": found["_id"], "phone_last4": found["phone"][-4:], "ward_id": found["ward_id"]}

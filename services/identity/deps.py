@@ -1,0 +1,138 @@
+"""What identity's use cases need, typed and chosen once: the shared `ServiceDeps`
+(service, settings, db, verifier, clock) and what only identity uses — the token key ring,
+the login, registration and inbound-SMS rate limits, and the two calls that leave the
+service (SMS replies through notify, status questions to dossier).
+
+`build_deps(settings, **overrides)` is the one place these are made: the API
+(`create_app`), the worker, the CLI (`motcua rotate-keys` through `key_ring`) and the
+tests call it. Anything given as an override is used as is and its real counterpart is
+never built (no key file, no RPC client)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+from pymongo.database import Database
+
+from motcua_common.auth import SigningKey, TokenVerifier
+from motcua_common.clock import SystemClock
+from motcua_common.config import Settings
+from motcua_common.deps import ServiceDeps, open_database
+from motcua_common.ratelimit import FixedWindowLimiter
+from motcua_common.rpc import call
+
+from .keys import KeyRing
+
+SERVICE = "identity"
+# Inbound SMS per phone: enough for DK, a retry and MK; an SMS costs the city money.
+SMS_PER_PHONE = 8
+SMS_WINDOW = timedelta(minutes=10)
+# Logins, counted before any password is checked: the lockout stops guessing one known
+# account; these stop spraying many usernames from one address and keep a stranger from
+# spending the server's argon2 time. A ward office behind one NAT address stays far below.
+LOGINS_PER_USERNAME = 10
+LOGINS_PER_CLIENT = 120
+LOGIN_WINDOW = timedelta(minutes=1)
+# The limiters' names in the database (bootstrap makes their indexes).
+LIMITERS = ("sms_inbound", "login_username", "login_client")
+
+# send_reply(to, template, variables, ward_id, key): an SMS through notify.
+SendReply = Callable[[str, str, dict, "str | None", str], object]
+# dossier_status(receipt_code, phone_last4) -> {"status", "due_date", "ward_id"} | None
+DossierStatus = Callable[[str, str], "dict | None"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deps(ServiceDeps):
+    signing_key: KeyRing | LazyKeyRing | SigningKey  # signs sessions; its public keys are the JWKS
+    send_reply: SendReply                       # SMS replies and temporary passwords, via notify
+    dossier_status: DossierStatus               # TT: a dossier's status, asked of dossier
+    login_by_username: FixedWindowLimiter       # sign-in attempts per username
+    login_by_client: FixedWindowLimiter         # sign-in attempts per client address
+    registrations_by_client: FixedWindowLimiter  # self-registrations per client address
+    sms_limiter: FixedWindowLimiter             # inbound SMS per phone
+
+
+class CallableClock(SystemClock):
+    """A clock given as a function returning an aware UTC datetime (older callers)."""
+
+    def __init__(self, now: Callable, tz_name: str):
+        super().__init__(tz_name)
+        self._now = now
+
+    def now(self):
+        return self._now()
+
+
+class LazyKeyRing:
+    """The key ring, opened on first use: a process that never signs (the worker) never
+    reads or makes a key file."""
+
+    def __init__(self, settings: Settings, clock: SystemClock):
+        self._settings, self._clock = settings, clock
+        self._ring: KeyRing | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ring(self) -> KeyRing:
+        with self._lock:
+            if self._ring is None:
+                self._ring = key_ring(self._settings, self._clock)
+            return self._ring
+
+    def issue(self, *args, **kwargs) -> str:
+        return self.ring.issue(*args, **kwargs)
+
+    def jwks(self) -> dict:
+        return self.ring.jwks()
+
+
+def key_ring(settings: Settings, clock: SystemClock | None = None) -> KeyRing:
+    """identity's signing keys under the data directory (`motcua rotate-keys` rotates them)."""
+    clock = clock or SystemClock(settings.timezone)
+    return KeyRing(Path(settings.data_dir) / "keys", settings.token_ttl_seconds, clock=lambda: clock.now().timestamp())
+
+
+def _send_reply(settings: Settings) -> SendReply:
+    def send_reply(to, template, variables, ward_id, key):
+        return call(settings, "notify", "send_sms_reply", to, template, variables, ward_id, key, timeout=10)
+
+    return send_reply
+
+
+def _dossier_status(settings: Settings) -> DossierStatus:
+    def dossier_status(receipt_code, phone_last4):
+        return call(settings, "dossier", "status_for_sms", receipt_code, phone_last4, timeout=10)
+
+    return dossier_status
+
+
+def build_deps(settings: Settings | None = None, **overrides) -> Deps:
+    """identity's dependencies; `overrides` (any field of Deps) replace the real ones —
+    tests pass stand-ins for notify and dossier, a fixed clock, a signing key. A clock
+    may also be given as a plain function returning now (UTC)."""
+    settings = settings or Settings.from_env()
+    unknown = set(overrides) - set(Deps.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"build_deps: no such dependency: {', '.join(sorted(unknown))}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    clock = given.pop("clock", None) or SystemClock(settings.timezone)
+    if not isinstance(clock, SystemClock) and callable(clock):
+        clock = CallableClock(clock, settings.timezone)
+    db: Database = given.pop("db", None) or open_database(settings, SERVICE)
+    signing_key = given.pop("signing_key", None) or LazyKeyRing(settings, clock)
+    makers = {
+        "verifier": lambda: TokenVerifier(signing_key.jwks),
+        "send_reply": lambda: _send_reply(settings),
+        "dossier_status": lambda: _dossier_status(settings),
+        "login_by_username": lambda: FixedWindowLimiter(db, "login_username", LOGINS_PER_USERNAME, LOGIN_WINDOW),
+        "login_by_client": lambda: FixedWindowLimiter(db, "login_client", LOGINS_PER_CLIENT, LOGIN_WINDOW),
+        "registrations_by_client": lambda: FixedWindowLimiter(db, "register_client", settings.registrations_per_client_hour,
+                                                              timedelta(hours=1)),
+        "sms_limiter": lambda: FixedWindowLimiter(db, "sms_inbound", SMS_PER_PHONE, SMS_WINDOW),
+    }
+    chosen = {name: given[name] if name in given else make() for name, make in makers.items()}
+    return Deps(service=SERVICE, settings=settings, db=db, clock=clock, signing_key=signing_key, **chosen)

@@ -1,0 +1,72 @@
+"""Why identity's use cases refuse: plain exceptions, no HTTP in them. The API and the
+pages turn them into problem details (problems.py), the SMS desk never sees them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .domain import FieldError
+
+
+class IdentityError(Exception):
+    """A use case refused; the subclass says why."""
+
+
+@dataclass
+class Invalid(IdentityError):
+    errors: list[FieldError]
+
+
+@dataclass
+class NotAllowed(IdentityError):
+    detail: str | None = None     # None: the platform's usual "not allowed"
+
+
+@dataclass
+class TooManyRegistrations(IdentityError):
+    retry_after: int
+
+
+@dataclass
+class TooManyLogins(IdentityError):
+    retry_after: int
+
+
+class NationalIdTaken(IdentityError):
+    pass
+
+
+class InvalidCredentials(IdentityError):
+    """Wrong username or password (or an account that no longer exists)."""
+
+
+class WrongCurrentPassword(IdentityError):
+    """A password change whose current password is wrong."""
+
+
+@dataclass
+class Locked(IdentityError):
+    until: datetime               # UTC
+    local_until: datetime         # the same moment on the platform's wall clock
+    retry_after: int
+
+
+class TemporaryPasswordExpired(IdentityError):
+    pass
+
+
+class UsernameTaken(IdentityError):
+    pass
+
+
+@dataclass
+class WardNotFound(IdentityError):
+    ward_id: str
+
+
+class CitizenNotFound(IdentityError):
+    """No such citizen in the officer's ward."""
+
+
+class PasswordNotSent(IdentityError):
+    """notify could not be asked to text the temporary password."""

@@ -1,0 +1,67 @@
+"""identity's refusals (errors.py) as the API answers them: RFC 9457 problem details with
+their stable codes, titles and messages. The JSON routes, the Kannel inbound and the pages
+all map through `problem_of`; no use case speaks HTTP."""
+from __future__ import annotations
+
+from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
+
+from . import errors
+
+
+def problem_of(error: errors.IdentityError) -> Problem:
+    if isinstance(error, errors.Invalid):
+        return ValidationFailed([field_error(e.field, e.message) for e in error.errors])
+    if isinstance(error, errors.NotAllowed):
+        return forbidden(error.detail) if error.detail else forbidden()
+    if isinstance(error, errors.TooManyRegistrations):
+        seconds = error.retry_after
+        return Problem(429, "rate_limited", "Đăng ký quá nhiều lần",
+                       f"Có quá nhiều lượt đăng ký từ địa chỉ này, vui lòng thử lại sau {seconds} "
+                       "giây hoặc đăng ký tại bộ phận một cửa. / Too many registrations from this address, "
+                       "retry later.", headers={"Retry-After": str(seconds)})
+    if isinstance(error, errors.TooManyLogins):
+        seconds = error.retry_after
+        return Problem(429, "rate_limited", "Đăng nhập quá nhiều lần",
+                       f"Bạn đã thử đăng nhập quá nhiều lần, vui lòng thử lại sau {seconds} giây. "
+                       "/ Too many login attempts, retry later.", headers={"Retry-After": str(seconds)})
+    if isinstance(error, errors.NationalIdTaken):
+        return Problem(409, "national_id_taken", "Số CCCD đã được đăng ký",
+                       "Số CCCD này đã có tài khoản. Hãy đăng nhập hoặc đặt lại mật khẩu. "
+                       "/ An account already exists for this national id.")
+    if isinstance(error, errors.InvalidCredentials):
+        return Problem(401, "invalid_credentials", "Sai thông tin đăng nhập",
+                       "Tên đăng nhập hoặc mật khẩu không đúng. / Wrong username or password.")
+    if isinstance(error, errors.WrongCurrentPassword):
+        return Problem(401, "invalid_credentials", "Sai mật khẩu hiện tại",
+                       "Mật khẩu hiện tại không đúng. / The current password is wrong.")
+    if isinstance(error, errors.Locked):
+        local = error.local_until  # the platform's time zone, as the citizen's clock shows
+        return Problem(423, "locked", "Tài khoản tạm khóa",
+                       f"Đăng nhập sai quá nhiều lần. Tài khoản bị khóa đến {local:%H:%M ngày %d/%m/%Y}. "
+                       "/ Too many failed logins; locked until the given time.",
+                       locked_until=error.until.isoformat().replace("+00:00", "Z"),
+                       headers={"Retry-After": str(error.retry_after)})
+    if isinstance(error, errors.TemporaryPasswordExpired):
+        return Problem(401, "temporary_password_expired", "Mật khẩu tạm đã hết hạn",
+                       "Mật khẩu tạm thời đã quá 72 giờ. Bạn vẫn đổi được mật khẩu bằng tin nhắn từ số điện thoại "
+                       "đã đăng ký: MK <mật khẩu tạm> <mật khẩu mới>; hoặc nhắn DK như lần đầu để nhận mật khẩu mới. "
+                       "/ The temporary password has expired: change it by SMS (MK <old> <new>) or text DK again.")
+    if isinstance(error, errors.UsernameTaken):
+        return Problem(409, "username_taken", "Tên đăng nhập đã tồn tại", "Hãy chọn tên đăng nhập khác.")
+    if isinstance(error, errors.WardNotFound):
+        return Problem(404, "ward_not_found", "Không tìm thấy phường", f"Không có phường {error.ward_id}.")
+    if isinstance(error, errors.CitizenNotFound):
+        return Problem(404, "not_found", "Không tìm thấy", "Không có công dân này trong phường của bạn.")
+    if isinstance(error, errors.PasswordNotSent):
+        return Problem(503, "dependency_unavailable", "Chưa gửi được tin nhắn",
+                       "Không gửi được mật khẩu tạm, vui lòng thử lại sau ít phút.", headers={"Retry-After": "30"})
+    raise TypeError(f"no problem details for {error!r}")
+
+
+def sms_not_configured() -> Problem:
+    return Problem(503, "sms_inbound_not_configured", "Chưa cấu hình tin nhắn đến",
+                   "SMS_INBOUND_TOKEN is not set: inbound SMS are refused.")
+
+
+def reply_channel_unavailable(detail: str) -> Problem:
+    return Problem(503, "dependency_unavailable", "Dịch vụ tạm thời gián đoạn", detail, headers={"Retry-After": "30"})
