@@ -273,7 +273,7 @@ def _provision_ward(api: Api, admin: dict, index: int, mongo_url: str | None) ->
     settings = replace(settings, mongo_url=mongo_url or settings.mongo_url)
     client = connect(settings)
     try:
-        store = QueueStore(service_database(client, settings, "queue"), settings.timezone)
+        store = QueueStore(service_database(client, settings, "queue"))
         store.save_ward(ward_id, f"Phường mô phỏng {index}")
         for code, name, prefix in DEMO_SERVICES:
             store.save_service(ward_id, code, name, prefix)

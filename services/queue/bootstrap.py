@@ -30,6 +30,7 @@ DEMO_COUNTERS = [
 
 
 def load_demo(store: QueueStore) -> None:
+    """Straight into the store: bootstrap runs in its own short process, with no cache to forget."""
     for ward in demo_data.WARDS:
         ward_id = ward["ward_id"]
         store.save_ward(ward_id, ward["name"])
@@ -45,6 +46,6 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         db = service_database(client, settings, "queue")
         ensure_indexes(db)
         if demo:
-            load_demo(QueueStore(db, settings.timezone))
+            load_demo(QueueStore(db))
     finally:
         client.close()

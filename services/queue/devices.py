@@ -9,7 +9,7 @@ Secret shared by the queue's replicas in a cluster). A device can be revoked: th
 credential is only honoured while its device record says `active`.
 
 No Flask, nameko or pymongo here: signing and reading a credential are pure functions of
-the key."""
+the key. Pairing, revoking and the kiosk's own rules are use cases in kiosks.py."""
 from __future__ import annotations
 
 import os
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from motcua_common.keyfiles import load_or_create
 
 COOKIE_NAME = "motcua_kiosk"
 CREDENTIAL_MAX_AGE_SECONDS = 366 * 24 * 3600
@@ -44,19 +46,7 @@ class DeviceKeys:
     @classmethod
     def load_or_create(cls, data_dir: Path) -> "DeviceKeys":
         path = Path(os.environ.get("KIOSK_DEVICE_KEY_FILE") or Path(data_dir) / "keys" / "kiosk-device.key")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(new_device_key())
-            try:
-                os.link(tmp, path)  # of two processes starting together, the first key wins
-            except FileExistsError:
-                pass
-            finally:
-                os.unlink(tmp)
-        return cls(path.read_text().strip().encode())
+        return cls(load_or_create(path, lambda: new_device_key().encode()).strip())
 
     def credential(self, device: KioskDevice) -> str:
         return self._serializer.dumps({"device_id": device.device_id, "ward_id": device.ward_id})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 # ---------------------------------------------------------------- vocabulary
@@ -43,6 +43,38 @@ def ticket_number(prefix: str, sequence: int) -> str:
     return f"{prefix}{sequence:03d}"
 
 
+def sequence_key(ward_id: str, service_code: str, day: str) -> str:
+    """The key of a service's day counts: numbers restart with each (ward, service, day)."""
+    return f"{ward_id}:{service_code}:{day}"
+
+
+def counts_by_rank(counts: Mapping, kind: str) -> dict[int, int]:
+    """A day-counts document's `issued_r<rank>` (or `called_r<rank>`) fields, by rank."""
+    return {rank: counts.get(f"{kind}_r{rank}", 0) for rank in PRIORITY_RANK.values()}
+
+
+def new_ticket(ticket_id: str, ward_id: str, day: str, service: Mapping, sequence: int, priority: str,
+               now: datetime) -> dict:
+    """A ticket just issued: waiting, numbered within its service and day."""
+    return {
+        "_id": ticket_id,
+        "ward_id": ward_id,
+        "day": day,
+        "service_code": service["code"],
+        "number": ticket_number(service["prefix"], sequence),
+        "sequence": sequence,
+        "priority": priority,
+        "priority_rank": PRIORITY_RANK[priority],
+        "status": WAITING,
+        "issued_at": now,
+        "queued_at": now,
+        "transferred_to": None,
+        "counter_id": None,
+        "called_at": None,
+        "first_called_at": None,
+    }
+
+
 # ---------------------------------------------------------------- who is called next
 @dataclass(frozen=True)
 class WaitingTicket:
@@ -52,6 +84,13 @@ class WaitingTicket:
     queued_at: datetime       # when it joined the queue; a transfer keeps it
     sequence: int             # its number within the service and day
     transferred_to: str | None = None  # a counter that alone may call it
+
+
+def waiting_ticket(record: Mapping) -> WaitingTicket:
+    """A stored waiting ticket as the calling rules see it."""
+    return WaitingTicket(
+        ticket_id=record["_id"], service_code=record["service_code"], priority=record["priority"],
+        queued_at=record["queued_at"], sequence=record["sequence"], transferred_to=record.get("transferred_to"))
 
 
 def call_order(ticket: WaitingTicket) -> tuple:
@@ -146,11 +185,49 @@ def service_times(issued_at: datetime, first_called_at: datetime, called_at: dat
     )
 
 
+@dataclass(frozen=True)
+class ActionChange:
+    """What an officer's action sets (and counts up) on a called ticket."""
+    status: str
+    fields: dict           # $set, after the status
+    increments: dict       # $inc ({} for none)
+    times: ServiceTimes | None = None   # for a serve
+
+
+def action_change(ticket: Mapping, action: str, now: datetime, officer_id: str,
+                  target_counter_id: str | None = None) -> ActionChange:
+    """Serve, skip, recall or transfer a called ticket; raises InvalidTransition when the
+    ticket's status does not allow the action."""
+    status = next_status(ticket["status"], action)
+    fields: dict = {"status": status}
+    increments: dict = {}
+    times = None
+    if action == SERVE:
+        times = service_times(ticket["issued_at"], ticket["first_called_at"], ticket["called_at"], now)
+        fields.update({"served_at": now, "officer_id": officer_id,
+                       "wait_seconds": times.wait_seconds, "service_seconds": times.service_seconds})
+    elif action == SKIP:
+        fields.update({"skipped_at": now, "officer_id": officer_id})
+    elif action == RECALL:
+        fields["called_at"] = now
+        increments = {"recalls": 1}
+    elif action == TRANSFER:
+        # Back in the queue with its original queued_at: it keeps its place in time.
+        fields.update({"transferred_to": target_counter_id, "transferred_from": ticket["counter_id"],
+                       "counter_id": None, "called_at": None})
+    return ActionChange(status, fields, increments, times)
+
+
+# ---------------------------------------------------------------- kiosk pairing
+def pairing_expired(expires_at: datetime, now: datetime) -> bool:
+    """A pairing code past its time (the TTL monitor runs once a minute; an expired code is
+    refused at once)."""
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=now.tzinfo)
+    return expires_at <= now
+
+
 # ---------------------------------------------------------------- time
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def to_millis(instant: datetime) -> datetime:
     """The precision the database keeps, so what we compare is what we stored."""
     return instant.replace(microsecond=instant.microsecond // 1000 * 1000)

@@ -4,24 +4,23 @@
 
 The kiosk issues tickets with a plain form POST, so it works without JavaScript; the
 board, the console and the kiosk's lookups use JavaScript against the JSON APIs (same
-origin). Routes translate HTTP into store calls, like api.py."""
+origin). Like api.py, each page only translates HTTP into a use-case call (counters.py,
+tickets.py, board.py, kiosks.py) and renders its answer; it never imports api.py."""
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import qrcode
 import qrcode.image.svg
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from motcua_common.http import request_context
-
-from . import domain
-from .api import paired_kiosk, ticket_progress_of
-from .devices import COOKIE_NAME, CREDENTIAL_MAX_AGE_SECONDS, KioskDevice
+from . import board as hall
+from . import counters, domain, kiosks, tickets
+from .callers import deps as _deps
+from .callers import kiosk_cookie
+from .devices import COOKIE_NAME, CREDENTIAL_MAX_AGE_SECONDS
 
 FOLDER = Path(__file__).resolve().parent
 # How long the issued ticket stays on the kiosk before the start screen comes back.
@@ -34,19 +33,7 @@ pages = Blueprint("queue_pages", __name__, url_prefix="/queue", root_path=str(FO
 @pages.context_processor
 def _office():
     # The header clock shows the office's time, whatever zone the screen's device is set to.
-    return {"office_timezone": request_context().settings.timezone}
-
-
-def _store():
-    return request_context().store
-
-
-def _now() -> datetime:
-    return request_context().clock()
-
-
-def _local(instant: datetime) -> datetime:
-    return instant.astimezone(ZoneInfo(request_context().settings.timezone))
+    return {"office_timezone": _deps().settings.timezone}
 
 
 def _page_not_found(message: str):
@@ -54,30 +41,24 @@ def _page_not_found(message: str):
 
 
 def _ward_or_404(ward_id: str) -> str:
-    name = _store().ward_name(ward_id)
+    name = counters.ward_name(_deps(), None, ward_id)
     if name is None:
         abort(_page_not_found(f"Phường “{ward_id}” chưa dùng hệ thống xếp hàng."))
     return name
-
-
-def _kiosk_allowed(ward_id: str) -> bool:
-    """A kiosk page issues tickets when the device is paired to this ward, or with --demo."""
-    if request_context().settings.demo:
-        return True
-    kiosk = paired_kiosk()
-    return kiosk is not None and kiosk.ward_id == ward_id
 
 
 # ---------------------------------------------------------------- the kiosk
 @pages.get("/kiosk/<ward_id>")
 def kiosk(ward_id: str):
     ward_name = _ward_or_404(ward_id)
-    if not _kiosk_allowed(ward_id):
+    deps = _deps()
+    if not kiosks.allowed_here(deps, kiosk_cookie(), ward_id):
         return render_template("kiosk_unpaired.html", ward_id=ward_id, ward_name=ward_name,
                                paired=request.args.get("paired")), 200
-    waiting = _store().board(ward_id, _now())["waiting"]
-    return render_template("kiosk.html", ward_id=ward_id, ward_name=ward_name, services=_store().services(ward_id),
-                           waiting=waiting, form_token=secrets.token_urlsafe(16),
+    waiting = hall.snapshot(deps, None, ward_id)["waiting"]
+    return render_template("kiosk.html", ward_id=ward_id, ward_name=ward_name,
+                           services=counters.services(deps, None, ward_id), waiting=waiting,
+                           form_token=kiosks.new_form_token(),
                            paired=request.args.get("paired"), error=request.args.get("error"))
 
 
@@ -86,38 +67,28 @@ def kiosk_issue(ward_id: str):
     """The start screen's form: one button per service (name=service_code), the priority
     checkbox, and a form token that makes a double tap print one ticket, not two."""
     _ward_or_404(ward_id)
-    if not _kiosk_allowed(ward_id):
-        return render_template("kiosk_unpaired.html", ward_id=ward_id, ward_name=_store().ward_name(ward_id)), 403
-    store = _store()
-    service = store.service(ward_id, request.form.get("service_code", ""))
-    if service is None:
-        return redirect(url_for(".kiosk", ward_id=ward_id, error="service"), 303)
+    deps = _deps()
+    if not kiosks.allowed_here(deps, kiosk_cookie(), ward_id):
+        return render_template("kiosk_unpaired.html", ward_id=ward_id,
+                               ward_name=counters.ward_name(deps, None, ward_id)), 403
     priority = domain.PRIORITY if request.form.get("priority") == domain.PRIORITY else domain.NORMAL
-    form_token = request.form.get("form_token", "")[:64]
-    if form_token:
-        earlier = store.claim_kiosk_request(ward_id, form_token, _now())
-        if earlier is not None:
-            if earlier.get("ticket_id"):
-                return redirect(url_for(".kiosk_ticket", ward_id=ward_id, ticket_id=earlier["ticket_id"]), 303)
-            return redirect(url_for(".kiosk", ward_id=ward_id, error="busy"), 303)
-    ticket = None
-    try:
-        ticket = store.issue_ticket(ward_id, service, priority, _now())
-    finally:
-        if form_token:
-            store.complete_kiosk_request(ward_id, form_token, ticket["_id"] if ticket else None)
-    return redirect(url_for(".kiosk_ticket", ward_id=ward_id, ticket_id=ticket["_id"]), 303)
+    outcome = kiosks.issue_from_form(deps, None, ward_id, request.form.get("service_code", ""), priority,
+                                     request.form.get("form_token", "")[:64])
+    if outcome.ticket_id is None:
+        return redirect(url_for(".kiosk", ward_id=ward_id, error=outcome.error), 303)
+    return redirect(url_for(".kiosk_ticket", ward_id=ward_id, ticket_id=outcome.ticket_id), 303)
 
 
 @pages.get("/kiosk/<ward_id>/tickets/<ticket_id>")
 def kiosk_ticket(ward_id: str, ticket_id: str):
     """The issued ticket on screen and, through the print style sheet, on an 80 mm slip."""
     ward_name = _ward_or_404(ward_id)
-    progress = ticket_progress_of(ticket_id)
+    deps = _deps()
+    progress = tickets.progress(deps, None, ticket_id)
     if progress is None or progress["ward_id"] != ward_id:
         return _page_not_found("Không tìm thấy số thứ tự này.")
     follow_url = url_for(".follow_ticket", ticket_id=ticket_id, _external=True)
-    issued_at = _local(datetime.fromisoformat(progress["issued_at"].replace("Z", "+00:00")))
+    issued_at = deps.clock.local(datetime.fromisoformat(progress["issued_at"].replace("Z", "+00:00")))
     return render_template("kiosk_ticket.html", ward_id=ward_id, ward_name=ward_name, ticket=progress,
                            issued_at=issued_at, qr_svg=_qr_svg(follow_url), follow_url=follow_url,
                            return_seconds=KIOSK_TICKET_SECONDS)
@@ -136,7 +107,7 @@ def kiosk_dossiers(ward_id: str):
 @pages.get("/kiosk/<ward_id>/rate")
 def kiosk_rate(ward_id: str):
     return render_template("kiosk_rate.html", ward_id=ward_id, ward_name=_ward_or_404(ward_id),
-                           counters=_store().counters(ward_id))
+                           counters=counters.counters(_deps(), None, ward_id))
 
 
 @pages.get("/kiosk/<ward_id>/pair/<code>")
@@ -144,10 +115,9 @@ def pair_kiosk(ward_id: str, code: str):
     """The pairing link, opened on the kiosk: the one-time code becomes a device record and
     the device credential in an HttpOnly cookie, then the start screen."""
     ward_name = _ward_or_404(ward_id)
-    device = _store().redeem_pairing(code, domain.to_millis(_now()))
-    if device is None or device["ward_id"] != ward_id:
+    credential = kiosks.pair(_deps(), None, ward_id, code)
+    if credential is None:
         return render_template("kiosk_unpaired.html", ward_id=ward_id, ward_name=ward_name, failed=True), 410
-    credential = request_context().devices.credential(KioskDevice(device["_id"], ward_id))
     response = redirect(url_for(".kiosk", ward_id=ward_id, paired=1), 303)
     response.set_cookie(COOKIE_NAME, credential, max_age=CREDENTIAL_MAX_AGE_SECONDS, httponly=True,
                         samesite="Strict", secure=request.is_secure, path="/queue/")
@@ -157,36 +127,39 @@ def pair_kiosk(ward_id: str, code: str):
 # ---------------------------------------------------------------- a phone follows its ticket
 @pages.get("/ticket/<ticket_id>")
 def follow_ticket(ticket_id: str):
-    progress = ticket_progress_of(ticket_id)
+    deps = _deps()
+    progress = tickets.progress(deps, None, ticket_id)
     if progress is None:
         return _page_not_found("Không tìm thấy số thứ tự này. Số thứ tự chỉ có giá trị trong ngày lấy số.")
-    return render_template("ticket_follow.html", ticket=progress, ward_name=_store().ward_name(progress["ward_id"]))
+    return render_template("ticket_follow.html", ticket=progress,
+                           ward_name=counters.ward_name(deps, None, progress["ward_id"]))
 
 
 # ---------------------------------------------------------------- the board
 @pages.get("/board/<ward_id>")
 def board(ward_id: str):
     ward_name = _ward_or_404(ward_id)
-    store = _store()
-    return render_template("board.html", ward_id=ward_id, ward_name=ward_name, board=store.board(ward_id, _now()),
-                           services=store.services(ward_id),
-                           counters={c["counter_id"]: c["name"] for c in store.counters(ward_id)})
+    deps = _deps()
+    return render_template("board.html", ward_id=ward_id, ward_name=ward_name,
+                           board=hall.snapshot(deps, None, ward_id),
+                           services=counters.services(deps, None, ward_id),
+                           counters={c["counter_id"]: c["name"] for c in counters.counters(deps, None, ward_id)})
 
 
 # ---------------------------------------------------------------- the counter console
 @pages.get("/counter/<ward_id>/<counter_id>")
 def counter(ward_id: str, counter_id: str):
     ward_name = _ward_or_404(ward_id)
-    store = _store()
-    this_counter = store.counter(ward_id, counter_id)
+    deps = _deps()
+    this_counter = counters.counter(deps, ward_id, counter_id)
     if this_counter is None:
         return _page_not_found(f"Phường không có quầy “{counter_id}”.")
     return render_template("counter.html", ward_id=ward_id, ward_name=ward_name, counter=this_counter,
-                           counters=store.counters(ward_id), services=store.services(ward_id))
+                           counters=counters.counters(deps, None, ward_id),
+                           services=counters.services(deps, None, ward_id))
 
 
 def _qr_svg(data: str) -> Markup:
     """An inline SVG QR code (pure Python, no image library): sharp on screen and on paper."""
     image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     return Markup(image.to_string(encoding="unicode"))
-

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from motcua_common.clock import FixedClock
 from motcua_common.outbox import OUTBOX
+from motcua_queue import tickets
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
 
@@ -18,22 +20,10 @@ WARD, OTHER_WARD = "dn-hai-chau", "hn-ba-dinh"
 BASE = "/queue/api/v1"
 
 
-class Clock:
-    """The API's clock, moved by hand: 09:00 in Đà Nẵng on a Monday."""
-
-    def __init__(self):
-        self.now = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    """The API's clock, moved by hand: 09:00 in Đà Nẵng on a Monday."""
+    return FixedClock(datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc))
 
 
 def _app(settings, verifier, clock):
@@ -45,7 +35,7 @@ def _app(settings, verifier, clock):
 def app(settings, verifier, clock):
     app = _app(settings, verifier, clock)
     yield app
-    app.extensions["motcua"].mongo_client.close()
+    app.extensions["motcua"].db.client.close()
 
 
 @pytest.fixture
@@ -131,7 +121,7 @@ def test_with_demo_an_unpaired_kiosk_issues(settings, verifier, clock, token):
         # A token that is sent must still fit, demo or not.
         assert issue(demo, token("citizen", WARD)).status_code == 403
     finally:
-        app.extensions["motcua"].mongo_client.close()
+        app.extensions["motcua"].db.client.close()
 
 
 def test_a_token_that_must_change_its_password_is_refused(client, token):
@@ -158,7 +148,7 @@ def test_issuing_in_an_unknown_ward_is_404(client, token):
 def test_numbers_count_per_service_and_restart_each_local_day(client, kiosk, clock, service_db):
     numbers = [issue(client, kiosk, code).get_json()["number"] for code in ("A", "A", "B", "A", "D")]
     assert numbers == ["A001", "A002", "B001", "A003", "D001"]
-    clock.now = datetime(2026, 3, 2, 16, 59, tzinfo=timezone.utc)  # 23:59 local, same day
+    clock.at = datetime(2026, 3, 2, 16, 59, tzinfo=timezone.utc)  # 23:59 local, same day
     assert issue(client, kiosk, "A").get_json()["number"] == "A004"
     clock.advance(minutes=1)  # local midnight
     assert issue(client, kiosk, "A").get_json()["number"] == "A001"
@@ -406,12 +396,13 @@ def test_a_bad_action_is_422(client, officer, called_ticket, body, field):
 def test_an_officer_acting_on_a_stale_ticket_gets_409(app, client, officer, called_ticket):
     from motcua_queue.store import TicketChanged
 
-    store = app.extensions["motcua"].store
+    deps = app.extensions["motcua"]
+    store = deps.store
     stale = store.ticket(called_ticket["ticket_id"])
     assert act(client, officer, called_ticket["ticket_id"], "skip").status_code == 200
     # Another officer's screen still shows it called: the write is refused, not applied.
     with pytest.raises(TicketChanged):
-        store.apply_action(stale, "serve", stale["called_at"], "officer-other")
+        tickets.apply_action(deps, stale, "serve", "officer-other")
     assert store.ticket(called_ticket["ticket_id"])["status"] == "skipped"
 
 

@@ -14,13 +14,17 @@ import pika
 import pytest
 
 from motcua_common import topology
+from motcua_common.auth import Principal
+from motcua_common.clock import FixedClock
 from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env, wait_for
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
-from motcua_queue.store import APPOINTMENTS, QueueStore
+from motcua_queue import appointments, board, counters, tickets
+from motcua_queue.deps import build_deps
+from motcua_queue.store import APPOINTMENTS
 
 WARD = "dn-lien-chieu"
 BASE = "/queue/api/v1"
@@ -51,7 +55,7 @@ def test_ticket_served_reaches_the_broker_through_the_relay(broker_settings, ver
         assert client.post(f"{BASE}/tickets/{issued['ticket_id']}/actions", json={"action": "serve"},
                            headers=officer).status_code == 200
     finally:
-        app.extensions["motcua"].mongo_client.close()
+        app.extensions["motcua"].db.client.close()
 
     db = service_db("queue")
     assert pending_count(db) == 3  # issued, called, served: stored, not yet published
@@ -134,14 +138,11 @@ def test_the_worker_projects_appointments_once_per_event(broker_settings, servic
 
 
 def test_record_appointment_is_idempotent_in_process(service_db, settings):
-    """The same projection without a broker: handle_once twice with one event."""
-    from motcua_common.consumer import handle_once
-
+    """The same projection without a broker: the worker's use case twice with one event."""
     db = service_db("queue")
-    store = QueueStore(db, settings.timezone)
+    deps = build_deps(settings, db=db, verifier=None, devices=None)
     event = parse_envelope(submitted("d-1", "HC-2603-0002"))
-    outcomes = [handle_once(db, "queue", event, lambda s: store.record_appointment(event.payload, s))
-                for _ in range(2)]
+    outcomes = [appointments.record_submitted(deps, None, event) for _ in range(2)]
     assert outcomes == ["processed", "duplicate"]
     doc = db[APPOINTMENTS].find_one({"_id": "d-1"})
     assert {k: doc[k] for k in ("receipt_code", "ward_id", "procedure_code", "due_date")} == {
@@ -158,23 +159,26 @@ def test_a_counter_s_day_walks_indexes_and_never_reads_every_ticket_ever_issued(
 
     db = service_db("queue")
     ensure_indexes(db)
-    store = QueueStore(db, settings.timezone)
-    store.save_ward(WARD, "Phường Liên Chiểu")
-    store.save_service(WARD, "A", "Chứng thực", "A")
-    store.save_counter(WARD, "quay-1", "Quầy 1", ["A"])
-    service, now = {"code": "A", "prefix": "A", "name": "Chứng thực"}, datetime.now(timezone.utc)
+    clock = FixedClock(datetime.now(timezone.utc))
+    deps = build_deps(settings, db=db, verifier=None, devices=None, clock=clock)
+    counters.save_ward(deps, None, WARD, "Phường Liên Chiểu")
+    counters.save_service(deps, None, WARD, "A", "Chứng thực", "A")
+    counters.save_counter(deps, None, WARD, "quay-1", "Quầy 1", ["A"])
+    service = {"code": "A", "prefix": "A", "name": "Chứng thực"}
     for _ in range(5):
-        store.issue_ticket(WARD, service, "normal", now)
+        tickets.issue(deps, None, tickets.TicketOrder(WARD, service, "normal"))
+    officer = Principal(subject="officer-hoa", role="officer", ward_id=WARD)
 
     def day(twin) -> None:
-        at_counter = QueueStore(twin, settings.timezone)
-        at_counter.issue_ticket(WARD, service, "priority", now)
-        called = at_counter.call_next(WARD, at_counter.counter(WARD, "quay-1"), now)
+        at_counter = build_deps(settings, db=twin, verifier=None, devices=None, clock=clock)
+        tickets.issue(at_counter, None, tickets.TicketOrder(WARD, service, "priority"))
+        called = tickets.call_next(at_counter, officer, WARD, "quay-1")
+        called = at_counter.store.ticket(called["ticket_id"])
         assert called["priority"] == "priority" and called["status"] == "called"
-        served = at_counter.apply_action(called, "serve", now, "officer-hoa")
+        served = tickets.apply_action(at_counter, called, "serve", "officer-hoa")
         assert served["status"] == "served" and served["served_at"] is not None
-        at_counter.board(WARD, now)
-        assert at_counter.current_at_counter(WARD, "quay-1", now) is None
+        board.snapshot(at_counter, None, WARD)
+        assert tickets.current_at_counter(at_counter, officer, WARD, "quay-1") is None
 
     assert collection_scans(db, day) == []
     with recording_client(db) as (twin, commands):

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from motcua_common.clock import FixedClock
 from motcua_queue.api import MAX_BOARD_STREAMS, create_app
 from motcua_queue.bootstrap import prepare
 from motcua_queue.devices import COOKIE_NAME
@@ -19,31 +20,26 @@ WARD = "tn-song-cong"
 BASE = "/queue/api/v1"
 
 
-class Clock:
-    def __init__(self):
-        self.now = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 09:00 in Sông Công
-
-    def __call__(self):
-        return self.now
+NINE_IN_SONG_CONG = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 09:00 in Sông Công
 
 
 def _app(settings, verifier, demo: bool):
     prepare(settings, demo=True)  # the demo wards, services and counters
-    return create_app(replace(settings, demo=demo), verifier=verifier, clock=Clock())
+    return create_app(replace(settings, demo=demo), verifier=verifier, clock=FixedClock(NINE_IN_SONG_CONG))
 
 
 @pytest.fixture
 def app(settings, verifier):
     app = _app(settings, verifier, demo=False)
     yield app
-    app.extensions["motcua"].mongo_client.close()
+    app.extensions["motcua"].db.client.close()
 
 
 @pytest.fixture
 def demo_app(settings, verifier):
     app = _app(settings, verifier, demo=True)
     yield app
-    app.extensions["motcua"].mongo_client.close()
+    app.extensions["motcua"].db.client.close()
 
 
 def pair(client, token) -> str:
@@ -95,7 +91,7 @@ def test_a_forged_cookie_is_worth_nothing(app):
 def test_an_expired_pairing_link_is_refused(app, token):
     client = app.test_client()
     link = pair(client, token)
-    app.extensions["motcua"].clock.now += timedelta(minutes=16)
+    app.extensions["motcua"].clock.advance(minutes=16)
     assert client.get(link).status_code == 410
     assert client.get_cookie(COOKIE_NAME, path="/queue/") is None
 
