@@ -260,6 +260,22 @@ def test_receipts_settle_sent_messages_and_silence_is_reconciled_as_expired(sett
     assert db[store.NOTIFICATIONS].find_one({"_id": ids[2]})["status"] == "delivered"
 
 
+def test_a_gateway_without_the_right_token_is_refused_in_notifys_words(settings, verifier, db):
+    client = create_app(replace(settings, sms_inbound_token="gw-secret"), verifier=verifier).test_client()
+    for headers in ({}, {"X-Gateway-Token": "wrong"}):
+        refused = client.post(f"{API}/receipts", json={"id": "x", "status": "delivered"}, headers=headers)
+        assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+        problem = refused.get_json()
+        assert problem["code"] == "invalid_gateway_token" and problem["title"] == "Gateway không hợp lệ"
+        assert problem["detail"] == "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token."
+    unsigned = client.get(f"{API}/kannel/dlr?id=x&sig=nope&type=1")
+    assert unsigned.status_code == 401 and unsigned.get_json()["title"] == "Gateway không hợp lệ"
+    # Unset on our side: no gateway may report.
+    closed = create_app(replace(settings, sms_inbound_token=None), verifier=verifier).test_client()
+    assert closed.post(f"{API}/receipts", json={"id": "x", "status": "delivered"},
+                       headers={"X-Gateway-Token": ""}).status_code == 401
+
+
 def test_console_messages_await_no_receipt(db):
     notification_id = reply(db, "+84904000009")
     clock = Clock()

@@ -309,3 +309,34 @@ def test_broadcast_text_refuses_what_a_phone_would_show_differently():
         assert [e.field for e in errors] == ["text"] and "U+" in errors[0].message
     ok, errors = domain.check_broadcast_text("Mời họp lúc 8h.\nĐịa điểm: hội trường phường.", False)
     assert errors == [] and "\n" in ok.text
+
+
+def test_one_translation_of_a_request_without_an_answer_for_every_gateway():
+    import requests
+    from urllib3.exceptions import NewConnectionError
+
+    from motcua_notify.gateways import outcome_for_request_error
+
+    refused = requests.ConnectionError(type("E", (), {"reason": NewConnectionError(None, "refused")})())
+    cases = {
+        requests.ConnectTimeout(): ("connect timeout", False),
+        requests.ReadTimeout(): ("timeout", True),
+        refused: ("unreachable: ConnectionError", False),
+        requests.ConnectionError("reset"): ("unreachable: ConnectionError", True),
+        requests.TooManyRedirects(): ("unreachable: TooManyRedirects", True),
+    }
+    for exc, (detail, ambiguous) in cases.items():
+        outcome = outcome_for_request_error(exc)
+        assert outcome.retryable and not outcome.accepted
+        assert (outcome.detail, outcome.ambiguous) == (detail, ambiguous)
+    assert outcome_for_request_error(requests.ConnectTimeout(), "kannel").detail == "kannel: connect timeout"
+    assert outcome_for_request_error(requests.ReadTimeout(), "kannel").detail == "kannel: timeout"
+    assert outcome_for_request_error(refused, "kannel").detail == "kannel unreachable: ConnectionError"
+
+
+def test_unaccent_keeps_the_shared_rule_and_makes_punctuation_gsm7():
+    from motcua_common.names import unaccent as shared
+
+    text = "Đăng ký “khai sinh” – xong… Hồ sơ đã được tiếp nhận\u00a0"
+    assert domain.unaccent(text) == 'Dang ky "khai sinh" - xong... Ho so da duoc tiep nhan '
+    assert domain.unaccent("Phường Sông Công") == shared("Phường Sông Công")
