@@ -12,8 +12,9 @@ from flask import Blueprint, jsonify, request
 
 from motcua_common.auth import TokenVerifier
 from motcua_common.config import Settings
-from motcua_common.http import authenticated, create_service_app, current_principal, idempotent, json_body, \
-    request_context
+from motcua_common.http import (
+    authenticated, create_service_app, current_principal, idempotent, json_body, request_context,
+)
 from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.outbox import pending_count
 
