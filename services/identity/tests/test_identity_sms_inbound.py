@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
+from motcua_common.clock import FixedClock
 from motcua_identity import bootstrap
 from motcua_identity.api import create_app
 
@@ -15,20 +16,12 @@ TOKEN = "gateway-secret"
 PHONE = "+84935111222"
 
 
-class Clock:
-    def __init__(self):
-        # Now, not a fixed date: rate-limit counters expire by a TTL index relative to it.
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def world(settings):
     settings = replace(settings, sms_inbound_token=TOKEN, sms_registration_ward="dn-hai-chau")
     bootstrap.prepare(settings, demo=True)
-    replies, clock = [], Clock()
+    # Now, not a fixed date: rate-limit counters expire by a TTL index relative to it.
+    replies, clock = [], FixedClock(datetime.now(timezone.utc).replace(microsecond=0))
 
     def send_reply(to, template, variables, ward_id, key):
         replies.append({"to": to, "template": template, "variables": variables, "ward_id": ward_id, "key": key})
@@ -73,7 +66,7 @@ def test_sms_registration_story_of_seed_000(world, service_db, caplog):
     assert session["must_change_password"] is True
 
     # Three days pass unused: the web refuses it with a way out ...
-    clock.now += timedelta(hours=73)
+    clock.advance(hours=73)
     expired = login(client, "048090001234", password)
     assert expired.status_code == 401 and expired.get_json()["code"] == "temporary_password_expired"
     assert "MK" in expired.get_json()["detail"]
