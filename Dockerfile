@@ -16,13 +16,18 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/motcua
 WORKDIR /src
-# Only what `pip install .` reads (.dockerignore keeps tests and local state out).
+# Only what the build reads (.dockerignore keeps tests and local state out).
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt ./requirements/runtime.txt
 COPY libs ./libs
 COPY services ./services
+# The locked, hash-checked dependencies first (the versions the suite tested), then the
+# platform's own wheel — the artefact CI tests — without letting pip choose anything else.
 # Every dependency ships a manylinux wheel, so no compiler is needed even here. pip
 # compiles the bytecode now: the running container's root filesystem is read-only.
-RUN /opt/motcua/bin/pip install . \
+RUN /opt/motcua/bin/pip install --require-hashes -r requirements/runtime.txt \
+ && /opt/motcua/bin/pip wheel --no-deps -w /tmp/dist . \
+ && /opt/motcua/bin/pip install --no-deps /tmp/dist/motcua-*.whl \
  && /opt/motcua/bin/pip uninstall -y pip
 
 # --- runtime: the virtual environment and an unprivileged user, nothing else ---------------

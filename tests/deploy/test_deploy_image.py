@@ -123,9 +123,17 @@ def build_context(tmp_path_factory) -> Path:
     return context
 
 
+def test_the_build_stage_installs_the_locked_dependencies_then_the_wheel():
+    build = dockerfile_stages()[0]["instructions"]
+    runs = " ".join(arg for kw, arg in build if kw == "RUN")
+    assert "pip install --require-hashes -r requirements/runtime.txt" in runs
+    assert re.search(r"pip wheel --no-deps -w (\S+) \.\s+&&\s+\S+pip install --no-deps \1/motcua-\*\.whl", runs), runs
+    assert not re.search(r"pip install (-e )?\.(\s|$)", runs), "pip resolving on its own picks unpinned versions"
+
+
 def test_the_build_context_holds_the_sources_and_nothing_else(build_context):
     files = {str(p.relative_to(build_context)) for p in build_context.rglob("*") if p.is_file()}
-    assert {"pyproject.toml", "README.md", "libs/motcua_common/cli.py"} <= files
+    assert {"pyproject.toml", "README.md", "requirements/runtime.txt", "libs/motcua_platform/cli.py"} <= files
     for service in SERVICES:
         assert f"services/{service}/api.py" in files
     assert not [f for f in files if "/tests/" in f or f.startswith(("deploy/", "tests/", ".git", ".venv", "docs/"))]
@@ -139,7 +147,8 @@ def test_pip_installs_the_platform_from_that_context(build_context, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     (wheel,) = tmp_path.glob("motcua-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "motcua_common/cli.py" in names and "motcua_common/events_pb2.py" in names
+    assert "motcua_platform/cli.py" in names and "motcua_common/events_pb2.py" in names
+    assert "motcua_dossier/templates/portal/catalog.html" in names
     for service in SERVICES:
         assert {f"motcua_{service}/api.py", f"motcua_{service}/worker.py", f"motcua_{service}/bootstrap.py",
                 f"motcua_{service}/openapi.yaml"} <= names, service
