@@ -3,7 +3,8 @@ for the ticket just served there, a thank-you, back to idle.
 
 Server-rendered and usable without JavaScript (each face is a form button); with
 JavaScript the idle screen watches the latest-ticket endpoint and shows the faces as soon
-as the officer closes the ticket."""
+as the officer closes the ticket. Pages only translate the form into a use-case call
+(ratings.py) and render its answer; they never import api.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from motcua_common.http import Problem, request_context
 
-from . import domain
-from .api import give_rating, latest_ratable_ticket
+from . import domain, ratings
 
 FOLDER = Path(__file__).resolve().parent
 THANK_YOU_SECONDS = 6
@@ -31,7 +31,7 @@ _REFUSALS = {
 
 @pages.get("/rate/<ward_id>/<counter_id>")
 def rate(ward_id: str, counter_id: str):
-    ticket = latest_ratable_ticket(request_context(), ward_id, counter_id)
+    ticket = ratings.screen_ticket(request_context(), None, ward_id, counter_id)
     return render_template("rate.html", ward_id=ward_id, counter_id=counter_id, ticket=ticket,
                            message=request.args.get("message"))
 
@@ -41,12 +41,7 @@ def rate_submit(ward_id: str, counter_id: str):
     ticket_id, score = request.form.get("ticket_id", ""), request.form.get("score", "")
     back = url_for(".rate", ward_id=ward_id, counter_id=counter_id)
     try:
-        rating_request = domain.read_rating_request({"ticket_id": ticket_id, "score": score})
-        # The screen rates only what it offered: the ticket just served at this counter.
-        offered = latest_ratable_ticket(request_context(), ward_id, counter_id)
-        if offered is None or offered["ticket_id"] != rating_request.subject_id:
-            raise Problem(404, "not_ratable", "Chưa thể đánh giá")
-        give_rating(request_context(), rating_request)
+        ratings.rate_at_screen(request_context(), None, ward_id, counter_id, ticket_id, score)
     except domain.InvalidInput:
         return redirect(back, 303)
     except Problem as problem:

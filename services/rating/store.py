@@ -1,10 +1,11 @@
-"""The rating database: rating opportunities (what may be rated) and ratings.
+"""The rating database, pymongo access only: rating opportunities (what may be rated) and
+ratings. The rules are in domain.py, the use cases in ratings.py and opportunities.py.
 
 Uniqueness lives in indexes, never in a read-then-write: one opportunity per subject
 (subject_type, subject_id), one rating per opportunity."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterable
 
 from pymongo import ASCENDING, DESCENDING
@@ -44,20 +45,21 @@ def _subject(subject_type: str, subject_id: str) -> dict:
     return {"subject_type": subject_type, "subject_id": subject_id}
 
 
-def open_opportunity(db: Database, opportunity: dict, session: ClientSession | None = None) -> None:
-    """Record an opportunity unless its subject is known already (then the first one stands:
-    a second event about the same subject neither duplicates nor downgrades it)."""
+def open_opportunity(db: Database, opportunity: dict, now: datetime, session: ClientSession | None = None) -> None:
+    """Record an opportunity (created `now`) unless its subject is known already (then the
+    first one stands: a second event about the same subject neither duplicates nor
+    downgrades it)."""
     key = _subject(opportunity["subject_type"], opportunity["subject_id"])
-    on_insert = {**opportunity, "created_at": datetime.now(timezone.utc)}
+    on_insert = {**opportunity, "created_at": now}
     db[OPPORTUNITIES].update_one(key, {"$setOnInsert": on_insert}, upsert=True, session=session)
 
 
-def open_returned_dossier(db: Database, receipt_code: str, known: dict, changes: dict,
+def open_returned_dossier(db: Database, receipt_code: str, known: dict, changes: dict, now: datetime,
                           session: ClientSession | None = None) -> None:
     """Make a dossier's opportunity ratable (`changes`), creating it from `known` when its
     DossierResultReady has not been seen (events of different types may arrive in any order)."""
     on_insert = {k: v for k, v in known.items() if k not in changes}
-    on_insert["created_at"] = datetime.now(timezone.utc)
+    on_insert["created_at"] = now
     db[OPPORTUNITIES].update_one(
         _subject(DOSSIER, receipt_code), {"$set": changes, "$setOnInsert": on_insert}, upsert=True, session=session
     )

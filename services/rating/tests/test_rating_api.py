@@ -40,17 +40,18 @@ def served_ticket(db, ward=WARD, officer="officer-1", counter="c1", served_at=No
     store.open_opportunity(db, domain.ticket_served(
         {"ticket_id": ticket_id, "ward_id": ward, "counter_id": counter, "officer_id": officer,
          "service_code": "A", "number": "A001"},
-        served_at=served_at or datetime.now(timezone.utc)))
+        served_at=served_at or datetime.now(timezone.utc)), datetime.now(timezone.utc))
     return ticket_id
 
 
 def dossier(db, receipt_code: str, returned_at=None, ward=WARD, officer="officer-9") -> str:
     dossier_id = str(uuid.uuid4())
     ready = domain.dossier_result_ready({"dossier_id": dossier_id, "receipt_code": receipt_code, "ward_id": ward})
-    store.open_opportunity(db, ready)
+    store.open_opportunity(db, ready, datetime.now(timezone.utc))
     if returned_at is not None:
         store.open_returned_dossier(db, receipt_code, ready,
-                                    domain.dossier_returned({"actor_id": officer}, returned_at))
+                                    domain.dossier_returned({"actor_id": officer}, returned_at),
+                                    datetime.now(timezone.utc))
     return dossier_id
 
 

@@ -34,7 +34,7 @@ def served(db, counter="quay-1", number="A001", officer="officer-1", ward=WARD, 
     store.open_opportunity(db, domain.ticket_served(
         {"ticket_id": ticket_id, "ward_id": ward, "counter_id": counter, "officer_id": officer,
          "service_code": "A", "number": number},
-        served_at=served_at or datetime.now(timezone.utc)))
+        served_at=served_at or datetime.now(timezone.utc)), datetime.now(timezone.utc))
     return ticket_id
 
 
