@@ -1,5 +1,5 @@
-"""Where an SMS goes out: the HTTP gateway of CONTRACT.md, an SMPP link to a telco's SMSC
-(smpp.py), or the console on one machine.
+"""Where an SMS goes out: the HTTP gateway of CONTRACT.md, or the console on one machine
+(an SMPP link to a telco's SMSC is smpp.py, Kannel kannel.py; routing.gateway_for picks).
 
 A gateway answers with an Outcome: accepted, worth retrying (the gateway or the link is
 down, or it asks us to slow down), or rejected for good. It never sees more than the
@@ -142,20 +142,6 @@ class HttpGateway:
 
     def close(self) -> None:
         self.session.close()
-
-
-def gateway_for(url: str | None, timeout_seconds: float = 10.0):
-    """The HTTP gateway for an http(s) URL, an SMPP client for smpp://, the console without one."""
-    if not url:
-        return ConsoleGateway()
-    scheme = urlparse(url).scheme
-    if scheme == "smpp":
-        from .smpp import SmppGateway
-        return SmppGateway.from_url(url, timeout_seconds)
-    if scheme not in ("http", "https"):
-        # Name the scheme only: the URL may carry a credential.
-        raise ValueError(f"an SMS gateway URL must be http(s):// or smpp://, not {scheme or 'one without a scheme'}")
-    return HttpGateway(url, timeout_seconds)
 
 
 def route_name(url: str | None) -> str:

@@ -20,8 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import urlparse
 
-from .gateways import Outcome, OutboundSms, gateway_for, route_name
+from .gateways import ConsoleGateway, HttpGateway, Outcome, OutboundSms, route_name
 from .kannel import KannelConfig, KannelGateway
 
 
@@ -166,6 +167,20 @@ class GatewayPool:
             close = getattr(route.gateway, "close", None)
             if close is not None:
                 close()
+
+
+def gateway_for(url: str | None, timeout_seconds: float = 10.0):
+    """The HTTP gateway for an http(s) URL, an SMPP client for smpp://, the console without one."""
+    if not url:
+        return ConsoleGateway()
+    scheme = urlparse(url).scheme
+    if scheme == "smpp":
+        from .smpp import SmppGateway
+        return SmppGateway.from_url(url, timeout_seconds)
+    if scheme not in ("http", "https"):
+        # Name the scheme only: the URL may carry a credential.
+        raise ValueError(f"an SMS gateway URL must be http(s):// or smpp://, not {scheme or 'one without a scheme'}")
+    return HttpGateway(url, timeout_seconds)
 
 
 def as_pool(gateway) -> GatewayPool:

@@ -12,7 +12,8 @@ import pytest
 from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import OUTBOX
 from motcua_notify import bootstrap, domain, store
-from motcua_notify.gateways import ConsoleGateway, HttpGateway, gateway_for
+from motcua_notify.gateways import ConsoleGateway, HttpGateway
+from motcua_notify.routing import gateway_for
 from motcua_common.clock import FixedClock, SystemClock
 from motcua_common.config import Settings
 from motcua_notify import intake
