@@ -50,15 +50,16 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
     """The dossier API and the citizen portal. `citizens` and `wards` (identity's
     directories), `clock`, the result signing keys and the payment provider default to the
     real ones (deps.build_deps); tests pass stand-ins."""
-    deps = build_deps(settings, verifier=verifier, citizens=citizens, clock=clock, result_keys=result_keys,
-                      payments=payment_setup, wards=wards)
-    if isinstance(deps.payments.provider, LocalPaymentProvider):
+    service_deps = build_deps(settings, verifier=verifier, citizens=citizens, clock=clock, result_keys=result_keys,
+                              payments=payment_setup, wards=wards)
+    if isinstance(service_deps.payments.provider, LocalPaymentProvider):
         log.warning("online fees go through the local payment provider, which takes no money "
                     "(PAYMENT_PROVIDER=none turns online payment off)")
-    collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(deps.db)), OverdueCollector(deps)]
+    collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(service_deps.db)),
+                  OverdueCollector(service_deps)]
     from .portal import portal  # the citizen portal's pages (they call the same use cases)
 
-    return create_service_app(deps, [bp, local_pay, portal], OPENAPI_FILE, extra_collectors=collectors)
+    return create_service_app(service_deps, [bp, local_pay, portal], OPENAPI_FILE, extra_collectors=collectors)
 
 
 class OverdueCollector:
