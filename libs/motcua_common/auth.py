@@ -1,7 +1,7 @@
 """Access tokens: identity signs short-lived JWTs (RS256) and publishes its public keys
 (JWKS); every other service verifies locally with the cached keys.
 
-Claims: sub (account id), role (citizen|officer|ward_admin|admin|monitor|kiosk), ward_id,
+Claims: sub (account id), role (citizen|officer|ward_admin|leader|admin|monitor|kiosk), ward_id,
 mcp (must change password). Roles come from CONTRACT.md and DESIGN.md §3."""
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 ISSUER = "motcua-identity"
 AUDIENCE = "motcua"
 ALGORITHM = "RS256"
-ROLES = ("citizen", "officer", "ward_admin", "admin", "monitor", "kiosk")
+ROLES = ("citizen", "officer", "ward_admin", "leader", "admin", "monitor", "kiosk")
 # The people who work for one ward, and with the platform admin everyone who may act on a
 # ward's dossiers, tickets and numbers: one definition for every service.
-WARD_STAFF_ROLES = ("officer", "ward_admin")
+# The leader (the ward's chairman or a deputy) works the ward's dossiers like its officers
+# and alone approves and signs results.
+WARD_STAFF_ROLES = ("officer", "ward_admin", "leader")
 STAFF_ROLES = WARD_STAFF_ROLES + ("admin",)
 
 
@@ -37,6 +39,9 @@ class Principal:
     # dossier stores them for the public lookup check without asking identity, so online
     # submission keeps working while the broker is down.
     phone_last4: str | None = None
+    # When the token was issued (JWT iat, seconds): a session ended later refuses it
+    # (revocations.py).
+    issued_at: int | None = None
 
     def is_staff_of(self, ward_id: str) -> bool:
         """Officer or ward admin of `ward_id`, or a platform admin."""
@@ -192,5 +197,5 @@ class TokenVerifier:
         return Principal(
             subject=claims["sub"], role=claims["role"], ward_id=claims.get("ward_id"),
             must_change_password=bool(claims.get("mcp")), username=claims.get("preferred_username"),
-            phone_last4=claims.get("phone_last4"),
+            phone_last4=claims.get("phone_last4"), issued_at=claims.get("iat"),
         )

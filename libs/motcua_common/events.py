@@ -21,6 +21,8 @@ SCHEMA_VERSION = 1
 EVENT_TYPES: dict[str, tuple[str, type[Message]]] = {
     "CitizenRegistered": ("identity", events_pb2.CitizenRegistered),
     "PasswordChanged": ("identity", events_pb2.PasswordChanged),
+    "WardOpened": ("identity", events_pb2.WardOpened),
+    "SessionsRevoked": ("identity", events_pb2.SessionsRevoked),
     "DossierSubmitted": ("dossier", events_pb2.DossierSubmitted),
     "DossierStatusChanged": ("dossier", events_pb2.DossierStatusChanged),
     "DossierResultReady": ("dossier", events_pb2.DossierResultReady),

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmotcua/events/v1/events.proto\x12\x10motcua.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07ward_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12(\n\x07payload\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"[\n\x11\x43itizenRegistered\x12\x12\n\ncitizen_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08\x61ge_band\x18\x04 \x01(\t\"G\n\x0fPasswordChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"\xae\x01\n\x10\x44ossierSubmitted\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x03 \x01(\t\x12\x0f\n\x07ward_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x10\n\x08\x64ue_date\x18\x06 \x01(\t\x12\x12\n\ncitizen_id\x18\x07 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\t\"\xb7\x01\n\x14\x44ossierStatusChanged\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x05 \x01(\t\x12\x14\n\x0creceipt_code\x18\x06 \x01(\t\x12\x12\n\ncitizen_id\x18\x07 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x08 \x01(\t\"{\n\x12\x44ossierResultReady\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x12\n\ncitizen_id\x18\x04 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x05 \x01(\t\"j\n\x0cTicketIssued\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\"\x9b\x01\n\x0cTicketCalled\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x12\n\ncounter_id\x18\x04 \x01(\t\x12\x14\n\x0cservice_code\x18\x05 \x01(\t\x12-\n\tcalled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x0cTicketServed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x12\n\ncounter_id\x18\x03 \x01(\t\x12\x12\n\nofficer_id\x18\x04 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x05 \x01(\x05\x12\x17\n\x0fservice_seconds\x18\x06 \x01(\x05\x12\x14\n\x0cservice_code\x18\x07 \x01(\t\x12\x0e\n\x06number\x18\x08 \x01(\t\"q\n\x10NotificationSent\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x10\n\x08segments\x18\x05 \x01(\x05\"q\n\x12NotificationFailed\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x92\x01\n\x0bRatingGiven\x12\x11\n\trating_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x14\n\x0csubject_type\x18\x03 \x01(\t\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x12\n\nofficer_id\x18\x05 \x01(\t\x12\x12\n\ncounter_id\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\t\"\xac\x01\n\x0e\x44ossierOverdue\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x14\n\x0creceipt_code\x18\x03 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x10\n\x08\x64ue_date\x18\x06 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x07 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmotcua/events/v1/events.proto\x12\x10motcua.events.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n\x08\x45nvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x0f\n\x07ward_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\x07 \x01(\t\x12(\n\x07payload\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"[\n\x11\x43itizenRegistered\x12\x12\n\ncitizen_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08\x61ge_band\x18\x04 \x01(\t\"\x94\x01\n\nWardOpened\x12\x0f\n\x07ward_id\x18\x01 \x01(\t\x12\x15\n\rofficial_code\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08province\x18\x04 \x01(\t\x12\x15\n\rprovince_code\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x19\n\x11target_population\x18\x07 \x01(\x03\"^\n\x0fSessionsRevoked\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x16\n\x0erevoked_before\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"G\n\x0fPasswordChanged\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"\xae\x01\n\x10\x44ossierSubmitted\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x03 \x01(\t\x12\x0f\n\x07ward_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x10\n\x08\x64ue_date\x18\x06 \x01(\t\x12\x12\n\ncitizen_id\x18\x07 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\t\"\xb7\x01\n\x14\x44ossierStatusChanged\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x05 \x01(\t\x12\x14\n\x0creceipt_code\x18\x06 \x01(\t\x12\x12\n\ncitizen_id\x18\x07 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x08 \x01(\t\"{\n\x12\x44ossierResultReady\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x12\n\ncitizen_id\x18\x04 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x05 \x01(\t\"j\n\x0cTicketIssued\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x14\n\x0cservice_code\x18\x04 \x01(\t\x12\x10\n\x08priority\x18\x05 \x01(\t\"\x9b\x01\n\x0cTicketCalled\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x0f\n\x07ward_id\x18\x03 \x01(\t\x12\x12\n\ncounter_id\x18\x04 \x01(\t\x12\x14\n\x0cservice_code\x18\x05 \x01(\t\x12-\n\tcalled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xaf\x01\n\x0cTicketServed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x12\n\ncounter_id\x18\x03 \x01(\t\x12\x12\n\nofficer_id\x18\x04 \x01(\t\x12\x14\n\x0cwait_seconds\x18\x05 \x01(\x05\x12\x17\n\x0fservice_seconds\x18\x06 \x01(\x05\x12\x14\n\x0cservice_code\x18\x07 \x01(\t\x12\x0e\n\x06number\x18\x08 \x01(\t\"q\n\x10NotificationSent\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x10\n\x08segments\x18\x05 \x01(\x05\"q\n\x12NotificationFailed\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x10\n\x08template\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x92\x01\n\x0bRatingGiven\x12\x11\n\trating_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x14\n\x0csubject_type\x18\x03 \x01(\t\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x12\n\nofficer_id\x18\x05 \x01(\t\x12\x12\n\ncounter_id\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\t\"\xac\x01\n\x0e\x44ossierOverdue\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0f\n\x07ward_id\x18\x02 \x01(\t\x12\x14\n\x0creceipt_code\x18\x03 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x04 \x01(\t\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x10\n\x08\x64ue_date\x18\x06 \x01(\t\x12\x13\n\x0b\x61ssignee_id\x18\x07 \x01(\t\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +37,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVELOPE']._serialized_end=319
   _globals['_CITIZENREGISTERED']._serialized_start=321
   _globals['_CITIZENREGISTERED']._serialized_end=412
-  _globals['_PASSWORDCHANGED']._serialized_start=414
-  _globals['_PASSWORDCHANGED']._serialized_end=485
-  _globals['_DOSSIERSUBMITTED']._serialized_start=488
-  _globals['_DOSSIERSUBMITTED']._serialized_end=662
-  _globals['_DOSSIERSTATUSCHANGED']._serialized_start=665
-  _globals['_DOSSIERSTATUSCHANGED']._serialized_end=848
-  _globals['_DOSSIERRESULTREADY']._serialized_start=850
-  _globals['_DOSSIERRESULTREADY']._serialized_end=973
-  _globals['_TICKETISSUED']._serialized_start=975
-  _globals['_TICKETISSUED']._serialized_end=1081
-  _globals['_TICKETCALLED']._serialized_start=1084
-  _globals['_TICKETCALLED']._serialized_end=1239
-  _globals['_TICKETSERVED']._serialized_start=1242
-  _globals['_TICKETSERVED']._serialized_end=1417
-  _globals['_NOTIFICATIONSENT']._serialized_start=1419
-  _globals['_NOTIFICATIONSENT']._serialized_end=1532
-  _globals['_NOTIFICATIONFAILED']._serialized_start=1534
-  _globals['_NOTIFICATIONFAILED']._serialized_end=1647
-  _globals['_RATINGGIVEN']._serialized_start=1650
-  _globals['_RATINGGIVEN']._serialized_end=1796
-  _globals['_DOSSIEROVERDUE']._serialized_start=1799
-  _globals['_DOSSIEROVERDUE']._serialized_end=1971
+  _globals['_WARDOPENED']._serialized_start=415
+  _globals['_WARDOPENED']._serialized_end=563
+  _globals['_SESSIONSREVOKED']._serialized_start=565
+  _globals['_SESSIONSREVOKED']._serialized_end=659
+  _globals['_PASSWORDCHANGED']._serialized_start=661
+  _globals['_PASSWORDCHANGED']._serialized_end=732
+  _globals['_DOSSIERSUBMITTED']._serialized_start=735
+  _globals['_DOSSIERSUBMITTED']._serialized_end=909
+  _globals['_DOSSIERSTATUSCHANGED']._serialized_start=912
+  _globals['_DOSSIERSTATUSCHANGED']._serialized_end=1095
+  _globals['_DOSSIERRESULTREADY']._serialized_start=1097
+  _globals['_DOSSIERRESULTREADY']._serialized_end=1220
+  _globals['_TICKETISSUED']._serialized_start=1222
+  _globals['_TICKETISSUED']._serialized_end=1328
+  _globals['_TICKETCALLED']._serialized_start=1331
+  _globals['_TICKETCALLED']._serialized_end=1486
+  _globals['_TICKETSERVED']._serialized_start=1489
+  _globals['_TICKETSERVED']._serialized_end=1664
+  _globals['_NOTIFICATIONSENT']._serialized_start=1666
+  _globals['_NOTIFICATIONSENT']._serialized_end=1779
+  _globals['_NOTIFICATIONFAILED']._serialized_start=1781
+  _globals['_NOTIFICATIONFAILED']._serialized_end=1894
+  _globals['_RATINGGIVEN']._serialized_start=1897
+  _globals['_RATINGGIVEN']._serialized_end=2043
+  _globals['_DOSSIEROVERDUE']._serialized_start=2046
+  _globals['_DOSSIEROVERDUE']._serialized_end=2218
 # @@protoc_insertion_point(module_scope)

@@ -4,7 +4,6 @@ checks and Idempotency-Key handling."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -23,70 +22,21 @@ from werkzeug.exceptions import HTTPException
 from . import metrics, tracing
 from .auth import AuthError, Principal, TokenVerifier
 from .config import Settings
+from .deps import ServiceDeps
 from .mongo import ping
 from .outbox import IDEMPOTENCY, current_idempotency_record
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 MAX_BODY_BYTES = 1 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- problem details
-class Problem(Exception):
-    """An error answered as RFC 9457 problem details."""
-
-    def __init__(self, status: int, code: str, title: str, detail: str | None = None,
-                 errors: list[dict] | None = None, headers: dict | None = None, **extra):
-        super().__init__(detail or title)
-        self.status, self.code, self.title, self.detail = status, code, title, detail
-        self.errors, self.headers, self.extra = errors, headers or {}, extra
-
-    def to_response(self) -> Response:
-        body = {
-            "type": f"https://motcua.gov.vn/problems/{self.code}",
-            "title": self.title,
-            "status": self.status,
-            "code": self.code,
-        }
-        if self.detail:
-            body["detail"] = self.detail
-        if self.errors is not None:
-            body["errors"] = self.errors
-        body.update(self.extra)
-        try:
-            body["instance"] = request.path
-        except RuntimeError:
-            pass
-        response = Response(json.dumps(body, ensure_ascii=False), status=self.status, mimetype=PROBLEM_JSON)
-        for k, v in self.headers.items():
-            response.headers[k] = v
-        return response
-
-
-class ValidationFailed(Problem):
-    def __init__(self, errors: list[dict], detail: str = "Dữ liệu gửi lên chưa hợp lệ. / The request has invalid fields."):
-        super().__init__(422, "validation_failed", "Dữ liệu không hợp lệ", detail, errors=errors)
-
-
-def field_error(field: str, message: str) -> dict:
-    return {"field": field, "message": message}
-
-
-def not_found(detail: str = "Không tìm thấy. / Not found.") -> Problem:
-    return Problem(404, "not_found", "Không tìm thấy", detail)
-
-
-def require_gateway_token(expected: str | None, given: str | None) -> None:
-    """The SMS gateway's shared secret (SMS_INBOUND_TOKEN), compared in constant time.
-    Unset on our side means no gateway may call: refused like a wrong token."""
-    if not expected or not hmac.compare_digest((given or "").encode(), expected.encode()):
-        raise Problem(401, "invalid_gateway_token", "Sai mã cổng tin nhắn",
-                      "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token.")
-
-
-def forbidden(detail: str = "Bạn không có quyền thực hiện thao tác này. / Not allowed.") -> Problem:
-    return Problem(403, "forbidden", "Không có quyền", detail)
+# Defined without Flask in problems.py, so that use cases can refuse without importing
+# the web layer; re-exported here for the routes.
+from .problems import (  # noqa: E402,F401
+    PROBLEM_JSON, Problem, ValidationFailed, field_error, forbidden, not_found, require_gateway_token,
+)
 
 
 _HTTP_CODES = {
@@ -162,8 +112,14 @@ def current_principal(optional: bool = False, allow_password_change: bool = Fals
             if optional:
                 return None
             raise AuthError("unauthorized", "Cần đăng nhập. / Authentication required.")
-        verifier: TokenVerifier = request_context().verifier
-        g.principal = verifier.verify(token)
+        context = request_context()
+        verifier: TokenVerifier = context.verifier
+        principal = verifier.verify(token)
+        revocations = getattr(context, "revocations", None)
+        if revocations is not None and revocations.is_revoked(principal.subject, principal.issued_at):
+            raise AuthError("token_revoked", "Phiên đăng nhập đã bị chấm dứt, vui lòng đăng nhập lại. "
+                                             "/ This session was ended; sign in again.")
+        g.principal = principal
     principal: Principal = g.principal
     if principal.must_change_password and not allow_password_change:
         raise Problem(403, "password_change_required", "Cần đổi mật khẩu",
@@ -306,15 +262,8 @@ def _register_security_headers(app: Flask) -> None:
 
 
 # ---------------------------------------------------------------- the app factory
-class ServiceContext:
-    """What a service's request handlers need, built once in create_app (never at import)."""
-
-    def __init__(self, service: str, settings: Settings, db: Database, verifier: TokenVerifier, **extra):
-        self.service, self.settings, self.db, self.verifier = service, settings, db, verifier
-        self.__dict__.update(extra)
-
-
-def request_context() -> ServiceContext:
+def request_context() -> ServiceDeps:
+    """The service's deps (its own Deps, a ServiceDeps), as create_service_app was given them."""
     from flask import current_app
 
     return current_app.extensions["motcua"]
@@ -344,7 +293,7 @@ class BrokerProbe:
         return self._ok
 
 
-def create_service_app(ctx: ServiceContext, blueprints: Iterable[Blueprint], openapi_file: Path,
+def create_service_app(ctx: ServiceDeps, blueprints: Iterable[Blueprint], openapi_file: Path,
                        extra_collectors=()) -> Flask:
     service = ctx.service
     # root_path given explicitly: editable installs map packages through an import hook

@@ -36,6 +36,9 @@ NOTIFICATIONS = Counter("motcua_notifications_total", "Notifications by outcome"
 # The same per ward (CONTRACT.md keeps the one above as it is).
 NOTIFICATIONS_BY_WARD = Counter("motcua_ward_notifications_total", "Notifications by outcome, per ward",
                                 ["channel", "status", "ward_id"])
+# One series per open ward, value 1, so dashboards can join names and provinces onto any
+# ward_id series (CONTRACT.md "Metrics"). identity exports it from its wards at scrape time.
+WARD_INFO_LABELS = ("ward_id", "official_code", "name", "province")
 CITIZENS_REGISTERED = Counter("motcua_citizens_registered_total", "Citizens registered", ["ward_id", "channel"])
 EVENTS_CONSUMED = Counter("motcua_events_consumed_total", "Events consumed", ["service", "event_type", "outcome"])
 EVENTS_PUBLISHED = Counter("motcua_events_published_total", "Events confirmed by the broker", ["service", "event_type"])

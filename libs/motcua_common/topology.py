@@ -57,6 +57,16 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("rating", "TicketServed"),
     Subscription("rating", "DossierResultReady"),
     Subscription("rating", "DossierStatusChanged"),
+    # A ward opened by its official code: each service keeps its own record of it.
+    Subscription("dossier", "WardOpened"),
+    Subscription("queue", "WardOpened"),
+    Subscription("rating", "WardOpened"),
+    # Sessions ended early (an officer deactivated, a citizen's phone corrected): every
+    # service that checks tokens keeps the list (revocations.py).
+    Subscription("dossier", "SessionsRevoked"),
+    Subscription("queue", "SessionsRevoked"),
+    Subscription("rating", "SessionsRevoked"),
+    Subscription("notify", "SessionsRevoked"),
 )
 
 

@@ -34,7 +34,13 @@ def _imports(module: str, path: Path) -> set[str]:
     """The project's modules that `module` imports, at the top or inside a function alike."""
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     targets = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # Imports only a type checker runs (`if TYPE_CHECKING:`) are not part of the graph.
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for inner in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -49,7 +49,10 @@ def publish_for_ward(amqp_url: str, ward: str) -> None:
 
 
 def test_the_events_an_office_needs_are_those_its_services_consume_from_the_centre():
-    assert topology.downlink_event_types() == ("DossierResultReady", "DossierStatusChanged", "DossierSubmitted")
+    # Appointments and dossier ratings from dossier; the ward itself and ended sessions
+    # (an officer deactivated at the centre is refused at the office too) from identity.
+    assert topology.downlink_event_types() == ("DossierResultReady", "DossierStatusChanged", "DossierSubmitted",
+                                               "SessionsRevoked", "WardOpened")
 
 
 def test_the_shovel_pulls_from_the_wards_queue_at_the_centre_into_the_office():
