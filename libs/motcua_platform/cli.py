@@ -89,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_prep.add_argument("--service", choices=SERVICES, required=True, help="which service's database")
     p_prep.add_argument("--demo", action="store_true", help="also load the demo wards, staff and queue set-up")
 
+    p_wards = sub.add_parser("wards", formatter_class=fmt, help="open wards by official code, a province at a time",
+                             description="Open communes and wards (the 3,321 in force since 1 July 2025) through "
+                                         "identity's own use case; safe to run twice. Uses MONGO_URL, or the "
+                                         "database of the `motcua up` running in MOTCUA_DATA_DIR.")
+    wards_sub = p_wards.add_subparsers(dest="wards_command", required=True, metavar="ACTION")
+    p_open = wards_sub.add_parser("open", formatter_class=fmt, help="open every commune and ward of a province")
+    p_open.add_argument("--province", required=True, metavar="CODE", help="the province's code, e.g. 19 (Thái Nguyên)")
+    p_import = wards_sub.add_parser("import", formatter_class=fmt,
+                                    help="open the wards a CSV lists: official_code,ward_id,target_population")
+    p_import.add_argument("file", help="a CSV file with a header line; ward_id and target_population may be empty")
+
     p_sim = sub.add_parser("simulate", formatter_class=fmt,
                            help="play ward days against a running platform (load and demo)")
     p_sim.add_argument("--base-url", default="http://127.0.0.1:8080", help="the running platform")
@@ -121,9 +132,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings():
+    """Settings from the environment; without MONGO_URL, the database of the `motcua up`
+    running with this MOTCUA_DATA_DIR (it leaves its address in the data directory)."""
+    import os
+    from pathlib import Path
+
     from motcua_common.config import Settings
 
-    return Settings.from_env()
+    env = dict(os.environ)
+    running = Path(env.get("MOTCUA_DATA_DIR", ".motcua")) / "mongo-url"
+    if not env.get("MONGO_URL") and running.exists():
+        env["MONGO_URL"] = running.read_text().strip()
+    return Settings.from_env(env)
+
+
+def _wards(args) -> int:
+    from pathlib import Path
+
+    from motcua_platform import wards
+
+    settings = _settings()
+    check_database(settings.mongo_url)
+    if args.wards_command == "open":
+        rows = [wards.Row(0, code, None, None) for code in wards.province_units(args.province)]
+        problems = []
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            print(f"motcua: error: {path}: no such file", file=sys.stderr)
+            return 1
+        rows, problems = wards.read_csv(path)
+    tally = wards.open_many(settings, rows, wards.Progress(len(rows)))
+    for line in problems + tally.refused:
+        print(f"motcua: {line}", file=sys.stderr)
+    print(tally.summary() + (f", {len(problems)} unreadable" if problems else ""))
+    return 0 if not (problems or tally.refused) else 1
 
 
 def _run(args) -> int:
@@ -184,6 +227,8 @@ def _run(args) -> int:
         check_database(settings.mongo_url)
         print(f"new signing key {key_ring(settings).rotate()}")
         return 0
+    if args.command == "wards":
+        return _wards(args)
     if args.command == "simulate":
         from motcua_platform.simulate import main as simulate_main
 

@@ -107,6 +107,10 @@ class Platform:
             say(f"starting the embedded database in {data_dir / 'db'}")
             self.database.start()
             env["MONGO_URL"] = self.database.url
+            # For `motcua wards`, `prepare` and the like run beside this platform.
+            self._url_file = data_dir / "mongo-url"
+            self._url_file.write_text(self.database.url + "\n", encoding="utf-8")
+            self._url_file.chmod(0o600)
         env.setdefault("AMQP_URL", Settings.amqp_url)
         env.setdefault("IDENTITY_URL", f"http://127.0.0.1:{self.port}")
         if self.demo:
@@ -275,6 +279,7 @@ class Platform:
                 child.process.wait()
         if self.database is not None:
             self.database.stop()
+            getattr(self, "_url_file", Path("/nonexistent")).unlink(missing_ok=True)
         restarted = {c.name: c.restarts for c in self.children if c.restarts}
         say("stopped" + (f"; restarts: {', '.join(f'{n} {k}' for n, k in restarted.items())}" if restarted else ""))
 

@@ -64,7 +64,8 @@ from motcua_common.outbox import commit
 from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env, wait_for
 from motcua_identity import bootstrap as identity_bootstrap
-from motcua_identity import store as identity_store
+from motcua_identity import accounts as identity_accounts
+from motcua_identity.deps import build_deps as identity_deps
 from motcua_notify import bootstrap as notify_bootstrap
 from motcua_notify import domain
 from motcua_notify.store import NOTIFICATIONS
@@ -293,14 +294,13 @@ def register_citizens(settings) -> list[Citizen]:
     """Accounts in identity's database, made by identity's own registration write."""
     client = connect(settings)
     try:
-        db = service_database(client, settings, "identity")
+        deps = identity_deps(settings, db=service_database(client, settings, "identity"))
         citizens = []
         for n in range(CITIZENS):
             phone = f"+849050{n:05d}"
-            citizen_id = identity_store.register_citizen(
-                db, national_id=f"048090{n:06d}", full_name="Nguyễn Văn An", date_of_birth=date(1990, 5, 1),
-                phone=phone, ward_id=WARD, password="mat-khau-tam-2026", channel="counter",
-                today=datetime.now(timezone.utc).date())
+            citizen_id = identity_accounts.open_account(
+                deps, national_id=f"048090{n:06d}", full_name="Nguyễn Văn An", date_of_birth=date(1990, 5, 1),
+                phone=phone, ward_id=WARD, password="mat-khau-tam-2026", channel="counter", temporary=False)
             citizens.append(Citizen(citizen_id, phone))
         return citizens
     finally:
