@@ -18,7 +18,7 @@ from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.outbox import pending_count
 
 from . import board as hall
-from . import counters, domain, kiosks, tickets
+from . import counters, domain, kiosks, tickets, wards
 from .board import (
     BOARD_STREAM_HEARTBEAT_SECONDS,
     BOARD_STREAM_LIFETIME_SECONDS,
@@ -62,6 +62,49 @@ def list_services(ward_id: str):
 @api.get("/wards/<ward_id>/counters")
 def list_counters(ward_id: str):
     return jsonify(counters.list_counters(_deps(), None, ward_id))
+
+
+# An unknown ward is 404 before anyone is asked to log in; then the ward admin's rights.
+@api.put("/wards/<ward_id>/services/<code>")
+def put_service(ward_id: str, code: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return counters.put_service(deps, current_principal(), ward_id, code, json_body())
+
+
+@api.delete("/wards/<ward_id>/services/<code>")
+def delete_service(ward_id: str, code: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    counters.delete_service(deps, current_principal(), ward_id, code)
+    return Response(status=204)
+
+
+@api.put("/wards/<ward_id>/counters/<counter_id>")
+def put_counter(ward_id: str, counter_id: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return counters.put_counter(deps, current_principal(), ward_id, counter_id, json_body())
+
+
+@api.delete("/wards/<ward_id>/counters/<counter_id>")
+def delete_counter(ward_id: str, counter_id: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    counters.delete_counter(deps, current_principal(), ward_id, counter_id)
+    return Response(status=204)
+
+
+@api.get("/wards/<ward_id>/opening-hours")
+def get_opening_hours(ward_id: str):
+    return wards.opening_hours(_deps(), None, ward_id)
+
+
+@api.put("/wards/<ward_id>/opening-hours")
+def put_opening_hours(ward_id: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return wards.set_opening_hours(deps, current_principal(), ward_id, json_body())
 
 
 # ---------------------------------------------------------------- tickets

@@ -8,8 +8,10 @@ import time
 from typing import Callable, Hashable
 
 # Each API process remembers reference data this long (an edit made through another
-# process shows within it; through this one, at once).
-REFERENCE_TTL_SECONDS = 30.0
+# process shows within it; through this one, at once): a ward admin's new service, counter
+# or opening hours reach every kiosk within 10 s. Three cached reads per kiosk request
+# (ward, service, counters serving it) cost one database read each per 10 s per process.
+REFERENCE_TTL_SECONDS = 10.0
 
 
 class ReferenceCache:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, forbidden
 
-from . import counters, domain, tickets
+from . import counters, domain, tickets, wards
 from .devices import PAIRING_CODE_TTL_SECONDS, KioskDevice, new_pairing_code
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def allowed_here(deps: "Deps", credential: str | None, ward_id: str) -> bool:
 
 # ---------------------------------------------------------------- pairing (the ward admin)
 def _ward_admin_of(principal: Principal, ward_id: str) -> Principal:
-    if not (principal.role == "admin" or (principal.role == "ward_admin" and principal.ward_id == ward_id)):
+    if not counters.may_configure(principal, ward_id):
         raise forbidden("Chỉ trưởng bộ phận một cửa của phường mới ghép nối được máy lấy số. / "
                         "Only the ward's admin pairs kiosks.")
     return principal
@@ -97,7 +97,8 @@ def new_form_token() -> str:
 @dataclass(frozen=True)
 class FormOutcome:
     ticket_id: str | None = None   # the ticket to show
-    error: str | None = None       # else why not: "service" (unknown), "busy" (the first tap still runs)
+    error: str | None = None       # else why not: "service" (unknown), "busy" (the first tap still runs),
+                                   # "closed" (outside the ward's opening hours)
 
 
 def issue_from_form(deps: "Deps", principal: Principal | None, ward_id: str, service_code: str,
@@ -107,6 +108,8 @@ def issue_from_form(deps: "Deps", principal: Principal | None, ward_id: str, ser
     service = counters.service(deps, ward_id, service_code)
     if service is None:
         return FormOutcome(error="service")
+    if not wards.office_status(deps, principal, ward_id).open:
+        return FormOutcome(error="closed")
     if form_token:
         earlier = deps.store.claim_kiosk_request(ward_id, form_token, deps.clock.now())
         if earlier is not None:

@@ -16,10 +16,10 @@ from typing import Callable
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from motcua_common.indexes import ensure_plumbing_indexes
-from motcua_common.mongo import update_and_read
+from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.outbox import commit
 
 from .domain import CALLED, SERVED, WAITING
@@ -42,6 +42,10 @@ class TicketChanged(Exception):
     """The ticket moved on between reading it and writing it (another officer acted)."""
 
 
+class PrefixTaken(Exception):
+    """Another service of the ward prints this prefix (the prefix_per_ward index decides)."""
+
+
 class CallContention(Exception):
     """Other counters kept taking the chosen tickets; the caller may simply retry."""
 
@@ -50,6 +54,14 @@ def ensure_indexes(db: Database) -> None:
     ensure_plumbing_indexes(db)
     db[SERVICES].create_index([("ward_id", ASCENDING), ("code", ASCENDING)], unique=True, name="service_per_ward")
     db[COUNTERS].create_index([("ward_id", ASCENDING), ("counter_id", ASCENDING)], unique=True, name="counter_per_ward")
+    try:
+        # Two services of a ward never print one prefix. A database written before this rule
+        # may hold such a pair: it keeps working (the number index still guards), and the
+        # use case checks the rule on every save until an admin fixes the pair.
+        db[SERVICES].create_index([("ward_id", ASCENDING), ("prefix", ASCENDING)], unique=True,
+                                  name="prefix_per_ward")
+    except (DuplicateKeyError, OperationFailure):
+        pass
     # The last guard of "never two tickets with one number" (two services sharing a prefix).
     db[TICKETS].create_index([("ward_id", ASCENDING), ("day", ASCENDING), ("number", ASCENDING)],
                              unique=True, name="number_per_ward_day")
@@ -78,13 +90,69 @@ class QueueStore:
         self.db = db
 
     # ------------------------------------------------------------ reference data
+    def record_ward(self, ward_id: str, fields: dict, opening_hours: dict, now: datetime,
+                    session: ClientSession | None = None) -> None:
+        """A ward opened (WardOpened, or the demo): what identity says of it is set; its own
+        configuration (opening hours) only when the ward is new, so a ward opened again
+        keeps what its admin set."""
+        self.db[WARDS].update_one(
+            {"_id": ward_id},
+            {"$set": fields, "$setOnInsert": {"opening_hours": opening_hours, "opened_at": now}},
+            upsert=True, session=session)
+
     def save_ward(self, ward_id: str, name: str) -> None:
+        """A ward by name alone (older tools); no opening-hours setting (hours.effective)."""
         self.db[WARDS].update_one({"_id": ward_id}, {"$set": {"name": name}}, upsert=True)
 
+    def ward(self, ward_id: str) -> dict | None:
+        return self.db[WARDS].find_one({"_id": ward_id})
+
+    def set_opening_hours(self, ward_id: str, opening_hours: dict) -> bool:
+        return self.db[WARDS].update_one({"_id": ward_id},
+                                         {"$set": {"opening_hours": opening_hours}}).matched_count == 1
+
     def save_service(self, ward_id: str, code: str, name: str, prefix: str) -> None:
-        self.db[SERVICES].update_one(
-            {"_id": f"{ward_id}:{code}"},
-            {"$set": {"ward_id": ward_id, "code": code, "name": name, "prefix": prefix}}, upsert=True)
+        """Create or update; PrefixTaken when another service of the ward has the prefix."""
+        try:
+            self.db[SERVICES].update_one(
+                {"_id": f"{ward_id}:{code}"},
+                {"$set": {"ward_id": ward_id, "code": code, "name": name, "prefix": prefix}}, upsert=True)
+        except DuplicateKeyError as exc:
+            raise PrefixTaken(prefix) from exc
+
+    def service_with_prefix(self, ward_id: str, prefix: str) -> dict | None:
+        return _public(self.db[SERVICES].find_one({"ward_id": ward_id, "prefix": prefix}), "code", "name", "prefix")
+
+    def prefix_printed_today(self, ward_id: str, day: str, prefix: str, other_than: str) -> bool:
+        """Whether a ticket of `day` numbered with `prefix` belongs to a service other than
+        `other_than` (by the number index's prefix: today's tickets of the ward only)."""
+        return self.db[TICKETS].count_documents(
+            {"ward_id": ward_id, "day": day, "number": {"$regex": f"^{prefix}[0-9]"},
+             "service_code": {"$ne": other_than}}, limit=1) == 1
+
+    def waiting_for_service(self, ward_id: str, day: str, service_code: str) -> int:
+        return self.db[TICKETS].count_documents(
+            {"ward_id": ward_id, "day": day, "status": WAITING, "service_code": service_code})
+
+    def delete_service(self, ward_id: str, code: str) -> bool:
+        """The service, and its code from every counter of the ward, in one transaction."""
+        def change(session: ClientSession) -> bool:
+            deleted = self.db[SERVICES].delete_one({"ward_id": ward_id, "code": code}, session=session)
+            self.db[COUNTERS].update_many({"ward_id": ward_id, "service_codes": code},
+                                          {"$pull": {"service_codes": code}}, session=session)
+            return deleted.deleted_count == 1
+
+        return in_transaction(self.db, change)
+
+    def counter_in_use(self, ward_id: str, day: str, counter_id: str) -> bool:
+        """A ticket of `day` called to the counter and not closed, or transferred to it."""
+        return self.db[TICKETS].count_documents(
+            {"ward_id": ward_id, "day": day, "$or": [{"status": CALLED, "counter_id": counter_id},
+                                                       {"status": WAITING, "transferred_to": counter_id}]},
+            limit=1) == 1
+
+    def delete_counter(self, ward_id: str, counter_id: str) -> bool:
+        return self.db[COUNTERS].delete_one({"ward_id": ward_id, "counter_id": counter_id}).deleted_count == 1
 
     def save_counter(self, ward_id: str, counter_id: str, name: str, service_codes: list[str]) -> None:
         self.db[COUNTERS].update_one(

@@ -16,7 +16,7 @@ from motcua_common import metrics
 from motcua_common.auth import STAFF_ROLES, AuthError, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import counters, domain, events
+from . import counters, domain, events, wards
 from .store import TicketChanged
 
 if TYPE_CHECKING:
@@ -91,9 +91,11 @@ def read_order(deps: "Deps", principal: Principal | None, ward_id: str, body: Ma
 
 def issue(deps: "Deps", principal: Principal | None, order: TicketOrder) -> dict:
     """Issue a ticket (authorize_issue and read_order come first) and answer what the
-    kiosk prints: its number, the people ahead and the estimated wait."""
+    kiosk prints: its number, the people ahead and the estimated wait. Outside the ward's
+    opening hours: 409 office_closed (the ward's record is in the reference cache)."""
     ward_id, service, priority = order.ward_id, order.service, order.priority
     now = domain.to_millis(deps.clock.now())
+    wards.require_open(deps, principal, ward_id, now)
     day = day_of(deps, now)
     rank = domain.PRIORITY_RANK[priority]
     counts = deps.store.take_number(domain.sequence_key(ward_id, service["code"], day), rank, now)

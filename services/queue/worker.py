@@ -1,6 +1,7 @@
-"""The queue worker: nameko wiring only. It learns from dossier which day each citizen
-returns for a result, through the same use case any caller would use
-(appointments.record_submitted)."""
+"""The queue worker: nameko wiring only. It learns of wards identity opens
+(wards.on_ward_opened), from dossier which day each citizen returns for a result
+(appointments.record_submitted), and of sessions ended early (SessionsRevoked, kept for
+every request's token check) — each through the use case any caller would use."""
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
@@ -8,8 +9,9 @@ from nameko.extensions import DependencyProvider
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
 from motcua_common.events import Event
+from motcua_common.revocations import on_sessions_revoked
 
-from . import appointments
+from . import appointments, wards
 from .deps import Deps, build_deps
 
 
@@ -35,6 +37,14 @@ class QueueWorker:
     @event_handler("DossierSubmitted")
     def on_dossier_submitted(self, event: Event) -> str:
         return appointments.record_submitted(self.deps, None, event)
+
+    @event_handler("WardOpened")
+    def on_ward_opened(self, event: Event) -> str:
+        return wards.on_ward_opened(self.deps, None, event)
+
+    @event_handler("SessionsRevoked")
+    def on_sessions_revoked(self, event: Event) -> str:
+        return on_sessions_revoked(self.deps.db, "queue", event)
 
 
 SERVICES = [QueueWorker]

@@ -22,7 +22,7 @@ from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env, wait_for
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
-from motcua_queue import appointments, board, counters, tickets
+from motcua_queue import appointments, board, counters, hours, tickets, wards
 from motcua_queue.deps import build_deps
 from motcua_queue.store import APPOINTMENTS
 
@@ -161,9 +161,11 @@ def test_a_counter_s_day_walks_indexes_and_never_reads_every_ticket_ever_issued(
     ensure_indexes(db)
     clock = FixedClock(datetime.now(timezone.utc))
     deps = build_deps(settings, db=db, verifier=None, devices=None, clock=clock)
-    counters.save_ward(deps, None, WARD, "Phường Liên Chiểu")
-    counters.save_service(deps, None, WARD, "A", "Chứng thực", "A")
-    counters.save_counter(deps, None, WARD, "quay-1", "Quầy 1", ["A"])
+    admin = Principal(subject="admin", role="admin", ward_id=None)
+    wards.record_ward_opened(deps, None, {"ward_id": WARD, "name": "Phường Liên Chiểu"},
+                             opening_hours=hours.always_open_hours())
+    counters.put_service(deps, admin, WARD, "A", {"name": "Chứng thực", "prefix": "A"})
+    counters.put_counter(deps, admin, WARD, "quay-1", {"name": "Quầy 1", "service_codes": ["A"]})
     service = {"code": "A", "prefix": "A", "name": "Chứng thực"}
     for _ in range(5):
         tickets.issue(deps, None, tickets.TicketOrder(WARD, service, "normal"))
