@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from motcua_common import metrics
 from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
+from motcua_common.names import unaccent
 from motcua_common.rpc import RpcUnavailable
 
 from . import domain, events, store
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 def audit(deps: Deps, action: str, **details) -> None:
     """A security event in identity's audit log, stamped by deps.clock."""
     store.audit(deps.db, action, at=deps.clock.now(), **details)
+
+
+def forget_revocation_cache(deps: Deps, account_id: str) -> None:
+    """Make this process read an account's revocation at its next request (identity
+    refuses a revoked session at once; other processes within the list's few seconds)."""
+    revocations = deps.revocations
+    forget = getattr(revocations, "forget", None)
+    if callable(forget):
+        forget(account_id)
+        return
+    cache, lock = getattr(revocations, "_cache", None), getattr(revocations, "_lock", None)
+    if isinstance(cache, dict) and lock is not None:
+        with lock:
+            cache.pop(account_id, None)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -125,9 +140,12 @@ def register_citizen(deps: Deps, principal: Principal | None, body: dict, client
 # ---------------------------------------------------------------- temporary passwords
 def send_temporary_password(deps: Deps, phone: str, password: str, ward_id: str | None, key: str) -> bool:
     """Hand the password to notify as an SMS command; False when notify cannot be asked."""
+    variables = {"password": password, "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}
+    ward = store.get_ward(deps.db, ward_id) if ward_id else None
+    if ward is not None:
+        variables["ward_name"] = unaccent(ward["name"])  # which ward the account is in
     try:
-        deps.send_reply(phone, "temporary_password", {"password": password,
-                                                      "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}, ward_id, key)
+        deps.send_reply(phone, "temporary_password", variables, ward_id, key)
         return True
     except RpcUnavailable:
         log.warning("temporary password not sent: notify unavailable")
@@ -198,6 +216,12 @@ def sign_in(deps: Deps, username: object, password: object, client: str) -> dict
     candidates = store.citizens_by_username(deps.db, username)
     if not candidates:
         officer = store.officer_by_username(deps.db, username)
+        if officer is not None and officer.get("active", True) is False:
+            # A deactivated officer gets exactly the answer an unknown username gets (the
+            # same time spent, the same 401), so nobody learns the username exists.
+            audit(deps, "login", account_id=officer["_id"], outcome="inactive", client=client)
+            store.burn_verification_time(password)
+            raise InvalidCredentials()
         candidates = [officer] if officer else []
     for account in candidates:
         refuse_if_locked(deps, account)
@@ -267,6 +291,90 @@ def change_own_password(deps: Deps, principal: Principal, current: object, new: 
     change_password(deps, account, new, channel="web")
     audit(deps, "password_change", account_id=account["_id"], client=client)
     return store.find_account(deps.db, account_id)
+
+
+# ---------------------------------------------------------------- corrections at the counter
+CORRECTABLE = ("ward_id", "phone")
+
+
+def _citizen_changes(deps: Deps, principal: Principal, account: dict, body: dict) -> dict:
+    """The ward and phone to set, checked: the citizen ends up in the officer's own ward
+    (the platform admin: any open ward)."""
+    errors: list[domain.FieldError] = []
+    changes: dict = {}
+    if not any(name in body for name in CORRECTABLE):
+        errors.append(domain.FieldError("body", "Cần ít nhất một trong hai trường: ward_id, phone."))
+    if "phone" in body:
+        phone = domain.normalise_phone(body["phone"])
+        if phone is None:
+            errors.append(domain.FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). "
+                                                     "/ Invalid phone."))
+        elif phone != account.get("phone"):
+            changes["phone"] = phone
+    if "ward_id" in body:
+        ward_id = body["ward_id"]
+        if not isinstance(ward_id, str) or store.get_ward(deps.db, ward_id) is None:
+            errors.append(domain.FieldError("ward_id", "Phường không tồn tại. / Unknown ward."))
+        elif ward_id != account.get("ward_id"):
+            changes["ward_id"] = ward_id
+    if errors:
+        raise Invalid(errors)
+    return changes
+
+
+def correct_citizen(deps: Deps, principal: Principal, citizen_id: object, body: dict, client: str) -> dict:
+    """At the counter, the CCCD checked: a citizen's ward or phone corrected. The officer
+    corrects the citizens of their own ward, and may bring a citizen registered elsewhere
+    (an SMS registration in the default ward) into it. The citizen's earlier sessions end
+    everywhere (SessionsRevoked, reason contact_changed), in the same write; audited."""
+    if principal.role not in STAFF_ROLES:
+        raise NotAllowed("Chỉ cán bộ một cửa sửa thông tin công dân. / Only officers correct citizens' records.")
+    account = store.citizen(deps.db, citizen_id) if isinstance(citizen_id, str) else None
+    if not isinstance(body, dict):
+        raise Invalid([domain.FieldError("body", "Phải là một đối tượng JSON.")])
+    unknown = [name for name in body if name not in CORRECTABLE + ("national_id",)]
+    if unknown:
+        raise Invalid([domain.FieldError(name, "Trường này không sửa được ở đây. / Not correctable here.")
+                       for name in unknown])
+    if account is None:
+        raise CitizenNotFound()
+    target_ward = body.get("ward_id") if "ward_id" in body else account.get("ward_id")
+    if not principal.is_staff_of(account.get("ward_id") or "") and not principal.is_staff_of(
+            target_ward if isinstance(target_ward, str) else ""):
+        raise CitizenNotFound()   # neither of their ward nor moving into it: not theirs to see
+    changes = _citizen_changes(deps, principal, account, body)
+    if changes.get("ward_id") and not principal.is_staff_of(changes["ward_id"]):
+        raise NotAllowed("Cán bộ chỉ chuyển công dân về phường mình. / Officers move citizens into their own ward.")
+    if not principal.is_staff_of(changes.get("ward_id", account.get("ward_id")) or ""):
+        raise CitizenNotFound()
+    if changes:
+        now = deps.clock.now()
+        ward_id = changes.get("ward_id", account.get("ward_id"))
+        revocation = {"account_id": account["_id"], "revoked_before": now, "reason": "contact_changed",
+                      "ward_id": ward_id}
+        store.update_citizen(deps.db, account["_id"], {**changes, "corrected_at": now, "corrected_by": principal.subject},
+                             revocation, [events.sessions_revoked(account["_id"], ward_id, now, "contact_changed")])
+        forget_revocation_cache(deps, account["_id"])
+        audit(deps, "correct_citizen", account_id=account["_id"], by=principal.subject, client=client,
+              changed=sorted(changes), from_ward=account.get("ward_id"), ward_id=ward_id)
+    updated = store.citizen(deps.db, account["_id"])
+    return {"citizen_id": updated["_id"], "ward_id": updated["ward_id"], "phone_last4": updated["phone"][-4:],
+            "sessions_revoked": bool(changes)}
+
+
+def correct_citizen_by_national_id(deps: Deps, principal: Principal, body: dict, client: str) -> dict:
+    """The same correction found by the national id on the card (kept out of URLs)."""
+    if principal.role not in STAFF_ROLES:
+        raise NotAllowed("Chỉ cán bộ một cửa sửa thông tin công dân. / Only officers correct citizens' records.")
+    national_id = body.get("national_id") if isinstance(body, dict) else None
+    if isinstance(national_id, str):
+        national_id = "".join(national_id.split())
+    if not isinstance(national_id, str) or domain.check_national_id(national_id, None):
+        raise Invalid([domain.FieldError("national_id", "Số CCCD phải gồm đúng 12 chữ số. / 12 digits.")])
+    found = store.citizen_by_national_id(deps.db, national_id)
+    if found is None:
+        raise CitizenNotFound()
+    return correct_citizen(deps, principal, found["_id"], body, client)
 
 
 # ---------------------------------------------------------------- other services' questions

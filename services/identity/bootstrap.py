@@ -11,8 +11,9 @@ from motcua_common.mongo import connect, service_database
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.ratelimit import FixedWindowLimiter
 
-from . import store
-from .deps import LIMITERS, key_ring
+from . import store, units, wards
+from .deps import LIMITERS, Deps, build_deps, key_ring
+from .errors import WardExists
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,29 @@ def prepare(settings: Settings, demo: bool = False) -> None:
                                  password=settings.admin_password, created_by="bootstrap", now=clock.now())
             log.info("created the platform administrator 'admin'")
         if demo:
-            for ward in demo_data.WARDS:
-                store.upsert_ward(db, {k: v for k, v in ward.items() if k != "province_code"})
+            open_demo_wards(build_deps(settings, db=db, clock=clock))
             for username, full_name, ward_id, role in demo_data.DEMO_STAFF:
                 if store.officer_by_username(db, username) is None:
                     store.create_officer(db, username=username, full_name=full_name, ward_id=ward_id, role=role,
                                          password=demo_data.DEMO_STAFF_PASSWORD, created_by="demo", now=clock.now())
     finally:
         client.close()
+
+
+def open_demo_wards(deps: Deps) -> None:
+    """Each demo ward opened like any ward (wards.open_ward: WardOpened goes to queue,
+    rating and dossier), with its demo id and population; one already open is left as it
+    is. A demo ward stored before official codes were kept gets its code, once."""
+    for ward in demo_data.WARDS:
+        try:
+            wards.open_ward(deps, None, ward["official_code"], ward_id=ward["ward_id"],
+                            target_population=ward["target_population"])
+            log.info("opened demo ward %s", ward["ward_id"])
+        except WardExists as exists:
+            stored = store.get_ward(deps.db, ward["ward_id"])
+            if exists.field == "ward_id" and stored is not None and not stored.get("official_code") \
+                    and store.ward_by_official_code(deps.db, ward["official_code"]) is None:
+                found = units.unit(ward["official_code"])
+                store.attach_official_code(deps.db, ward["ward_id"], {
+                    "official_code": found.official_code, "province_code": found.province_code, "kind": found.kind,
+                    "name": found.name, "province": found.province})

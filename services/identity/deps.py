@@ -122,7 +122,9 @@ def build_deps(settings: Settings | None = None, **overrides) -> Deps:
     clock = given.pop("clock", None) or SystemClock(settings.timezone)
     if not isinstance(clock, SystemClock) and callable(clock):
         clock = CallableClock(clock, settings.timezone)
-    db: Database = given.pop("db", None) or open_database(settings, SERVICE)
+    db: Database | None = given.pop("db", None)
+    if db is None:  # a Database has no truth value
+        db = open_database(settings, SERVICE)
     signing_key = given.pop("signing_key", None) or LazyKeyRing(settings, clock)
     makers = {
         "verifier": lambda: TokenVerifier(signing_key.jwks),

@@ -70,3 +70,19 @@ class CitizenNotFound(IdentityError):
 
 class PasswordNotSent(IdentityError):
     """notify could not be asked to text the temporary password."""
+
+
+@dataclass
+class WardExists(IdentityError):
+    """The ward is already open: its official code, or the ward id asked for, is taken.
+    `ward_id` is the open ward's id (the platform CLI reports "already open")."""
+    field: str                    # official_code | ward_id
+    ward_id: str
+    official_code: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field} already open as {self.ward_id}"
+
+
+class OfficerNotFound(IdentityError):
+    """No such officer (or not one the caller may see)."""

@@ -52,6 +52,13 @@ def problem_of(error: errors.IdentityError) -> Problem:
         return Problem(404, "ward_not_found", "Không tìm thấy phường", f"Không có phường {error.ward_id}.")
     if isinstance(error, errors.CitizenNotFound):
         return Problem(404, "not_found", "Không tìm thấy", "Không có công dân này trong phường của bạn.")
+    if isinstance(error, errors.WardExists):
+        what = "Mã đơn vị hành chính" if error.field == "official_code" else "Mã phường"
+        return Problem(409, "ward_exists", "Phường đã được mở",
+                       f"{what} này đã được mở (phường {error.ward_id}). / This ward is already open.",
+                       field=error.field, ward_id=error.ward_id)
+    if isinstance(error, errors.OfficerNotFound):
+        return Problem(404, "officer_not_found", "Không tìm thấy cán bộ", "Không có cán bộ này. / No such officer.")
     if isinstance(error, errors.PasswordNotSent):
         return Problem(503, "dependency_unavailable", "Chưa gửi được tin nhắn",
                        "Không gửi được mật khẩu tạm, vui lòng thử lại sau ít phút.", headers={"Retry-After": "30"})

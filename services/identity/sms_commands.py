@@ -1,6 +1,9 @@
 """The SMS command grammar of the short code (seed 000), pure and forgiving:
 
-  DK <CCCD> <họ tên> <dd/mm/yyyy>     register (reply: a temporary password, valid 72 h)
+  DK <CCCD> <họ tên> <dd/mm/yyyy> [phường]
+                                      register (reply: a temporary password, valid 72 h);
+                                      an optional last part names the ward: its official
+                                      code (05518) or its name (Song Cong)
   MK <mật khẩu cũ> <mật khẩu mới>      change the password
   TT <mã hồ sơ>                        a dossier's status
 
@@ -22,6 +25,7 @@ class Register:
     national_id: str
     full_name: str
     date_of_birth: date
+    ward: str | None = None     # what followed the date: an official code or a ward's name
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class NotUnderstood:
 HELP = ("Cu phap: DK <so CCCD> <ho ten> <ngay/thang/nam sinh> de dang ky; "
         "MK <mat khau cu> <mat khau moi> de doi mat khau; TT <ma ho so> de tra cuu ho so.")
 
+MAX_WARD_WORDS = 5
 _DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 
 
@@ -67,12 +72,21 @@ def parse(text: str) -> Register | ChangePassword | Status | NotUnderstood:
 
 
 def _register(rest: list[str]) -> Register | NotUnderstood:
-    usage = "Soan: DK <so CCCD 12 so> <ho ten> <ngay/thang/nam sinh>, vi du DK 048090001234 Nguyen Van An 01/05/1990."
+    usage = ("Soan: DK <so CCCD 12 so> <ho ten> <ngay/thang/nam sinh> [ma phuong], "
+             "vi du DK 048090001234 Nguyen Van An 01/05/1990 05518.")
     if len(rest) < 3:
         return NotUnderstood("Thieu thong tin dang ky. " + usage)
     national_id, *name_words, birth = rest
     if not re.fullmatch(r"\d{12}", national_id):
         return NotUnderstood("So CCCD phai gom 12 chu so. " + usage)
+    # The ward, when given, follows the date: the last word shaped like a date ends the
+    # name (a name never holds a date), at most MAX_WARD_WORDS words after it.
+    ward = None
+    dated = [i for i, word in enumerate(rest[1:], start=1) if _DATE.match(word)]
+    if dated and dated[-1] < len(rest) - 1 and len(rest) - 1 - dated[-1] <= MAX_WARD_WORDS:
+        at = dated[-1]
+        ward = " ".join(rest[at + 1:])
+        name_words, birth = rest[1:at], rest[at]
     match = _DATE.match(birth)
     if not match:
         return NotUnderstood("Ngay sinh chua dung dang ngay/thang/nam. " + usage)
@@ -85,4 +99,4 @@ def _register(rest: list[str]) -> Register | NotUnderstood:
         return NotUnderstood("Thieu ho ten. " + usage)
     # Names typed without diacritics are kept as typed, in title case ("nguyen van an" -> "Nguyen Van An").
     full_name = " ".join(w[:1].upper() + w[1:].lower() for w in name_words)
-    return Register(national_id, full_name, born)
+    return Register(national_id, full_name, born, ward)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from pymongo.errors import DuplicateKeyError
 
-from motcua_common.names import unaccent
+from motcua_common.names import fold, unaccent
 
-from . import accounts, domain, store
+from . import accounts, domain, store, units
 from .accounts import audit
 from .deps import Deps
 from .sms_commands import ChangePassword, NotUnderstood, Register, Status, parse
@@ -84,9 +84,36 @@ def handle(deps: Deps, phone: str, text: str, message_key: str) -> Outcome:
 
 
 # ---------------------------------------------------------------- DK
+def ward_named(deps: Deps, hint: str | None) -> dict | None:
+    """The open ward a DK message names after the date: its official code ("05518",
+    "5518"), its ward id ("tn-song-cong"), or its name with or without accents and kind
+    ("Song Cong", "phuong song cong") when exactly one open ward carries it; else None."""
+    if not hint or not hint.strip():
+        return None
+    text = fold(hint)
+    code = units.official_code(text)
+    if code is not None:
+        return store.ward_by_official_code(deps.db, code)
+    if " " not in text:
+        found = store.get_ward(deps.db, text)
+        if found is not None:
+            return found
+    matches = []
+    for ward in store.list_wards(deps.db):
+        name = fold(ward.get("name") or "")
+        if name == text or name.endswith(" " + text) or name.replace(" ", "") == text.replace(" ", "") or (
+                name.split(" ", 1)[-1].replace(" ", "") == text.replace(" ", "")):
+            matches.append(ward)
+    return matches[0] if len(matches) == 1 else None
+
+
 def _register(deps: Deps, phone: str, command: Register, key: str) -> Outcome:
     today = deps.clock.now().date()
     registration_ward = deps.settings.sms_registration_ward
+    named = ward_named(deps, command.ward)
+    if named is not None:
+        registration_ward = named["ward_id"]
+    ward = store.get_ward(deps.db, registration_ward) if registration_ward else None
     problems = domain.check_national_id(command.national_id, command.date_of_birth)
     if command.date_of_birth > today:
         problems.append(domain.FieldError("date_of_birth", "future"))
@@ -116,14 +143,25 @@ def _register(deps: Deps, phone: str, command: Register, key: str) -> Outcome:
     except DuplicateKeyError:
         _reply(deps, phone, "So CCCD nay vua duoc dang ky. Neu khong phai ban, vui long den bo phan mot cua.", None, key)
         return Outcome("DK", "refused")
-    _send_password(deps, phone, password, registration_ward or None, key)
-    audit(deps, "sms_register", account_id=citizen_id)
+    _send_password(deps, phone, password, registration_ward or None, key, ward)
+    if command.ward and named is None and ward is not None:
+        # The ward they named is unknown or not open yet: say where they were placed and
+        # how to move (a second SMS, only in this case).
+        _reply(deps, phone, f"Chua tim thay phuong '{command.ward[:20]}'. Ban da duoc dang ky tai {ward['name']}; "
+                            "de chuyen phuong, mang CCCD den bo phan mot cua phuong noi cu tru.",
+               registration_ward, f"{key}:ward")
+    audit(deps, "sms_register", account_id=citizen_id, ward_id=registration_ward,
+          ward_from_text=named is not None)
     return Outcome("DK", "registered")
 
 
-def _send_password(deps: Deps, phone: str, password: str, ward_id: str | None, key: str) -> None:
-    deps.send_reply(phone, "temporary_password",
-                    {"password": password, "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}, ward_id, key)
+def _send_password(deps: Deps, phone: str, password: str, ward_id: str | None, key: str,
+                   ward: dict | None = None) -> None:
+    variables = {"password": password, "valid_hours": domain.TEMPORARY_PASSWORD_HOURS}
+    if ward is not None:
+        # Which ward the citizen was placed in, for the reply (unaccented like every SMS reply).
+        variables["ward_name"] = unaccent(ward["name"])
+    deps.send_reply(phone, "temporary_password", variables, ward_id, key)
 
 
 # ---------------------------------------------------------------- MK

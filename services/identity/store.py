@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pymongo import ASCENDING
 from pymongo.database import Database
 
+from motcua_common import revocations
 from motcua_common.mongo import update_and_read
 from motcua_common.outbox import commit
 
@@ -52,6 +53,8 @@ def ensure_indexes(db: Database) -> None:
     db.citizens.create_index("phone")
     db.citizens.create_index([("ward_id", ASCENDING), ("date_of_birth", ASCENDING)])
     db.officers.create_index("username", unique=True)
+    db.officers.create_index("ward_id")
+    db.wards.create_index("official_code")
     db.audit.create_index([("at", ASCENDING)])
 
 
@@ -70,6 +73,44 @@ def upsert_ward(db: Database, ward: dict) -> None:
 
 def set_target_population(db: Database, ward_id: str, population: int) -> None:
     db.wards.update_one({"ward_id": ward_id}, {"$set": {"target_population": population}})
+
+
+def ward_by_official_code(db: Database, official_code: str) -> dict | None:
+    """The open ward of an official code: `ward_codes` holds one document per code (its
+    `_id`), so a code is open at most once under any load and on any server."""
+    found = db.ward_codes.find_one({"_id": official_code})
+    return get_ward(db, found["ward_id"]) if found else None
+
+
+def opened_codes(db: Database) -> dict[str, str]:
+    """official code -> ward id of every ward opened from the official list (one query)."""
+    return {row["_id"]: row["ward_id"] for row in db.ward_codes.find({}, {"ward_id": 1})}
+
+
+def insert_opened_ward(db: Database, ward: dict, events: list[dict]) -> None:
+    """A ward opened from the official list, its code claimed and its events (WardOpened),
+    atomically; DuplicateKeyError (nothing written) when the code or the id is taken."""
+    def change(session):
+        db.ward_codes.insert_one({"_id": ward["official_code"], "ward_id": ward["ward_id"]}, session=session)
+        db.wards.insert_one({"_id": ward["ward_id"], **ward}, session=session)
+
+    commit(db, change, events)
+
+
+def attach_official_code(db: Database, ward_id: str, fields: dict) -> None:
+    """An existing ward (opened before codes were kept) given its official code."""
+    def change(session):
+        db.ward_codes.insert_one({"_id": fields["official_code"], "ward_id": ward_id}, session=session)
+        db.wards.update_one({"_id": ward_id}, {"$set": fields}, session=session)
+
+    commit(db, change, [])
+
+
+def _revoke(db: Database, session, revocation: dict | None) -> None:
+    """The account's earlier sessions ended (motcua_common.revocations), in the caller's transaction."""
+    if revocation is not None:
+        revocations.record(db, revocation["account_id"], revocation["revoked_before"], revocation["reason"],
+                           revocation.get("ward_id") or "", session=session)
 
 
 # ---------------------------------------------------------------- citizens
@@ -123,6 +164,16 @@ def citizen_by_national_id(db: Database, national_id: str) -> dict | None:
     return db.citizens.find_one({"national_id": national_id})
 
 
+def update_citizen(db: Database, citizen_id: str, changes: dict, revocation: dict | None, events: list[dict]) -> None:
+    """A citizen's ward or phone corrected, their earlier sessions ended and the events
+    (SessionsRevoked), atomically."""
+    def change(session):
+        db.citizens.update_one({"_id": citizen_id}, {"$set": changes}, session=session)
+        _revoke(db, session, revocation)
+
+    commit(db, change, events)
+
+
 def citizen_contact(db: Database, citizen_id: str) -> dict | None:
     return db.citizens.find_one({"_id": citizen_id}, {"phone": 1, "ward_id": 1})
 
@@ -149,18 +200,53 @@ def registered_aged_by_ward(db: Database, today: date, youngest: int, oldest: in
 
 # ---------------------------------------------------------------- officers
 def create_officer(db: Database, *, username: str, full_name: str, ward_id: str | None, role: str,
-                   password: str, created_by: str, now: datetime) -> str:
+                   password: str, created_by: str, now: datetime, counter_id: str | None = None) -> str:
     officer_id = new_id()
     db.officers.insert_one({
         "_id": officer_id, "username": username, "full_name": full_name, "ward_id": ward_id,
         "role": role, "password_hash": hash_password(password), "must_change_password": False,
         "failed_logins": 0, "locked_until": None, "created_at": now, "created_by": created_by,
+        "active": True, "counter_id": counter_id,
     })
     return officer_id
 
 
 def officer_by_username(db: Database, username: str) -> dict | None:
     return db.officers.find_one({"username": username})
+
+
+def officer(db: Database, officer_id: str) -> dict | None:
+    return db.officers.find_one({"_id": officer_id}, {"password_hash": 0})
+
+
+def officers_of_ward(db: Database, ward_id: str) -> list[dict]:
+    return list(db.officers.find({"ward_id": ward_id}, {"password_hash": 0}).sort("username", ASCENDING))
+
+
+def update_officer(db: Database, officer_id: str, changes: dict, revocation: dict | None,
+                   events: list[dict]) -> None:
+    """An officer's account changed, their earlier sessions ended when the change calls
+    for it, and the events (SessionsRevoked), atomically."""
+    def change(session):
+        db.officers.update_one({"_id": officer_id}, {"$set": changes}, session=session)
+        _revoke(db, session, revocation)
+
+    commit(db, change, events)
+
+
+def reset_officer_password(db: Database, officer_id: str, password: str, until: datetime,
+                           revocation: dict | None, events: list[dict]) -> None:
+    """A temporary password (to be changed at the next sign-in), the earlier sessions
+    ended, atomically."""
+    password_hash = hash_password(password)  # before the transaction: argon2 takes its time
+
+    def change(session):
+        db.officers.update_one({"_id": officer_id}, {"$set": {
+            "password_hash": password_hash, "must_change_password": True, "password_expires_at": until,
+            "failed_logins": 0, "locked_until": None}}, session=session)
+        _revoke(db, session, revocation)
+
+    commit(db, change, events)
 
 
 # ---------------------------------------------------------------- credentials
