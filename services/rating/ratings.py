@@ -14,7 +14,7 @@ from motcua_common import metrics
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import domain, events, store
+from . import domain, events, store, wards
 
 if TYPE_CHECKING:
     from .deps import Deps
@@ -118,8 +118,16 @@ def ward_stats(deps: "Deps", principal: Principal, ward_id: str, from_text: str 
         raise _invalid(exc) from None
     start, end = period.utc_bounds(deps.settings.timezone)
     stats = domain.ward_stats(store.count_ward_ratings(deps.db, ward_id, start, end))
-    return {"ward_id": ward_id, "from": period.first_day.isoformat(), "to": period.last_day.isoformat(),
-            **stats.as_dict()}
+    known = wards.names(deps, principal, [ward_id]).get(ward_id, {})
+    return {"ward_id": ward_id, "ward_name": known.get("name"), "province": known.get("province"),
+            "from": period.first_day.isoformat(), "to": period.last_day.isoformat(), **stats.as_dict()}
+
+
+def _named(deps: "Deps", principal: Principal, rows: list[dict]) -> list[dict]:
+    """Each row with its ward's name and province (None for a ward rating never heard of)."""
+    known = wards.names(deps, principal, {row["ward_id"] for row in rows})
+    return [{**row, "ward_name": known.get(row["ward_id"], {}).get("name"),
+             "province": known.get(row["ward_id"], {}).get("province")} for row in rows]
 
 
 def rankings(deps: "Deps", principal: Principal, period_text: str | None) -> dict:
@@ -131,7 +139,8 @@ def rankings(deps: "Deps", principal: Principal, period_text: str | None) -> dic
     tallies = domain.ward_tallies(store.count_ratings_by_ward(deps.db, start, end))
     officers = domain.officer_tallies(store.count_ratings_by_officer(deps.db, start, end))
     return {"period": period.name, "from": period.first_day.isoformat(), "to": period.last_day.isoformat(),
-            "wards": domain.rank_wards(tallies), "officers": domain.rank_officers(officers)}
+            "wards": _named(deps, principal, domain.rank_wards(tallies)),
+            "officers": _named(deps, principal, domain.rank_officers(officers))}
 
 
 def ward_officer_rankings(deps: "Deps", principal: Principal, ward_id: str, period_text: str | None) -> dict:
@@ -140,5 +149,6 @@ def ward_officer_rankings(deps: "Deps", principal: Principal, ward_id: str, peri
     period = _half_year_asked(deps, period_text)
     start, end = period.utc_bounds(deps.settings.timezone)
     officers = domain.officer_tallies(store.count_ratings_by_officer(deps.db, start, end, ward_id))
-    return {"ward_id": ward_id, "period": period.name, "from": period.first_day.isoformat(),
+    known = wards.names(deps, principal, [ward_id]).get(ward_id, {})
+    return {"ward_id": ward_id, "ward_name": known.get("name"), "period": period.name, "from": period.first_day.isoformat(),
             "to": period.last_day.isoformat(), "officers": domain.rank_officers(officers)}

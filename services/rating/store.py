@@ -19,6 +19,7 @@ from .domain import DOSSIER, TICKET, RatingCount
 
 OPPORTUNITIES = "opportunities"
 RATINGS = "ratings"
+WARDS = "wards"
 
 
 class AlreadyRated(Exception):
@@ -38,6 +39,21 @@ def ensure_indexes(db: Database) -> None:
     )
     db[RATINGS].create_index([("ward_id", ASCENDING), ("rated_at", DESCENDING)], name="by_ward_and_time")
     db[RATINGS].create_index("rated_at", name="by_time")  # rankings across wards
+
+
+# ---------------------------------------------------------------- wards (names for stats and rankings)
+def record_ward(db: Database, ward_id: str, fields: dict, now: datetime, session: ClientSession | None = None) -> None:
+    """What identity says of a ward it opened (name, official code, province); set again
+    when it is opened again, the first opening's moment kept."""
+    db[WARDS].update_one({"_id": ward_id}, {"$set": fields, "$setOnInsert": {"opened_at": now}},
+                         upsert=True, session=session)
+
+
+def ward_names(db: Database, ward_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    """ward_id -> {name, province, official_code} of the wards known (all, or those asked)."""
+    query = {} if ward_ids is None else {"_id": {"$in": list(ward_ids)}}
+    return {d["_id"]: {k: d.get(k) for k in ("name", "province", "official_code")}
+            for d in db[WARDS].find(query, {"name": 1, "province": 1, "official_code": 1})}
 
 
 # ---------------------------------------------------------------- opportunities

@@ -1,5 +1,6 @@
-"""The rating worker: nameko wiring only. Each event handler calls the use case in
-opportunities.py that the tests call too."""
+"""The rating worker: nameko wiring only. Each event handler calls the use case the tests
+call too: opportunities.py (what may be rated), wards.py (wards opened, for names in
+statistics and rankings), and the shared SessionsRevoked record."""
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
@@ -7,8 +8,9 @@ from nameko.extensions import DependencyProvider
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
 from motcua_common.events import Event
+from motcua_common.revocations import on_sessions_revoked
 
-from . import opportunities
+from . import opportunities, wards
 from .deps import SERVICE, Deps, build_deps
 
 
@@ -41,6 +43,14 @@ class RatingService:
     @event_handler("DossierStatusChanged")
     def dossier_status_changed(self, event: Event) -> str:
         return opportunities.on_dossier_status_changed(self.deps, None, event)
+
+    @event_handler("WardOpened")
+    def ward_opened(self, event: Event) -> str:
+        return wards.on_ward_opened(self.deps, None, event)
+
+    @event_handler("SessionsRevoked")
+    def sessions_revoked(self, event: Event) -> str:
+        return on_sessions_revoked(self.deps.db, SERVICE, event)
 
 
 SERVICES = [RatingService]
