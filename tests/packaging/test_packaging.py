@@ -137,7 +137,8 @@ def test_every_direct_import_is_declared():
         "holidays": "holidays", "pythonjsonlogger": "python-json-logger", "requests": "requests",
         "urllib3": "urllib3", "secantus": "secantusdb", "yaml": "pyyaml", "pyhanko": "pyhanko",
         "pyhanko_certvalidator": "pyhanko", "reportlab": "reportlab", "smpplib": "smpplib", "qrcode": "qrcode",
-        "filetype": "filetype", "opentelemetry": "opentelemetry-sdk",
+        "filetype": "filetype", "opentelemetry": "opentelemetry-sdk", "vietnam_provinces": "vietnam-provinces",
+        "openpyxl": "openpyxl",
     }
     declared = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
     undeclared = set()
