@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Request, Response, g, request
 
@@ -80,6 +81,14 @@ def check_csrf() -> None:
 def local_path(target: str | None, default: str) -> str:
     """`next=` after signing in: only a path on this site (never `//host` or a URL), so the
     sign-in page cannot be used to send a citizen to someone else's site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if not target or "\\" in target:
+        return default
+    # Browsers drop tabs and line breaks from URLs ("/\t/evil.example" is "//evil.example"
+    # to them), and a line break in a Location header breaks the answer: any control
+    # character or space makes the target unsafe, as does anything that is not a path.
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return default
+    parsed = urlsplit(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
         return default
     return target

@@ -18,6 +18,10 @@ from motcua_common.web_session import (
     ("/dossier/portal/ho-so", "/dossier/portal/ho-so"),
     (None, "/home"), ("", "/home"), ("https://evil.example/", "/home"), ("//evil.example/x", "/home"),
     ("/\\evil.example", "/home"), ("javascript:alert(1)", "/home"), ("portal", "/home"),
+    # Browsers drop tabs and line breaks: "/\t/evil.example" is "//evil.example" to them.
+    ("/\t/evil.example", "/home"), ("/\n/evil.example", "/home"), ("/\r\n/evil.example", "/home"),
+    ("/ /evil.example", "/home"), ("/\x00/x", "/home"), ("/dossier/portal?q=a b", "/home"),
+    ("/dossier/portal?q=song%20cong#top", "/dossier/portal?q=song%20cong#top"),
 ])
 def test_next_only_leads_to_a_path_on_this_site(target, expected):
     assert local_path(target, "/home") == expected
