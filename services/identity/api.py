@@ -60,7 +60,30 @@ def list_wards():
 @api.post("/api/v1/wards")
 @authenticated("admin")
 def create_ward():
-    return jsonify(wards.create_ward(_deps(), current_principal(), json_body())), 201
+    body = json_body()
+    if "official_code" in body:
+        # From the official list: name, province and kind come from the reference data.
+        extra = sorted(set(body) - {"official_code", "ward_id", "target_population"})
+        if extra:
+            raise ValidationFailed([field_error(name, "Khi mở theo mã đơn vị hành chính, tên và tỉnh lấy từ danh mục: "
+                                                      "bỏ trường này. / Not accepted with official_code.")
+                                    for name in extra])
+        ward = wards.open_ward(_deps(), current_principal(), body["official_code"], ward_id=body.get("ward_id"),
+                               target_population=body.get("target_population"))
+        return jsonify(ward), 201
+    return jsonify(wards.create_ward(_deps(), current_principal(), body)), 201
+
+
+@api.get("/api/v1/administrative-units")
+def administrative_units():
+    """The official communes, wards and special zones (anyone)."""
+    return jsonify(wards.administrative_units(_deps(), request.args.get("province_code"), request.args.get("q")))
+
+
+@api.get("/api/v1/wards/<ward_id>/officers")
+@authenticated("admin", "ward_admin")
+def ward_officers(ward_id: str):
+    return jsonify(officers.list_officers(_deps(), current_principal(), ward_id))
 
 
 @api.put("/api/v1/wards/<ward_id>/population")
@@ -84,6 +107,20 @@ def register():
     accounts.check_registrar(principal)
     client = _client()
     return idempotent(deps.db, "citizens", lambda: accounts.register_citizen(deps, principal, body, client))
+
+
+@api.patch("/api/v1/citizens/<citizen_id>")
+@authenticated(*STAFF_ROLES)
+def correct_citizen(citizen_id: str):
+    """At the counter, the CCCD checked: the citizen's ward or phone corrected."""
+    return jsonify(accounts.correct_citizen(_deps(), current_principal(), citizen_id, json_body(), _client()))
+
+
+@api.put("/api/v1/citizens/by-national-id")
+@authenticated(*STAFF_ROLES)
+def correct_citizen_by_national_id():
+    """The same, found by the national id in the body (never in a URL)."""
+    return jsonify(accounts.correct_citizen_by_national_id(_deps(), current_principal(), json_body(), _client()))
 
 
 @api.post("/api/v1/citizens/<citizen_id>/temporary-password")
@@ -115,6 +152,21 @@ def change_password():
 def create_officer():
     officer_id = officers.create_officer(_deps(), current_principal(), json_body(), _client())
     return jsonify({"officer_id": officer_id}), 201
+
+
+@api.patch("/api/v1/officers/<officer_id>")
+@authenticated("admin", "ward_admin")
+def update_officer(officer_id: str):
+    return jsonify(officers.update_officer(_deps(), current_principal(), officer_id, json_body(), _client()))
+
+
+@api.post("/api/v1/officers/<officer_id>/password-reset")
+@authenticated("admin", "ward_admin")
+def reset_officer_password(officer_id: str):
+    """A temporary password, in this answer only (never stored in clear, never sent)."""
+    response = jsonify(officers.reset_password(_deps(), current_principal(), officer_id, _client()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # ---------------------------------------------------------------- SMS short code
@@ -149,7 +201,8 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
     the signing key, send_reply (notify) and dossier_status (dossier) there."""
     deps = build_deps(settings or Settings.from_env(), verifier=verifier, **overrides)
     from .pages import pages  # registration, sign-in, password change, sign-out
-    return create_service_app(deps, [api, kannel, pages], OPENAPI, extra_collectors=[CoverageCollector(deps)])
+    return create_service_app(deps, [api, kannel, pages], OPENAPI,
+                              extra_collectors=[CoverageCollector(deps), WardInfoCollector(deps)])
 
 
 class CoverageCollector:
@@ -171,3 +224,45 @@ class CoverageCollector:
                 ratio.add_metric([ward_id], count / target)
         yield registered
         yield ratio
+
+
+class WardInfoCollector:
+    """motcua_ward_info{ward_id, official_code, name, province} 1 for every open ward, so
+    dashboards name and group wards by province. The wards are read at most once every
+    CACHE_SECONDS (one query), whatever the scrape rate."""
+
+    CACHE_SECONDS = 30.0
+
+    def __init__(self, deps: Deps, clock=None):
+        import threading
+        import time
+
+        self.deps = deps
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._rows: list[dict] = []
+
+    def rows(self) -> list[dict]:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self.CACHE_SECONDS:
+                try:
+                    self._rows = wards.ward_info(self.deps)
+                except Exception:  # a scrape never fails for it: the last rows stand
+                    log.warning("ward info not refreshed: the database did not answer")
+                    if self._read_at is None:
+                        return []
+                self._read_at = now
+            return self._rows
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        from motcua_common.metrics import WARD_INFO_LABELS
+
+        info = GaugeMetricFamily("motcua_ward_info", "Every open ward, value 1, with its official code, name and province",
+                                 labels=list(WARD_INFO_LABELS))
+        for row in self.rows():
+            info.add_metric([row[label] for label in WARD_INFO_LABELS], 1)
+        yield info
