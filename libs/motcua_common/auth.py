@@ -20,6 +20,12 @@ ISSUER = "motcua-identity"
 AUDIENCE = "motcua"
 ALGORITHM = "RS256"
 ROLES = ("citizen", "officer", "ward_admin", "leader", "admin", "monitor", "kiosk")
+# A ward office's clock a few seconds behind the centre's must not refuse a fresh token
+# ("issued in the future") nor cut a session short: exp, iat and nbf are checked with this
+# much leeway.
+CLOCK_LEEWAY_SECONDS = 30
+# A key dropped from identity's JWKS is no longer trusted after this long at most.
+MAX_KEY_AGE_SECONDS = 300
 # The people who work for one ward, and with the platform admin everyone who may act on a
 # ward's dossiers, tickets and numbers: one definition for every service.
 # The leader (the ward's chairman or a deputy) works the ward's dossiers like its officers
@@ -131,13 +137,17 @@ class TokenVerifier:
     Keys are cached; an unknown kid triggers one refetch (key rotation), at most every
     30 s. When identity is unreachable the cached keys keep working."""
 
-    def __init__(self, jwks_source, refetch_interval: float = 30.0):
+    def __init__(self, jwks_source, refetch_interval: float = 30.0, max_age: float = MAX_KEY_AGE_SECONDS,
+                 leeway: float = CLOCK_LEEWAY_SECONDS):
         # jwks_source: a callable returning the JWKS dict (identity uses its own key,
         # the others fetch over HTTP).
         self._source = jwks_source
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
+        self._tried_at = float("-inf")
         self._refetch_interval = refetch_interval
+        self._max_age = max_age
+        self.leeway = leeway
         self._lock = threading.Lock()
 
     @classmethod
@@ -159,11 +169,19 @@ class TokenVerifier:
         return cls(fetch)
 
     def _refresh(self, force: bool = False) -> None:
+        """Fetch the keys when there are none, when a token names an unknown kid (a new
+        key), or when the copy is older than max_age: a key identity dropped from its JWKS
+        (retired or compromised) stops being trusted then, without waiting for an unknown
+        kid. At most one attempt per refetch_interval; while identity cannot be reached
+        the cached keys keep working."""
         with self._lock:
-            if not force and self._keys:
+            now = time.monotonic()
+            fresh = now - self._fetched_at < self._max_age
+            if self._keys and fresh and not force:
                 return
-            if self._keys and time.monotonic() - self._fetched_at < self._refetch_interval:
+            if self._keys and now - self._tried_at < self._refetch_interval:
                 return
+            self._tried_at = now
             try:
                 document = self._source()
             except Exception as exc:
@@ -171,7 +189,7 @@ class TokenVerifier:
                     return  # keep serving with the cached keys
                 raise AuthError("auth_unavailable", "Không kiểm tra được phiên đăng nhập, vui lòng thử lại.", 503) from exc
             self._keys = {k["kid"]: jwt.PyJWK(k) for k in document.get("keys", []) if "kid" in k}
-            self._fetched_at = time.monotonic()
+            self._fetched_at = now
 
     def verify(self, token: str) -> Principal:
         try:
@@ -187,7 +205,7 @@ class TokenVerifier:
             raise AuthError("invalid_token", "Mã truy cập không hợp lệ.")
         try:
             claims = jwt.decode(token, key.key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                                options={"require": ["exp", "sub", "iat"]})
+                                options={"require": ["exp", "sub", "iat"]}, leeway=self.leeway)
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token_expired", "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại.") from exc
         except jwt.PyJWTError as exc:

@@ -5,7 +5,7 @@ import uuid
 import jwt
 import pytest
 
-from motcua_common.auth import AuthError, SigningKey, TokenVerifier
+from motcua_common.auth import CLOCK_LEEWAY_SECONDS, AuthError, SigningKey, TokenVerifier
 from motcua_common.events import InvalidEvent, new_event, parse_envelope
 
 
@@ -47,7 +47,7 @@ def test_tokens_verify_and_fail_clearly(tmp_path):
     assert principal.is_staff_of("w1") and not principal.is_staff_of("w2")
 
     with pytest.raises(AuthError) as expired:
-        verifier.verify(key.issue("o1", "officer", "w1", -10))
+        verifier.verify(key.issue("o1", "officer", "w1", -(CLOCK_LEEWAY_SECONDS + 10)))
     assert expired.value.code == "token_expired"
     other = SigningKey.load_or_create(tmp_path / "other.pem")
     with pytest.raises(AuthError):
@@ -56,6 +56,40 @@ def test_tokens_verify_and_fail_clearly(tmp_path):
                         headers={"kid": key.kid})
     with pytest.raises(AuthError):
         verifier.verify(forged)
+
+
+def _token_from_a_clock(key: SigningKey, offset: int, ttl: int = 60) -> str:
+    """A token identity signed while its clock read `offset` seconds from ours."""
+    now = int(time.time()) + offset
+    claims = {"iss": "motcua-identity", "aud": "motcua", "sub": "o1", "role": "officer", "ward_id": "w1",
+              "mcp": False, "iat": now, "nbf": now, "exp": now + ttl}
+    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+
+
+def test_a_clock_a_few_seconds_apart_still_verifies_fresh_tokens(tmp_path):
+    """A ward office whose clock runs behind the centre's sees tokens "issued in the
+    future"; within the leeway they are good, beyond it they are not."""
+    key = SigningKey.load_or_create(tmp_path / "k.pem")
+    verifier = TokenVerifier(key.jwks)
+    assert verifier.verify(_token_from_a_clock(key, +8)).subject == "o1"
+    assert verifier.verify(_token_from_a_clock(key, -70, ttl=60)).subject == "o1"  # expired 10 s ago there
+    with pytest.raises(AuthError):
+        verifier.verify(_token_from_a_clock(key, +CLOCK_LEEWAY_SECONDS + 30))
+
+
+def test_a_key_dropped_from_the_jwks_stops_being_trusted(tmp_path):
+    """Without waiting for a token with an unknown kid: the key set is fetched again once
+    it is older than max_age, and a key no longer published is refused from then on."""
+    old, new = SigningKey.load_or_create(tmp_path / "old.pem"), SigningKey.load_or_create(tmp_path / "new.pem")
+    published = {"keys": [old.public_jwk, new.public_jwk]}
+    verifier = TokenVerifier(lambda: published, refetch_interval=0, max_age=0)
+    token = old.issue("o1", "officer", "w1", 600)
+    assert verifier.verify(token).subject == "o1"
+    published = {"keys": [new.public_jwk]}
+    with pytest.raises(AuthError) as refused:
+        verifier.verify(token)
+    assert refused.value.code == "invalid_token"
+    assert verifier.verify(new.issue("o1", "officer", "w1", 600)).subject == "o1"
 
 
 def test_verifier_keeps_cached_keys_when_identity_is_unreachable(tmp_path):
