@@ -29,6 +29,7 @@ from .board import (
 from .callers import deps as _deps
 from .callers import ticket_issuer
 from .deps import as_clock, build_deps
+from .admin import admin
 from .pages import pages
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
@@ -50,7 +51,7 @@ def create_app(settings, verifier: TokenVerifier | None = None,
         overrides["clock"] = as_clock(clock, settings.timezone)
     deps = build_deps(settings, **overrides)
     collectors = [WaitingTicketsCollector(deps), OutboxPendingCollector("queue", lambda: pending_count(deps.db))]
-    return create_service_app(deps, [api, pages], OPENAPI, extra_collectors=collectors)
+    return create_service_app(deps, [api, pages, admin], OPENAPI, extra_collectors=collectors)
 
 
 # ---------------------------------------------------------------- reference data

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from markupsafe import Markup
 
 from . import board as hall
-from . import counters, domain, kiosks, tickets
+from . import counters, domain, hours, kiosks, tickets, wards
 from .callers import deps as _deps
 from .callers import kiosk_cookie
 from .devices import COOKIE_NAME, CREDENTIAL_MAX_AGE_SECONDS
@@ -55,11 +55,24 @@ def kiosk(ward_id: str):
     if not kiosks.allowed_here(deps, kiosk_cookie(), ward_id):
         return render_template("kiosk_unpaired.html", ward_id=ward_id, ward_name=ward_name,
                                paired=request.args.get("paired")), 200
+    status = wards.office_status(deps, None, ward_id)
+    if not status.open:
+        return _kiosk_closed(deps, ward_id, ward_name, status)
     waiting = hall.snapshot(deps, None, ward_id)["waiting"]
     return render_template("kiosk.html", ward_id=ward_id, ward_name=ward_name,
                            services=counters.services(deps, None, ward_id), waiting=waiting,
                            form_token=kiosks.new_form_token(),
                            paired=request.args.get("paired"), error=request.args.get("error"))
+
+
+def _kiosk_closed(deps, ward_id: str, ward_name: str, status):
+    """Outside the ward's hours the start screen says so, and when the desk opens; no
+    ticket buttons (the screen reloads itself every minute)."""
+    weekly = wards.opening_hours(deps, None, ward_id)["weekly"]
+    sessions = [(hours.WEEKDAY_NAMES[i], weekly.get(day, [])) for i, day in enumerate(hours.WEEKDAYS)]
+    opens_at = hours.describe_opening(status.opens_at) if status.opens_at else None
+    return render_template("kiosk_closed.html", ward_id=ward_id, ward_name=ward_name, reason=status.reason,
+                           opens_at=opens_at, sessions=sessions)
 
 
 @pages.post("/kiosk/<ward_id>/tickets")

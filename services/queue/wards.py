@@ -6,7 +6,7 @@ The rules of opening hours are pure, in hours.py; the ward's record is read thro
 reference cache (counters.ward), so the check on every ticket costs no database read."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Mapping
 
 from motcua_common.auth import Principal
@@ -25,7 +25,10 @@ WARD_FIELDS = ("name", "official_code", "province", "province_code", "kind", "ta
 
 # ---------------------------------------------------------------- a ward opens
 def _ward_fields(payload: Mapping) -> dict:
-    return {k: payload[k] for k in WARD_FIELDS if payload.get(k) not in (None, "")}
+    fields = {k: payload[k] for k in WARD_FIELDS if payload.get(k) not in (None, "")}
+    if isinstance(fields.get("target_population"), str) and fields["target_population"].isdigit():
+        fields["target_population"] = int(fields["target_population"])  # int64 travels as a JSON string
+    return fields
 
 
 def record_ward_opened(deps: "Deps", principal: Principal | None, payload: Mapping,
@@ -70,6 +73,18 @@ def set_opening_hours(deps: "Deps", principal: Principal | None, ward_id: str, b
     deps.store.set_opening_hours(ward_id, setting)
     deps.cache.clear()
     return _as_answer(ward_id, setting, hours.status_at(setting, deps.clock.local(deps.clock.now())))
+
+
+def upcoming_holidays(deps: "Deps", principal: Principal | None, days: int = 365) -> list[dict]:
+    """The Vietnamese public holidays of the coming `days` (the desk is closed on them)."""
+    today = deps.clock.local(deps.clock.now()).date()
+    found = []
+    for offset in range(days):
+        day = today + timedelta(days=offset)
+        name = hours.public_holiday(day)
+        if name:
+            found.append({"date": day, "name": name})
+    return found
 
 
 def office_status(deps: "Deps", principal: Principal | None, ward_id: str,

@@ -21,6 +21,8 @@ WARD_FIELDS = ("name", "official_code", "province", "province_code", "kind", "ta
 
 def record_ward_opened(deps: "Deps", principal: Principal | None, payload: Mapping, session=None) -> None:
     fields = {k: payload[k] for k in WARD_FIELDS if payload.get(k) not in (None, "")}
+    if isinstance(fields.get("target_population"), str) and fields["target_population"].isdigit():
+        fields["target_population"] = int(fields["target_population"])  # int64 travels as a JSON string
     store.record_ward(deps.db, payload["ward_id"], fields, deps.clock.now(), session)
 
 
