@@ -138,7 +138,7 @@ def put_service(deps: "Deps", principal: Principal | None, ward_id: str, code: s
         errors.append(field_error("prefix", "Chữ in trên phiếu gồm 1–2 chữ cái in hoa A–Z. / "
                                             "prefix: 1-2 capital letters A-Z."))
         prefix = None
-    if prefix is not None and not errors:
+    if prefix is not None:
         holder = deps.store.service_with_prefix(ward_id, prefix)
         if holder is not None and holder["code"] != code:
             errors.append(field_error("prefix", f"Chữ “{prefix}” đã dùng cho dịch vụ “{holder['name']}”. / "
