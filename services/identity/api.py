@@ -200,8 +200,9 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
     """identity's Flask app. `overrides` are handed to build_deps: tests replace the clock,
     the signing key, send_reply (notify) and dossier_status (dossier) there."""
     deps = build_deps(settings or Settings.from_env(), verifier=verifier, **overrides)
+    from .admin_pages import admin  # the platform's wards, a ward's officers
     from .pages import pages  # registration, sign-in, password change, sign-out
-    return create_service_app(deps, [api, kannel, pages], OPENAPI,
+    return create_service_app(deps, [api, kannel, pages, admin], OPENAPI,
                               extra_collectors=[CoverageCollector(deps), WardInfoCollector(deps)])
 
 
