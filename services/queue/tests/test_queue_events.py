@@ -186,3 +186,42 @@ def test_a_counter_s_day_walks_indexes_and_never_reads_every_ticket_ever_issued(
     with recording_client(db) as (twin, commands):
         day(twin)
     assert [c for c in commands if c.get("findAndModify") == "tickets"] == []
+
+
+# ---------------------------------------------------------------- identity's events
+def test_the_worker_learns_of_a_ward_once_and_of_revoked_sessions(broker_settings, service_db, worker, verifier, token):
+    """WardOpened (delivered twice) makes one ward with the default hours, which the API then
+    serves; SessionsRevoked is kept for the API's token check."""
+    identity_db, queue_db = service_db("identity"), service_db("queue")
+    opened = new_event("WardOpened", "tn-phu-binh", {
+        "ward_id": "tn-phu-binh", "official_code": "05473", "name": "Phường Phú Bình", "province": "Tỉnh Thái Nguyên",
+        "province_code": "019", "kind": "phường", "target_population": 7000})
+    revoked = new_event("SessionsRevoked", WARD, {
+        "account_id": "officer-gone", "ward_id": WARD, "revoked_before": "2026-12-07T01:00:00Z", "reason": "deactivated"})
+    commit(identity_db, lambda session: None, [opened, revoked])
+    relay = Relay(identity_db, broker_settings, "identity")
+    try:
+        assert relay.publish_pending() == 2
+        wait_for(lambda: queue_db.wards.find_one({"_id": "tn-phu-binh"}), message="the ward")
+        wait_for(lambda: queue_db.revoked_sessions.find_one({"_id": "officer-gone"}), message="the revocation")
+        first = queue_db.wards.find_one({"_id": "tn-phu-binh"})
+        identity_db[OUTBOX].update_one({"_id": opened["event_id"]}, {"$set": {"status": "pending"}})
+        assert relay.publish_pending() == 1
+    finally:
+        relay.close()
+    queue = topology.subscription("queue", "WardOpened").queue
+    wait_for(lambda: messages_in(broker_settings, queue) == 0, message="the redelivery to be consumed")
+    assert queue_db.wards.count_documents({}) == 1 and queue_db.wards.find_one({"_id": "tn-phu-binh"}) == first
+    assert first["official_code"] == "05473" and first["opening_hours"]["weekly"]["sun"] == []
+    assert take_all(broker_settings, f"{queue}.dead") == []
+
+    app = create_app(broker_settings, verifier=verifier)
+    try:
+        client = app.test_client()
+        assert client.get(f"{BASE}/wards/tn-phu-binh/services").get_json() == []
+        answer = client.put(f"{BASE}/wards/tn-phu-binh/services/HT", json={"name": "Hộ tịch", "prefix": "A"},
+                            headers=token("ward_admin", "tn-phu-binh"))
+        assert answer.status_code == 200
+    finally:
+        app.extensions["motcua"].db.client.close()
+    assert worker.poll() is None

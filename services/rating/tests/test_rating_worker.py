@@ -133,3 +133,24 @@ def test_a_dossier_becomes_ratable_when_returned(broker_settings, service_db, ra
     [given] = [d["envelope"]["payload"] for d in rating_db[OUTBOX].find({"routing_key": "RatingGiven"})]
     assert (given["subject_type"], given["subject_id"], given["officer_id"]) == ("dossier", dossier_id, "officer-7")
     assert rating_worker.poll() is None
+
+
+def test_wards_opened_are_named_once_and_sessions_revoked_are_kept(broker_settings, rating_db, rating_worker,
+                                                                  service_db):
+    identity_db = service_db("identity")
+    opened = new_event("WardOpened", "tn-phu-binh", {
+        "ward_id": "tn-phu-binh", "official_code": "05473", "name": "Phường Phú Bình", "province": "Tỉnh Thái Nguyên",
+        "province_code": "019", "kind": "phường", "target_population": 7000})
+    revoked = new_event("SessionsRevoked", WARD, {
+        "account_id": "officer-gone", "ward_id": WARD, "revoked_before": "2026-12-07T01:00:00Z", "reason": "deactivated"})
+    publish(broker_settings, identity_db, "identity", opened, revoked)
+    wait_for(lambda: rating_db.wards.find_one({"_id": "tn-phu-binh"}), message="the ward")
+    wait_for(lambda: rating_db.revoked_sessions.find_one({"_id": "officer-gone"}), message="the revocation")
+    first = rating_db.wards.find_one({"_id": "tn-phu-binh"})
+    # The same event again (a relay crash between the confirm and the mark): nothing changes.
+    republish(broker_settings, identity_db, "identity", opened)
+    wait_for(lambda: queue_drained(broker_settings, "rating.identity.WardOpened"), message="the redelivery to be handled")
+    assert rating_db.processed_events.count_documents({}) == 2
+    assert rating_db.wards.count_documents({}) == 1 and rating_db.wards.find_one({"_id": "tn-phu-binh"}) == first
+    assert (first["name"], first["province"], first["official_code"]) == ("Phường Phú Bình", "Tỉnh Thái Nguyên", "05473")
+    assert rating_worker.poll() is None
