@@ -25,12 +25,14 @@ from motcua_common.http import (
 from motcua_common.outbox import pending_count
 
 from . import (
-    attaching, attachments, calendar_days, dossiers, issuing, paying, payments, procedures, submission, views,
+    attaching, attachments, calendar_days, dossiers, issuing, offerings, paying, payments, procedures, submission,
+    views,
 )
 from .citizen_directory import CitizenDirectory
 from .deps import LOOKUPS_PER_WINDOW, Deps, build_deps  # noqa: F401 (the limit, where tests read it)
 from .payment_provider import LocalPaymentProvider, PaymentSetup
 from .signing_keys import ResultKeys
+from .officer_directory import OfficerDirectory
 from .ward_directory import WardDirectory
 
 log = logging.getLogger(__name__)
@@ -46,20 +48,22 @@ local_pay = Blueprint("dossier_local_pay", __name__, url_prefix="/dossier/pay/lo
 def create_app(settings: Settings, verifier: TokenVerifier | None = None,
                citizens: CitizenDirectory | None = None, clock=None,
                result_keys: ResultKeys | None = None, payment_setup: PaymentSetup | None = None,
-               wards: WardDirectory | None = None):
+               wards: WardDirectory | None = None, officers: OfficerDirectory | None = None):
     """The dossier API and the citizen portal. `citizens` and `wards` (identity's
     directories), `clock`, the result signing keys and the payment provider default to the
     real ones (deps.build_deps); tests pass stand-ins."""
     service_deps = build_deps(settings, verifier=verifier, citizens=citizens, clock=clock, result_keys=result_keys,
-                              payments=payment_setup, wards=wards)
+                              payments=payment_setup, wards=wards, officers=officers)
     if isinstance(service_deps.payments.provider, LocalPaymentProvider):
         log.warning("online fees go through the local payment provider, which takes no money "
                     "(PAYMENT_PROVIDER=none turns online payment off)")
     collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(service_deps.db)),
                   OverdueCollector(service_deps)]
     from .portal import portal  # the citizen portal's pages (they call the same use cases)
+    from .ward_admin import ward_admin  # the ward administrator's pages
 
-    return create_service_app(service_deps, [bp, local_pay, portal], OPENAPI_FILE, extra_collectors=collectors)
+    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin], OPENAPI_FILE,
+                              extra_collectors=collectors)
 
 
 class OverdueCollector:
@@ -332,6 +336,19 @@ def local_checkout_answer(payment_id: str):
     attempt = paying.answer_local_checkout(deps(), payment_id, request.form.get("answer") == "pay")
     return render_template("local_checkout.html", attempt=attempt, amount=payments.format_vnd(attempt["amount"]),
                            outcome=attempt["status"])
+
+
+# ---------------------------------------------------------------- what a ward takes online
+@bp.get("/wards/<ward_id>/procedures")
+def ward_procedures(ward_id: str):
+    return offerings.catalog_for(deps(), ward_id)
+
+
+@bp.put("/wards/<ward_id>/procedures/<code>")
+def put_ward_procedure(ward_id: str, code: str):
+    principal = current_principal()
+    offerings.check_may_configure(principal, ward_id)
+    return offerings.set_online(deps(), principal, ward_id, code, json_body())
 
 
 # ---------------------------------------------------------------- a ward's numbers

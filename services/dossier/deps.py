@@ -22,6 +22,7 @@ from motcua_common.ratelimit import FixedWindowLimiter
 
 from . import payment_provider
 from .citizen_directory import CitizenDirectory
+from .officer_directory import OfficerDirectory
 from .payment_provider import PaymentSetup
 from .signing_keys import ResultKeys
 from .ward_directory import WardDirectory
@@ -36,7 +37,8 @@ LOOKUP_WINDOW = timedelta(minutes=1)
 @dataclass(frozen=True, kw_only=True)
 class Deps(ServiceDeps):
     citizens: CitizenDirectory        # identity's citizens, asked by RPC (submission)
-    wards: WardDirectory              # identity's wards, asked by RPC and remembered a while
+    wards: WardDirectory              # the wards: this service's record (WardOpened), else identity by RPC
+    officers: OfficerDirectory        # identity's officers: is X an active officer of ward W? (RPC)
     calendar: WorkingCalendar         # the national calendar; exceptions are read per request
     result_keys: ResultKeys           # the authority and the wards' keys that sign results
     payments: PaymentSetup            # the payment provider (None: fees at the counter) and its secret
@@ -45,6 +47,12 @@ class Deps(ServiceDeps):
 
 def lookup_limiter(db: Database) -> FixedWindowLimiter:
     return FixedWindowLimiter(db, "lookups", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
+
+
+def _recorded_ward(db: Database, ward_id: str) -> dict | None:
+    from .store import get_ward  # store imports nothing of deps; kept local all the same
+
+    return get_ward(db, ward_id)
 
 
 def build_deps(settings: Settings, **overrides) -> Deps:
@@ -59,7 +67,8 @@ def build_deps(settings: Settings, **overrides) -> Deps:
         "verifier": lambda: TokenVerifier.from_url(settings.jwks_url),
         "clock": lambda: SystemClock(settings.timezone),
         "citizens": lambda: CitizenDirectory(settings),
-        "wards": lambda: WardDirectory(settings),
+        "wards": lambda: WardDirectory(settings, local=lambda ward_id: _recorded_ward(db, ward_id)),
+        "officers": lambda: OfficerDirectory(settings),
         "calendar": WorkingCalendar,
         "result_keys": lambda: ResultKeys.from_settings(settings),
         "payments": lambda: payment_provider.from_env(settings.data_dir),

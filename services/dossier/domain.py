@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from motcua_common import wards
+from motcua_common.names import unsafe_characters
 
 from .working_days import WorkingCalendar
 
@@ -50,6 +51,16 @@ ACTION_LABELS = {
     "approve": "Phê duyệt",
     "return": "Trả kết quả",
 }
+
+# Only the ward's leader (chủ tịch, phó chủ tịch) approves and signs a result; the platform
+# administrator may stand in.
+LEADER_ACTIONS = ("approve",)
+LEADER_ROLES = ("leader", "admin")
+# The citizen must be told what is missing, or why not: these actions take a note, which
+# goes to the citizen by SMS.
+NOTE_REQUIRED_ACTIONS = ("request_supplement", "reject")
+MAX_CITIZEN_NOTE_LENGTH = 500
+MAX_NOTE_LENGTH = 1000
 
 FINISHED_STATUSES = (RETURNED, REJECTED)
 # Statuses whose clock runs: a dossier in one of them past its due date is overdue. The
@@ -105,6 +116,47 @@ def decide(status: str, action: str, due_date: date, supplement_requested_on: da
         return Outcome(action, status, to_status, calendar.add_working_days(due_date, waited) if waited else due_date, None)
     on_time = is_on_time(today, due_date) if to_status == RETURNED else None
     return Outcome(action, status, to_status, due_date, None, on_time)
+
+
+def may_take(role: str, action: str) -> bool:
+    """Whether a member of the ward's staff in `role` may take `action` (approve: leaders)."""
+    return action not in LEADER_ACTIONS or role in LEADER_ROLES
+
+
+def note_error(action: str, note: object) -> str | None:
+    """What is wrong with an action's note, or None. A note the citizen reads (by SMS and
+    on the portal) is required for request_supplement and reject, at most
+    MAX_CITIZEN_NOTE_LENGTH characters; no note may carry control or invisible characters
+    (a direction override would make the SMS say something other than the screen did)."""
+    required = action in NOTE_REQUIRED_ACTIONS
+    if note is None or (isinstance(note, str) and not note.strip()):
+        return "Nhập nội dung: giấy tờ còn thiếu hoặc lý do từ chối." if required else None
+    if not isinstance(note, str):
+        return "Ghi chú phải là chữ."
+    limit = MAX_CITIZEN_NOTE_LENGTH if required else MAX_NOTE_LENGTH
+    if len(note.strip()) > limit:
+        return f"Ghi chú tối đa {limit} ký tự."
+    if unsafe_characters(unicodedata.normalize("NFC", note.strip())):
+        return "Ghi chú có ký tự điều khiển hoặc ký tự ẩn (như ký tự đảo chiều văn bản, xuống dòng); xin gõ lại."
+    return None
+
+
+def clean_note(note: str | None) -> str | None:
+    return unicodedata.normalize("NFC", note.strip()) or None if isinstance(note, str) else None
+
+
+# A procedure's name as an SMS carries it: whole when short, else cut at a word.
+SMS_NAME_LENGTH = 32
+
+
+def short_procedure_name(name: str, limit: int = SMS_NAME_LENGTH) -> str:
+    """«Cấp thẻ bảo hiểm y tế cho trẻ em dưới 6 tuổi» -> «Cấp thẻ bảo hiểm y tế cho trẻ…»:
+    short enough that an SMS naming it keeps to its segments."""
+    name = " ".join(name.split())
+    if len(name) <= limit:
+        return name
+    cut = name[:limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 # ---------------------------------------------------------------- who handles a step

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from motcua_common import metrics
-from motcua_common.auth import STAFF_ROLES, Principal
+from motcua_common import metrics, rpc
+from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, not_found
 
 from . import attachments, domain, events, issuing, payments, store, views
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # that log queries and dashboards keep finding them.
 api_log = logging.getLogger("motcua_dossier.api")
 
-MAX_NOTE_LENGTH = 1000
+MAX_NOTE_LENGTH = domain.MAX_NOTE_LENGTH
 DEFAULT_LIST_LIMIT = 50
 NOT_FOUND_DETAIL = ("Không tìm thấy hồ sơ với mã biên nhận và 4 số cuối điện thoại này. Vui lòng kiểm tra lại. "
                     "/ No dossier matches this receipt code and these digits.")
@@ -179,6 +179,23 @@ def status_for_sms(deps: Deps, receipt_code, phone_last4) -> dict | None:
     return {"status": dossier["status"], "due_date": dossier["due_date"], "ward_id": dossier["ward_id"]}
 
 
+def for_sms(deps: Deps, dossier_id, event_id) -> dict | None:
+    """notify's question before it texts the citizen about a step (DossierStatusChanged or
+    DossierResultReady): the procedure's short name, whether the result is also issued
+    online (level 4), and the officer's note on the step that event announced. None for a
+    dossier this service does not know. The note is asked for rather than carried in the
+    event: it is free text an officer wrote, and events stay free of anything personal."""
+    dossier = store.get_dossier(deps.db, str(dossier_id or ""))
+    if dossier is None:
+        return None
+    procedure = store.get_procedure(deps.db, dossier["procedure_code"], active_only=False)
+    level = procedure.level if procedure else 0
+    note = next((h.get("note") for h in dossier["history"] if event_id and h.get("event_id") == event_id), None)
+    return {"procedure": domain.short_procedure_name(dossier.get("procedure_name") or dossier["procedure_code"]),
+            "procedure_code": dossier["procedure_code"], "level": level, "e_result": level >= 4,
+            "status": dossier["status"], "note": note}
+
+
 # ---------------------------------------------------------------- officers' actions
 def check_may_act(principal: Principal, dossier: dict) -> None:
     if not principal.is_staff_of(dossier["ward_id"]):
@@ -190,6 +207,7 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
     approval signs the result in the same step."""
     check_may_act(principal, dossier)
     action, note = _action_request(body)
+    check_may_take(principal, action)
     try:
         payments.check_action(action, dossier.get("payment_status"), dossier.get("fee", 0))
     except payments.PaymentRequired as exc:
@@ -206,8 +224,11 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
         if outcome.to_status == domain.RESULT_READY:
             procedure = store.get_procedure(deps.db, dossier["procedure_code"], active_only=False)
             result_pdf = issuing.issue(deps.result_keys, deps.wards, dossier, procedure, deps.clock.local(now), note)
+        announced = events.transition(dossier, outcome, principal.subject)
+        # The history entry names its DossierStatusChanged, so that notify can ask for this
+        # step's note (the note stays out of the event: it is free text).
         updated = store.record_outcome(deps.db, dossier, outcome, principal.subject, note, now, today,
-                                       events.transition(dossier, outcome, principal.subject), result_pdf)
+                                       announced, result_pdf, event_id=announced[0]["event_id"])
     except domain.InvalidTransition as exc:
         raise invalid_transition(exc.message, dossier["status"]) from exc
     except store.StaleDossier as exc:
@@ -220,6 +241,14 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
                                           "from_status": outcome.from_status, "to_status": outcome.to_status})
     return {"status": updated["status"], "status_label": domain.STATUS_LABELS[updated["status"]],
             "due_date": updated["due_date"], "allowed_actions": views.actions_for(updated)}
+
+
+def check_may_take(principal: Principal, action: str) -> None:
+    """403 leader_only: approving (and signing) a result is the ward leader's."""
+    if not domain.may_take(principal.role, action):
+        raise Problem(403, "leader_only", "Chỉ lãnh đạo phường phê duyệt",
+                      "Chỉ lãnh đạo phường (chủ tịch, phó chủ tịch) phê duyệt và ký kết quả; cán bộ chuyển hồ sơ "
+                      "để lãnh đạo phê duyệt. / Only the ward's leader approves.")
 
 
 def check_may_assign(principal: Principal, dossier: dict) -> None:
@@ -239,6 +268,7 @@ def assign(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
         errors.append(field_error("note", f"Ghi chú là chữ, tối đa {MAX_NOTE_LENGTH} ký tự."))
     if errors:
         raise ValidationFailed(errors)
+    check_officer_in_ward(deps, principal, officer_id, dossier["ward_id"])
     try:
         domain.check_assignable(dossier["status"])
         updated = store.assign(deps.db, dossier, officer_id, principal.subject, (note or "").strip() or None,
@@ -255,16 +285,37 @@ def assign(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
             "assignments": views.assignments(updated)}
 
 
+def check_officer_in_ward(deps: Deps, principal: Principal, officer_id: str, ward_id: str) -> None:
+    """422 officer_not_in_ward unless `officer_id` is an active officer of `ward_id`, as
+    identity says now. A member of the ward's staff taking a step themself is proof enough:
+    their token is current (a deactivated officer's tokens are refused)."""
+    if officer_id == principal.subject and principal.role in WARD_STAFF_ROLES and principal.ward_id == ward_id:
+        return
+    try:
+        in_ward = deps.officers.in_ward(officer_id, ward_id)
+    except rpc.RpcUnavailable as exc:
+        log.warning("officer not checked, identity did not answer: %s", exc, extra={"ward_id": ward_id})
+        raise Problem(503, "dependency_unavailable", "Dịch vụ tạm thời gián đoạn",
+                      "Chưa kiểm tra được cán bộ được phân công, vui lòng thử lại sau ít phút. "
+                      "/ Identity is unavailable, retry shortly.", headers={"Retry-After": "10"}) from exc
+    if not in_ward:
+        raise Problem(422, "officer_not_in_ward", "Không phải cán bộ của phường",
+                      "Chỉ phân công được cho cán bộ đang làm việc tại phường tiếp nhận hồ sơ. "
+                      "/ Not an active officer of this ward.",
+                      errors=[field_error("officer_id", "Không phải cán bộ đang làm việc của phường này.")])
+
+
 def _action_request(body: dict) -> tuple[str, str | None]:
     action, note = body.get("action"), body.get("note")
     errors = []
     if action not in domain.TRANSITIONS:
         errors.append(field_error("action", "Thao tác không hợp lệ; chọn một trong: " + ", ".join(domain.TRANSITIONS) + "."))
-    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE_LENGTH):
-        errors.append(field_error("note", f"Ghi chú là chữ, tối đa {MAX_NOTE_LENGTH} ký tự."))
+    wrong_note = domain.note_error(action if isinstance(action, str) else "", note)
+    if wrong_note:
+        errors.append(field_error("note", wrong_note))
     if errors:
         raise ValidationFailed(errors)
-    return action, (note.strip() or None) if note else None
+    return action, domain.clean_note(note)
 
 
 def invalid_transition(detail: str, status: str) -> Problem:

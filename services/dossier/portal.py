@@ -25,7 +25,9 @@ from motcua_common.auth import Principal
 from motcua_common.http import Problem, ValidationFailed, idempotent, request_context
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
 
-from . import attaching, attachments, domain, dossiers, issuing, paying, payments, procedures, submission, views
+from . import (
+    attaching, attachments, domain, dossiers, issuing, offerings, paying, payments, procedures, submission, views, wards,
+)
 from .catalog import Procedure, chain_form
 from .deps import Deps
 
@@ -205,8 +207,19 @@ def catalog():
     query = request.args.get("q", "").strip()[:100]
     field = request.args.get("linh_vuc", "").strip()
     groups, fields, count = procedures.search(deps(), query, field)
+    principal = signed_in()
+    ward_id = request.args.get("phuong", "").strip() or (principal.ward_id if principal else None)
     return render_template("portal/catalog.html", groups=groups, fields=fields,
-                           query=query, field=field, count=count, levels=LEVELS)
+                           query=query, field=field, count=count, levels=LEVELS, ward=_ward_offers(ward_id))
+
+
+def _ward_offers(ward_id: str | None) -> dict | None:
+    """What a ward takes online, for the pages: {ward_id, name, online: {code: since}};
+    None without a (well-formed) ward."""
+    if not ward_id or not domain.is_ward_id(ward_id):
+        return None
+    return {"ward_id": ward_id, "name": wards.name_or_none(deps(), ward_id) or issuing.named_by_id(ward_id),
+            "online": offerings.online_since(deps(), ward_id)}
 
 
 # ---------------------------------------------------------------- one procedure, and submitting it
@@ -236,7 +249,7 @@ def _render_procedure(procedure: Procedure, with_chain: bool, values: dict | Non
         "portal/procedure.html", procedure=procedure, levels=LEVELS, chain=chain, with_chain=len(submitted) > 1,
         fields=chain_form(submitted), values=values or {}, wards=_wards(own_ward), ward_id=ward_id or own_ward,
         errors=errors or {}, message=message, fee_text=paying.fee_note(deps(), procedure), expected_due=expected,
-        form_token=secrets.token_urlsafe(16),
+        form_token=secrets.token_urlsafe(16), ward=_ward_offers(own_ward),
     ), status
 
 

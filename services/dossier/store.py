@@ -35,6 +35,8 @@ RESULTS_BUCKET = "results"  # GridFS: the signed result PDFs
 ATTACHMENTS_BUCKET = "attachments"  # GridFS: the papers citizens and officers attach
 PAYMENTS = "payments"  # attempts to pay a level-4 fee, one per checkout at the provider
 PAYMENT_NOTICES = "payment_notices"  # ids of the provider notices already applied (replays)
+WARDS = "wards"  # the wards identity opened (WardOpened), as this service knows them
+WARD_PROCEDURES = "ward_procedures"  # which procedures each ward takes online, since when
 
 RECEIPT_CODE_ATTEMPTS = 5
 
@@ -60,6 +62,7 @@ def ensure_indexes(db: Database) -> None:
     db[PAYMENTS].create_index([("dossier_id", ASCENDING), ("created_at", DESCENDING)], name="dossier_recent")
     # A notice older than the tolerance is refused anyway: its id need not be kept longer.
     db[PAYMENT_NOTICES].create_index("expires_at", expireAfterSeconds=0, name="expiry")
+    db[WARD_PROCEDURES].create_index([("ward_id", ASCENDING), ("code", ASCENDING)], unique=True, name="ward_code")
 
 
 # ---------------------------------------------------------------- the catalog
@@ -250,14 +253,14 @@ def linked_dossiers(db: Database, chain_id: str, but: str) -> list[dict]:
 # ---------------------------------------------------------------- actions
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
                    note: str | None, now: datetime, today: date, events: list[dict],
-                   result_pdf: bytes | None = None) -> dict:
+                   result_pdf: bytes | None = None, event_id: str | None = None) -> dict:
     """Write an action's outcome and its `events`; StaleDossier if the dossier moved meanwhile.
 
     `result_pdf` (the signed result of an approval) is stored first, then the dossier
     names it in the same write as the status change: a dossier is never result_ready
     without its result. GridFS cannot write inside a transaction, so should the process
     die between the two writes, an unreferenced file remains (never a missing result)."""
-    entry = {"status": outcome.to_status, "at": now, "actor_id": actor_id, "note": note}
+    entry = {"status": outcome.to_status, "at": now, "actor_id": actor_id, "note": note, "event_id": event_id}
     changes = {
         "status": outcome.to_status,
         "due_date": outcome.due_date.isoformat(),
@@ -500,3 +503,41 @@ def record_citizen(db: Database, session: ClientSession, citizen: dict) -> None:
     db[CITIZENS].update_one(
         {"_id": citizen["citizen_id"]}, {"$set": citizen}, upsert=True, session=session
     )
+
+
+# ---------------------------------------------------------------- wards and what they take online
+def record_ward(db: Database, ward_id: str, fields: dict, now: datetime, session: ClientSession | None = None) -> None:
+    """What identity said of a ward when it opened it (WardOpened): set, never removed."""
+    db[WARDS].update_one({"_id": ward_id}, {"$set": {**fields, "updated_at": now},
+                                            "$setOnInsert": {"opened_at": now}}, upsert=True, session=session)
+
+
+def get_ward(db: Database, ward_id: str) -> dict | None:
+    """{ward_id, name, province, official_code} of a ward this service heard of, or None."""
+    doc = db[WARDS].find_one({"_id": ward_id})
+    if doc is None:
+        return None
+    return {"ward_id": doc["_id"], "name": doc.get("name", ""), "province": doc.get("province", ""),
+            "official_code": doc.get("official_code", "")}
+
+
+def ward_procedures(db: Database, ward_id: str) -> dict[str, dict]:
+    """code -> {online, online_since, ...} of what the ward has configured."""
+    return {d["code"]: d for d in db[WARD_PROCEDURES].find({"ward_id": ward_id})}
+
+
+def ward_procedure(db: Database, ward_id: str, code: str) -> dict | None:
+    return db[WARD_PROCEDURES].find_one({"_id": f"{ward_id}/{code}"})
+
+
+def set_ward_procedure(db: Database, ward_id: str, code: str, online: bool, since: str | None, actor_id: str,
+                       now: datetime) -> dict:
+    """Switch online submission of `code` on (since `since`) or off at `ward_id`."""
+    key = f"{ward_id}/{code}"
+    db[WARD_PROCEDURES].update_one(
+        {"_id": key},
+        {"$set": {"ward_id": ward_id, "code": code, "online": online, "online_since": since if online else None,
+                  "updated_by": actor_id, "updated_at": now}},
+        upsert=True,
+    )
+    return db[WARD_PROCEDURES].find_one({"_id": key})

@@ -15,7 +15,7 @@ from motcua_common import metrics, rpc
 from motcua_common.auth import STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import domain, events, issuing, payments, store
+from . import domain, events, issuing, offerings, payments, store
 from .deps import Deps
 from .dossiers import working_calendar
 from .catalog import Procedure, chain_form, clean_form, form_errors
@@ -30,6 +30,8 @@ def submit(deps: Deps, principal: Principal, body: dict) -> list[dict]:
     chain = [procedure] + (_next_procedures(deps, procedure) if with_chain else [])
     if channel == "online":
         _refuse_counter_only(chain)
+        # A ward takes online only what it has reviewed and switched on; the counter, always.
+        offerings.check_offered_online(deps, ward_id, chain)
     problems = form_errors(chain_form(chain), form)
     if problems:
         raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])

@@ -1,7 +1,9 @@
 """Asking identity about a ward, by nameko RPC, and remembering the answer for a while.
 
-Identity owns the platform's wards (the administrator creates them there); the dossier
-service keeps no list of its own. A ward changes rarely, and the same few wards are asked
+Identity owns the platform's wards (the administrator opens them there) and announces
+each one (WardOpened); the dossier service keeps what it heard (wards.py) and looks there
+first (`local`), asking identity only about a ward it has not heard of — one opened before
+the event was subscribed, or whose event is still on its way. A ward changes rarely, and the same few wards are asked
 about all day, so each API process remembers an answer: a ward that exists for
 KNOWN_TTL_SECONDS, a ward that does not for only UNKNOWN_TTL_SECONDS, so that a ward the
 administrator has just created takes dossiers within half a minute."""
@@ -30,14 +32,20 @@ TIMEOUT_SECONDS = 5.0
 
 class WardDirectory:
     def __init__(self, settings: Settings, timeout: float = TIMEOUT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 local: Callable[[str], dict | None] | None = None):
         self.settings, self.timeout, self.clock = settings, timeout, clock
+        self.local = local  # ward_id -> this service's record of the ward, or None
         self._answers: OrderedDict[str, tuple[float, dict | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def ward(self, ward_id: str) -> dict | None:
         """{ward_id, name, province}, or None for a ward that does not exist.
         Raises rpc.RpcUnavailable when identity does not answer (nothing is remembered then)."""
+        if self.local is not None:
+            recorded = self.local(ward_id)
+            if recorded is not None:
+                return recorded
         remembered = self._remembered(ward_id)
         if remembered is not None:
             return remembered[1]

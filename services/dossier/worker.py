@@ -1,7 +1,9 @@
 """The dossier worker (nameko): only wiring. It keeps the citizens projection from
-CitizenRegistered (citizens.py), answers identity's SMS status question and announces
-overdue dossiers on a timer (dossiers.py) — the same use cases, with the same Deps
-(build_deps), as the API."""
+CitizenRegistered (citizens.py), the wards identity opens (WardOpened, wards.py) and the
+sessions identity ended early (SessionsRevoked, motcua_common.revocations); answers
+identity's SMS status question and notify's question before it texts a citizen about a
+step (dossiers.py); and announces overdue dossiers on a timer — the same use cases, with
+the same Deps (build_deps), as the API."""
 from __future__ import annotations
 
 import logging
@@ -13,8 +15,9 @@ from nameko.timer import timer
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler, handle_once
 from motcua_common.mongo import connect, service_database
+from motcua_common.revocations import on_sessions_revoked
 
-from . import citizens, dossiers
+from . import citizens, dossiers, wards
 from .deps import SERVICE, Deps, build_deps
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,21 @@ class DossierWorker:
     def status_for_sms(self, receipt_code: str, phone_last4: str) -> dict | None:
         return dossiers.status_for_sms(self.deps, receipt_code, phone_last4)
 
+    @rpc
+    def for_sms(self, dossier_id: str, event_id: str) -> dict | None:
+        return dossiers.for_sms(self.deps, dossier_id, event_id)
+
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):
         return handle_once(self.deps.db, "dossier", event, citizens.on_registered(self.deps, event))
+
+    @event_handler("WardOpened")
+    def on_ward_opened(self, event):
+        return wards.on_ward_opened(self.deps, None, event)
+
+    @event_handler("SessionsRevoked")
+    def on_sessions_revoked(self, event):
+        return on_sessions_revoked(self.deps.db, SERVICE, event)
 
 
 SERVICES = [DossierWorker]

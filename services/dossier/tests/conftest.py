@@ -89,6 +89,23 @@ class FakeWards:
         return self.known.get(ward_id)
 
 
+class FakeOfficers:
+    """Identity's answer to "is X an active officer of ward W?" (officer_in_ward), as
+    OfficerDirectory gives it."""
+
+    def __init__(self):
+        self.active: set[tuple[str, str]] = {("off-hc-1", WARD), ("off-hc-2", WARD), ("lead-hc", WARD),
+                                              ("off-lc-1", OTHER_WARD)}
+        self.unavailable = False
+        self.calls: list[tuple[str, str]] = []
+
+    def in_ward(self, officer_id: str, ward_id: str) -> bool:
+        self.calls.append((officer_id, ward_id))
+        if self.unavailable:
+            raise rpc.RpcUnavailable("identity is not running")
+        return (officer_id, ward_id) in self.active
+
+
 @pytest.fixture
 def clock():
     return FixedClock(date(2026, 3, 10))  # a Tuesday
@@ -108,8 +125,15 @@ def wards():
 
 
 @pytest.fixture
+def officers():
+    return FakeOfficers()
+
+
+@pytest.fixture
 def dossier_db(settings, service_db):
-    bootstrap.prepare(settings, demo=False)
+    # The demo wards take every level 3-4 procedure online (a ward opened without the demo
+    # takes none until its administrator switches them on: test_dossier_offerings.py).
+    bootstrap.prepare(settings, demo=True)
     return service_db("dossier")
 
 
@@ -125,8 +149,8 @@ def payment_setup(payment_secret):
 
 
 @pytest.fixture
-def app(settings, verifier, citizens, wards, clock, dossier_db, payment_setup):
-    return create_app(settings, verifier=verifier, citizens=citizens, wards=wards, clock=clock,
+def app(settings, verifier, citizens, wards, officers, clock, dossier_db, payment_setup):
+    return create_app(settings, verifier=verifier, citizens=citizens, wards=wards, officers=officers, clock=clock,
                       payment_setup=payment_setup)
 
 
@@ -149,6 +173,12 @@ def citizen(token):
 @pytest.fixture
 def officer(token):
     return token("officer", WARD, subject="off-hc-1")
+
+
+@pytest.fixture
+def leader(token):
+    """The ward's leader (chủ tịch or phó chủ tịch), who alone approves and signs results."""
+    return token("leader", WARD, subject="lead-hc-chutich")
 
 
 # Forms of the test submissions (test modules get them through the `forms` fixture: a

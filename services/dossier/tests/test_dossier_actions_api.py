@@ -13,7 +13,12 @@ from motcua_common.outbox import OUTBOX
 WARD, OTHER_WARD = "dn-hai-chau", "dn-lien-chieu"
 
 
+# request_supplement and reject say what is missing or why (the citizen gets it by SMS).
+NOTES = {"request_supplement": "Thiếu bản sao giấy khai sinh", "reject": "Không thuộc thẩm quyền của phường"}
+
+
 def act(client, dossier_id, action, headers, note=None):
+    note = NOTES.get(action) if note is None else note
     body = {"action": action} if note is None else {"action": action, "note": note}
     return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json=body, headers=headers)
 
@@ -34,11 +39,12 @@ def events_of(db, dossier_id):
             if d["envelope"]["payload"]["dossier_id"] == dossier_id]
 
 
-def test_the_whole_workflow_emits_its_events(client, submit, officer, dossier_db, pay_at_counter):
+def test_the_whole_workflow_emits_its_events(client, submit, officer, leader, dossier_db, pay_at_counter):
     dossier_id = submit().json["dossier_id"]
     pay_at_counter(dossier_id)  # HT-XNHN is level 4 with a fee: paid before processing
     before = returned_count("true")
-    run(client, dossier_id, officer, "receive", "start_processing", "approve")
+    run(client, dossier_id, officer, "receive", "start_processing")
+    run(client, dossier_id, leader, "approve")
     response = act(client, dossier_id, "return", officer, note="Đã trả tại quầy số 2")
     assert response.status_code == 200 and response.json["status"] == "returned"
     assert response.json["allowed_actions"] == []
@@ -57,19 +63,20 @@ def test_the_whole_workflow_emits_its_events(client, submit, officer, dossier_db
     assert returned_count("true") == before + 1
 
 
-def test_a_late_return_is_counted_late(client, submit, officer, clock, pay_at_counter):
+def test_a_late_return_is_counted_late(client, submit, officer, leader, clock, pay_at_counter):
     dossier_id = submit().json["dossier_id"]  # due Thursday 12/3
     pay_at_counter(dossier_id)
-    run(client, dossier_id, officer, "receive", "start_processing", "approve")
+    run(client, dossier_id, officer, "receive", "start_processing")
+    run(client, dossier_id, leader, "approve")
     before = returned_count("false")
     clock.on(date(2026, 3, 13))
     run(client, dossier_id, officer, "return")
     assert returned_count("false") == before + 1
 
 
-def test_a_move_the_workflow_does_not_allow_is_409(client, submit, officer):
+def test_a_move_the_workflow_does_not_allow_is_409(client, submit, officer, leader):
     dossier_id = submit().json["dossier_id"]
-    response = act(client, dossier_id, "approve", officer)
+    response = act(client, dossier_id, "approve", leader)
     assert response.status_code == 409 and response.json["code"] == "invalid_transition"
     assert "Phê duyệt" in response.json["detail"]
     assert response.json["allowed_actions"] == ["receive"]
@@ -141,7 +148,7 @@ def test_listing_dossiers(client, submit, officer, token, citizen):
     assert client.get("/dossier/api/v1/dossiers", headers=token("monitor")).status_code == 403
 
 
-def test_ward_stats(client, submit, officer, token, clock, pay_at_counter):
+def test_ward_stats(client, submit, officer, leader, token, clock, pay_at_counter):
     stats_url = f"/dossier/api/v1/wards/{WARD}/stats"
     empty = client.get(stats_url, headers=officer).json
     assert empty["submitted"] == 0 and empty["on_time_rate"] is None
@@ -151,8 +158,11 @@ def test_ward_stats(client, submit, officer, token, clock, pay_at_counter):
     waiting = submit().json["dossier_id"]
     submit()  # left untouched: overdue once its day has passed
     pay_at_counter(on_time), pay_at_counter(late)  # fees count for nothing in the numbers
-    run(client, on_time, officer, "receive", "start_processing", "approve", "return")
-    run(client, late, officer, "receive", "start_processing", "approve")
+    run(client, on_time, officer, "receive", "start_processing")
+    run(client, on_time, leader, "approve")
+    run(client, on_time, officer, "return")
+    run(client, late, officer, "receive", "start_processing")
+    run(client, late, leader, "approve")
     run(client, waiting, officer, "receive", "request_supplement")
     clock.on(date(2026, 3, 16))  # all four were due on 12/3
     run(client, late, officer, "return")

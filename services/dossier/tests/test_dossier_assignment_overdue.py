@@ -20,8 +20,13 @@ def assign(client, dossier_id, headers, **body):
     return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/assign", json=body, headers=headers)
 
 
+# request_supplement and reject say what is missing or why (the citizen gets it by SMS).
+NOTES = {"request_supplement": "Thiếu bản sao giấy khai sinh", "reject": "Không thuộc thẩm quyền của phường"}
+
+
 def act(client, dossier_id, action, headers):
-    return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json={"action": action}, headers=headers)
+    body = {"action": action, "note": NOTES[action]} if action in NOTES else {"action": action}
+    return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json=body, headers=headers)
 
 
 def test_each_step_is_handed_to_an_officer(client, submit, officer, token):

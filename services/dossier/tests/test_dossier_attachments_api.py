@@ -146,8 +146,8 @@ def test_an_attachment_is_reached_only_through_its_own_dossier(client, submit, d
 def test_nothing_is_attached_once_the_dossier_is_finished(client, dossier_id, citizen, officer):
     assert upload(client, dossier_id, citizen).status_code == 201
     for action in ("receive", "reject"):
-        assert client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json={"action": action},
-                           headers=officer).status_code == 200
+        assert client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions",
+                           json={"action": action, "note": "Không thuộc thẩm quyền"}, headers=officer).status_code == 200
     closed = upload(client, dossier_id, officer)
     assert closed.status_code == 409 and closed.json["code"] == "dossier_closed"
     # what was attached stays readable: it is the record of what was decided

@@ -40,6 +40,11 @@ def test_an_admin_adds_a_procedure_under_a_new_catalog_version(client, token, su
     assert response.json["catalog_version"] == f"{before}+1"
     assert client.get("/dossier/api/v1/catalog").json["version"] == f"{before}+1"
     assert client.get(f"{URL}/HT-XNCS").json["name"] == "Xác nhận cư trú để làm hồ sơ học bổng"
+    # A new procedure is online nowhere until a ward has reviewed it and switched it on.
+    assert submit("HT-XNCS", form={"ho_ten": "Nguyễn Thị Lan"}).json["code"] == "not_offered_online"
+    switched = client.put(f"/dossier/api/v1/wards/{WARD}/procedures/HT-XNCS", json={"online": True},
+                          headers=token("ward_admin", WARD))
+    assert switched.status_code == 200, switched.json
     created = submit("HT-XNCS", form={"ho_ten": "Nguyễn Thị Lan"})
     assert created.status_code == 201
     again = client.post(URL, json=new_procedure(), headers=token("admin"))

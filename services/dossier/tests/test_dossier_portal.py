@@ -266,7 +266,8 @@ def test_another_citizens_dossier_is_not_found_on_every_page(client, sign_in, su
     assert client.get(f"{PORTAL}/ho-so/khong-co-ho-so-nay").status_code == 404
 
 
-def test_the_timeline_the_officers_note_and_the_signed_result(client, sign_in, submit, officer, pay_at_counter):
+def test_the_timeline_the_officers_note_and_the_signed_result(client, sign_in, submit, officer, leader,
+                                                              pay_at_counter):
     dossier_id = submit().json["dossier_id"]
     sign_in()
     early = client.get(f"{PORTAL}/ho-so/{dossier_id}/ket-qua")
@@ -275,7 +276,7 @@ def test_the_timeline_the_officers_note_and_the_signed_result(client, sign_in, s
 
     def act(action, note=None):
         return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json={"action": action, "note": note},
-                           headers=officer)
+                           headers=leader if action == "approve" else officer)
 
     assert act("receive").status_code == 200
     assert act("request_supplement", "Thiếu bản sao CCCD").status_code == 200

@@ -109,19 +109,20 @@ def act(client, dossier_id, action, headers, note=None):
     return client.post(f"/dossier/api/v1/dossiers/{dossier_id}/actions", json=body, headers=headers)
 
 
-def approved(client, submit, officer) -> str:
+def approved(client, submit, officer, leader) -> str:
+    """Paid, received and processed by `officer`; approved by the ward's leader."""
     dossier_id = submit().json["dossier_id"]
     paid = client.post(f"/dossier/api/v1/dossiers/{dossier_id}/payments", json={"method": "counter"}, headers=officer)
     assert paid.status_code == 201  # HT-XNHN is level 4 with a fee
     for action in ("receive", "start_processing"):
         assert act(client, dossier_id, action, officer).status_code == 200
-    assert act(client, dossier_id, "approve", officer, note="Đủ điều kiện cấp").status_code == 200
+    assert act(client, dossier_id, "approve", leader, note="Đủ điều kiện cấp").status_code == 200
     return dossier_id
 
 
-def test_approval_issues_a_signed_result_the_citizen_downloads_and_anyone_verifies(client, submit, officer, citizen,
-                                                                                    dossier_db):
-    dossier_id = approved(client, submit, officer)
+def test_approval_issues_a_signed_result_the_citizen_downloads_and_anyone_verifies(client, submit, officer, leader,
+                                                                                    citizen, dossier_db):
+    dossier_id = approved(client, submit, officer, leader)
     response = client.get(f"/dossier/api/v1/dossiers/{dossier_id}/result", headers=citizen)
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     receipt_code = dossier_db.dossiers.find_one({"_id": dossier_id})["receipt_code"]
@@ -140,8 +141,8 @@ def test_approval_issues_a_signed_result_the_citizen_downloads_and_anyone_verifi
     assert tampered.status_code == 200 and tampered.json["valid"] is False and tampered.json["issued_here"] is False
 
 
-def test_the_result_stays_downloadable_after_return(client, submit, officer):
-    dossier_id = approved(client, submit, officer)
+def test_the_result_stays_downloadable_after_return(client, submit, officer, leader):
+    dossier_id = approved(client, submit, officer, leader)
     assert act(client, dossier_id, "return", officer).status_code == 200
     assert client.get(f"/dossier/api/v1/dossiers/{dossier_id}/result", headers=officer).status_code == 200
 
@@ -153,8 +154,8 @@ def test_no_result_before_approval(client, submit, officer):
     assert response.json["current_status"] == "submitted"
 
 
-def test_who_may_download_a_result(client, submit, officer, token, citizen):
-    dossier_id = approved(client, submit, officer)
+def test_who_may_download_a_result(client, submit, officer, leader, token, citizen):
+    dossier_id = approved(client, submit, officer, leader)
     url = f"/dossier/api/v1/dossiers/{dossier_id}/result"
     expected = {
         "owner": (citizen, 200),

@@ -52,12 +52,13 @@ def written(dossier_db) -> tuple[int, int]:
     return dossier_db.dossiers.count_documents({}), dossier_db[OUTBOX].count_documents({})
 
 
-def approve(client, dossier_id: str, officer: dict) -> None:
-    """Take the counter fee (HT-XNHN is level 4), receive, process and approve."""
+def approve(client, dossier_id: str, officer: dict, leader: dict) -> None:
+    """Take the counter fee (HT-XNHN is level 4), receive and process (the officer), approve (the leader)."""
     paid = client.post(f"{URL}/{dossier_id}/payments", json={"method": "counter"}, headers=officer)
     assert paid.status_code == 201, paid.json
     for action in ("receive", "start_processing", "approve"):
-        response = client.post(f"{URL}/{dossier_id}/actions", json={"action": action}, headers=officer)
+        response = client.post(f"{URL}/{dossier_id}/actions", json={"action": action},
+                               headers=leader if action == "approve" else officer)
         assert response.status_code == 200, response.json
 
 
@@ -109,17 +110,18 @@ def test_while_identity_cannot_be_asked_the_dossier_is_still_taken(client, wards
         assert personal not in logged
 
 
-def test_the_result_names_the_ward_as_identity_does(client, submit, wards, officer):
+def test_the_result_names_the_ward_as_identity_does(client, submit, wards, officer, leader):
     wards.known[WARD] = {"ward_id": WARD, "name": "Phường Hải Châu Mới", "province": "Thành phố Đà Nẵng"}
     dossier_id = submit().json["dossier_id"]
-    approve(client, dossier_id, officer)
+    approve(client, dossier_id, officer, leader)
     assert signer_of_result(client, dossier_id, officer) == "Ủy ban nhân dân Phường Hải Châu Mới"
 
 
-def test_without_identity_the_result_is_still_signed_naming_the_ward_by_its_id(client, submit, wards, officer):
+def test_without_identity_the_result_is_still_signed_naming_the_ward_by_its_id(client, submit, wards, officer,
+                                                                               leader):
     dossier_id = submit().json["dossier_id"]
     wards.unavailable = True
-    approve(client, dossier_id, officer)
+    approve(client, dossier_id, officer, leader)
     assert signer_of_result(client, dossier_id, officer) == f"Ủy ban nhân dân Phường {WARD}"
 
 
@@ -169,11 +171,16 @@ def test_the_directory_remembers_nothing_when_identity_does_not_answer(settings,
 
 
 # ---------------------------------------------------------------- the portal
-def test_the_portal_offers_the_citizens_own_ward_as_identity_names_it(client, wards, signing_key):
+def test_the_portal_offers_the_citizens_own_ward_as_identity_names_it(client, wards, signing_key, token):
     from motcua_common.web_session import SESSION_COOKIE
 
     wards.known["dn-son-tra"] = {"ward_id": "dn-son-tra", "name": "Phường Sơn Trà", "province": "Thành phố Đà Nẵng"}
     client.set_cookie(SESSION_COOKIE, signing_key.issue("cit-lan", "citizen", "dn-son-tra", 600, phone_last4="3456"))
+    page = client.get("/dossier/portal/thu-tuc/HT-XNHN").get_data(as_text=True)
+    # Not yet switched on there: the counter, not a form.
+    assert "data-not-offered" in page and "Phường Sơn Trà chưa nhận hồ sơ trực tuyến" in page
+    assert client.put("/dossier/api/v1/wards/dn-son-tra/procedures/HT-XNHN", json={"online": True},
+                      headers=token("admin")).status_code == 200
     page = client.get("/dossier/portal/thu-tuc/HT-XNHN").get_data(as_text=True)
     assert 'value="dn-son-tra"' in page and "Phường Sơn Trà" in page
     del wards.known["dn-son-tra"]  # a ward identity no longer knows is not offered
@@ -255,11 +262,16 @@ def test_a_ward_created_after_a_refusal_takes_dossiers_once_the_unknown_is_forgo
     assert written(dossier_db) == (0, 0)
 
     ticker.advance(2)  # half a minute after the refusal
+    # A ward opened without the demo takes nothing online until its administrator says so.
+    assert send().json["code"] == "not_offered_online"
+    switched = client.put(f"/dossier/api/v1/wards/{ward_id}/procedures/HT-XNHN", json={"online": True},
+                          headers=token("ward_admin", ward_id, subject="adm-hx-1"))
+    assert switched.status_code == 200, switched.json
     taken = send()
     assert taken.status_code == 201, taken.json
     assert written(dossier_db)[0] == 1
 
     # Its results carry the name identity gave it, not one from any demo list.
     officer = token("officer", ward_id, subject="off-hx-1")
-    approve(client, taken.json["dossier_id"], officer)
+    approve(client, taken.json["dossier_id"], officer, token("leader", ward_id, subject="lead-hx-1"))
     assert signer_of_result(client, taken.json["dossier_id"], officer) == "Ủy ban nhân dân Phường Hòa Xuân"
