@@ -100,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     help="open the wards a CSV lists: official_code,ward_id,target_population")
     p_import.add_argument("file", help="a CSV file with a header line; ward_id and target_population may be empty")
 
+    p_backup = sub.add_parser("backup", formatter_class=fmt, help="write every service's database to a folder (while running)",
+                              description="Every service's database into DIR (manifest.json, one .bson and one "
+                                          ".indexes.json per collection), while the platform runs. Uses MONGO_URL, or "
+                                          "the database of the `motcua up` in MOTCUA_DATA_DIR (or its files when stopped).")
+    p_backup.add_argument("directory", help="a new or empty folder")
+    p_restore = sub.add_parser("restore", formatter_class=fmt, help="load a backup into a stopped platform's empty data",
+                               description="Load DIR (from `motcua backup`) into empty databases: MONGO_URL, or the "
+                                           "embedded database in MOTCUA_DATA_DIR. Today's ticket numbering then "
+                                           "continues past a gap, so no number issued after the backup is reissued.")
+    p_restore.add_argument("directory", help="the backup's folder")
+
     p_sim = sub.add_parser("simulate", formatter_class=fmt,
                            help="play ward days against a running platform (load and demo)")
     p_sim.add_argument("--base-url", default="http://127.0.0.1:8080", help="the running platform")
@@ -144,6 +155,38 @@ def _settings():
     if not env.get("MONGO_URL") and running.exists():
         env["MONGO_URL"] = running.read_text().strip()
     return Settings.from_env(env)
+
+
+def _backup_or_restore(args) -> int:
+    from pathlib import Path
+
+    from pymongo.errors import PyMongoError
+
+    from motcua_platform import backup
+
+    settings = _settings()
+    if args.command == "restore":
+        # Read the backup before touching any database: a wrong folder is said at once.
+        try:
+            backup.read_manifest(Path(args.directory))
+        except backup.BackupError as exc:
+            print(f"motcua: error: {exc}", file=sys.stderr)
+            return 1
+    try:
+        with backup.database_for(settings) as client:
+            if args.command == "backup":
+                manifest = backup.backup(settings, Path(args.directory), client)
+                print(f"backup written to {args.directory} (taken at {manifest['taken_at']})")
+            else:
+                manifest = backup.restore(settings, Path(args.directory), client)
+                print(f"restored the backup taken at {manifest['taken_at']}")
+    except backup.BackupError as exc:
+        print(f"motcua: error: {exc}", file=sys.stderr)
+        return 1
+    except PyMongoError as exc:
+        print(f"motcua: error: the database refused the {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _wards(args) -> int:
@@ -229,6 +272,8 @@ def _run(args) -> int:
         return 0
     if args.command == "wards":
         return _wards(args)
+    if args.command in ("backup", "restore"):
+        return _backup_or_restore(args)
     if args.command == "simulate":
         from motcua_platform.simulate import main as simulate_main
 

@@ -17,6 +17,7 @@ import requests
 
 from motcua_common import demo
 from motcua_testing.fixtures import wait_for
+from motcua_testing.forms import fill_form
 
 pytestmark = pytest.mark.e2e
 WARD = "dn-hai-chau"
@@ -32,24 +33,6 @@ def login(base, username, password):
     response = call("POST", f"{base}/identity/api/v1/sessions", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def fill_form(procedure: dict) -> dict:
-    """Plausible answers for a procedure's form fields."""
-    form = {}
-    for field in procedure.get("form_fields") or procedure.get("form") or []:
-        kind = field.get("type", "string")
-        if kind == "date":
-            form[field["name"]] = "2026-11-02"
-        elif kind in ("integer", "number"):
-            form[field["name"]] = 1
-        elif kind == "boolean":
-            form[field["name"]] = True
-        elif field.get("options"):
-            form[field["name"]] = field["options"][0] if not isinstance(field["options"][0], dict) else field["options"][0].get("value")
-        else:
-            form[field["name"]] = "Nguyễn Văn Bình"
-    return form
 
 
 def sms_for(gateway, text_part: str):

@@ -14,6 +14,7 @@ import requests
 
 from motcua_common import demo
 from motcua_testing.fixtures import wait_for
+from motcua_testing.forms import fill_form
 
 from .conftest import SMS_INBOUND_TOKEN
 
@@ -47,24 +48,6 @@ def submit(base, citizen) -> dict:
         "procedure_code": procedure["code"], "ward_id": WARD, "form": fill_form(procedure)})
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def fill_form(procedure: dict) -> dict:
-    """Plausible answers for a procedure's form fields."""
-    form = {}
-    for field in procedure.get("form_fields") or procedure.get("form") or []:
-        kind, options = field.get("type", "string"), field.get("options")
-        if kind == "date":
-            form[field["name"]] = "2026-11-02"
-        elif kind in ("integer", "number"):
-            form[field["name"]] = 1
-        elif kind == "boolean":
-            form[field["name"]] = True
-        elif options:
-            form[field["name"]] = options[0].get("value") if isinstance(options[0], dict) else options[0]
-        else:
-            form[field["name"]] = "Trần Thị Mai"
-    return form
 
 
 def texts_with(kannel, part: str) -> list:
