@@ -34,9 +34,15 @@ def record(db: Database, account_id: str, revoked_before: datetime, reason: str,
     db[COLLECTION].update_one({"_id": account_id}, {"$set": {"reason": reason, "ward_id": ward_id}}, session=session)
 
 
-def record_event(db: Database, payload: dict, session=None) -> None:
-    """SessionsRevoked's payload, as a consumer receives it."""
+def record_event(db: Database, payload: dict, session=None, received_at: datetime | None = None) -> None:
+    """SessionsRevoked's payload, as a consumer receives it. The revocation counts from
+    when it reached this service at the latest: a ward office cut off from the centre may
+    have signed tokens for that account after the revocation, not knowing of it (its
+    office tokens); those are refused too once the event arrives."""
     revoked_before = datetime.fromisoformat(payload["revoked_before"].replace("Z", "+00:00"))
+    if revoked_before.tzinfo is None:
+        revoked_before = revoked_before.replace(tzinfo=timezone.utc)
+    revoked_before = max(revoked_before, received_at or datetime.now(timezone.utc))
     record(db, payload["account_id"], revoked_before, payload.get("reason", ""), payload.get("ward_id", ""),
            session=session)
 

@@ -16,8 +16,11 @@ upstream whose ack was lost with the link is sent again, which the centre's idem
 consumers absorb (they remember event ids). One shovel per exchange keeps each exchange's
 events in publication order. These are the same names the Helm chart's edge broker uses.
 
-Officers' tokens are verified with the central identity's keys (`--central`), kept on
-disk (jwks_cache) so that an edge restarted during an outage still lets officers work.
+Officers sign in at the office's own address with the link up or down (office_gate.py):
+the centre's identity answers when it can, the office's own key signs a working day's
+token when it cannot. The office's services verify tokens with the centre's keys and the
+office key, kept on disk (jwks_cache) so that an edge restarted during an outage still
+lets officers work.
 
 The centre's events the office needs (topology.downlink_event_types: queue's appointments
 from DossierSubmitted, rating's dossier ratings) come down the other way:
@@ -280,12 +283,15 @@ class OneWard:
 
 def serve_api(host: str, port: int, ward_id: str) -> None:
     from motcua_platform.apiserver import combined_app, serve
+    from motcua_platform.office_gate import OfficeGate, OfficeRouter, gate_app
     from motcua_common.config import Settings
     from motcua_common.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging("edge", "api", settings.log_level)
-    serve(OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id), host, port)
+    gate = OfficeGate(settings, ward_id, os.environ["MOTCUA_CENTRAL_URL"], Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
+    services = OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id)
+    serve(OfficeRouter(gate_app(gate), services), host, port)
 
 
 class EdgePlatform(Platform):
@@ -308,8 +314,13 @@ class EdgePlatform(Platform):
     def _environment(self) -> dict:
         env = super()._environment()
         env["IDENTITY_URL"] = self.central
-        env["JWKS_URL"] = self.central + JWKS_PATH
-        env["MOTCUA_JWKS_CACHE_FILE"] = str(Path(env["MOTCUA_DATA_DIR"]) / "jwks-cache.json")
+        env["MOTCUA_CENTRAL_URL"] = self.central
+        # The centre's keys, kept on disk by the office gate (office_gate.py) ...
+        env["MOTCUA_CENTRAL_JWKS_CACHE"] = str(Path(env["MOTCUA_DATA_DIR"]) / "jwks-cache.json")
+        # ... and what the office's services trust: those keys and the office's own key,
+        # published by the gate at the office's address (also kept on disk).
+        env["JWKS_URL"] = f"http://127.0.0.1:{self.port}{JWKS_PATH}"
+        env["MOTCUA_JWKS_CACHE_FILE"] = str(Path(env["MOTCUA_DATA_DIR"]) / "jwks-office-cache.json")
         env["MOTCUA_EDGE_WARD"] = self.ward_id
         return env
 
@@ -380,7 +391,7 @@ class EdgePlatform(Platform):
 
         from motcua_common.jwks_cache import on_disk, read_cached
 
-        cache = Path(self.env["MOTCUA_JWKS_CACHE_FILE"])
+        cache = Path(self.env["MOTCUA_CENTRAL_JWKS_CACHE"])
 
         def fetch() -> dict:
             response = requests.get(self.central + JWKS_PATH, timeout=5)
