@@ -53,7 +53,7 @@ def _after(response):
 
 @pages.context_processor
 def _page_globals():
-    return {"csrf_token": csrf_token, "signed_in": _principal() is not None}
+    return {"csrf_token": csrf_token, "signed_in": _principal() is not None, "for_staff": _for_staff}
 
 
 def _deps():
@@ -170,6 +170,11 @@ _LOGIN_REQUIRED = {"username": "Xin nhập số CCCD (cán bộ: tên đăng nh�
 @pages.get("/login")
 def login_form():
     return _page("login.html", next_path=_next(), username="", errors={}, notice=None)
+
+
+def _for_staff(next_path: str) -> bool:
+    """Signing in on the way to a staff page: the form asks for a username, not a CCCD."""
+    return next_path.startswith("/identity/admin")
 
 
 @pages.post("/login")

@@ -218,4 +218,7 @@ def ward_for_rpc(deps: Deps, ward_id: object) -> dict | None:
     found = store.get_ward(deps.db, ward_id)
     if found is None:
         return None
-    return {"ward_id": found["ward_id"], "name": found["name"], "province": found.get("province")}
+    answer = {"ward_id": found["ward_id"], "name": found["name"], "province": found.get("province")}
+    if found.get("official_code"):
+        answer["official_code"] = found["official_code"]
+    return answer

@@ -49,6 +49,8 @@ def sign_in(client, username, password=demo.DEMO_STAFF_PASSWORD, next_path="/ide
 def test_signing_in_leads_back_and_a_non_admin_gets_a_clear_403(client):
     anonymous = client.get("/identity/admin/wards?province_code=19")
     assert anonymous.status_code == 303 and "/identity/login?next=" in anonymous.headers["Location"]
+    form = page_of(client.get(anonymous.headers["Location"]))
+    assert "Tên đăng nhập" in form.text   # staff sign in with a username, not a CCCD
     signed = sign_in(client, "canbo.haichau")
     assert signed.status_code == 303 and signed.headers["Location"] == "/identity/admin/wards"
     refused = client.get("/identity/admin/wards")
