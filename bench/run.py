@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"simulated day, {args.sim_wards} wards …", file=sys.stderr)
                     # Wards beyond the demo's are created through the admin API (the harness's password).
                     results["simulation"] = simulate(base, args.sim_wards, args.sim_minutes, gateway=gateway, seed=1,
-                                                     admin_password=ADMIN_PASSWORD, mongo_url=db.url)
+                                                     admin_password=ADMIN_PASSWORD)
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
     report(results)
     return 0

@@ -121,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     p_sim.add_argument("--seed", type=int, help="random seed, to replay a day exactly (default: a new day each run)")
     p_sim.add_argument("--concurrency", type=int, default=64, help="citizens acting at once, at most")
     p_sim.add_argument("--admin-password", help="to create wards beyond the demo ones (MOTCUA_ADMIN_PASSWORD)")
-    p_sim.add_argument("--mongo-url", help="the platform's database, for the queue set-up of created wards")
     p_sim.add_argument("--sms-sink-port", type=int,
                        help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) "
                             "and check every dossier's SMS")

@@ -251,41 +251,52 @@ def _register_citizens(api: Api, ward: Ward, rng: random.Random, how_many: int) 
             ward.citizens.append({"national_id": national_id, "headers": headers})
 
 
-def _provision_ward(api: Api, admin: dict, index: int, mongo_url: str | None) -> str:
-    """A simulation ward beyond the demo ones: the ward and its officer through identity's
-    admin API; its queue services and counters through the queue's own store, because the
-    queue has no admin API for them yet (the demo's three counters and six services)."""
+def _hanoi_units(skip: set[str]) -> list[str]:
+    """Hà Nội's communes and wards by official code (vietnam-provinces), less those given."""
+    from vietnam_provinces import Ward as Unit
+
+    return sorted(f"{int(u.code):05d}" for u in Unit.iter_all() if int(u.province_code) == 1
+                  and f"{int(u.code):05d}" not in skip)
+
+
+def _provision_ward(api: Api, admin: dict, index: int, official_code: str) -> str:
+    """A simulation ward beyond the demo ones, set up as a ward's admin would through the
+    platform's own calls: opened by its official code (WardOpened tells queue, rating and
+    dossier), its officer, then — once the queue has heard of it — its queue services and
+    counters (the demo's six and three), open at all hours (the day is simulated), and
+    every online procedure switched on. Safe to run again (409s are expected then)."""
     ward_id = f"sim-{index:04d}"
-    api.call("create_ward", "POST", "/identity/api/v1/wards", headers=admin, json={
-        "ward_id": ward_id, "name": f"Phường mô phỏng {index}", "province": "Thành phố Hà Nội", "target_population": 10000})
+    api.call("open_ward", "POST", "/identity/api/v1/wards", headers=admin, expect=(201, 409),
+             json={"official_code": official_code, "ward_id": ward_id, "target_population": 10000})
     api.call("create_officer", "POST", "/identity/api/v1/officers", headers=admin, expect=(201, 409), json={
         "username": f"canbo.{ward_id}", "full_name": "Cán bộ mô phỏng", "ward_id": ward_id,
         "role": "officer", "password": demo.DEMO_STAFF_PASSWORD})
-    from dataclasses import replace
-
     from motcua_queue.bootstrap import DEMO_COUNTERS, DEMO_SERVICES
-    from motcua_queue.store import QueueStore
 
-    from motcua_common.config import Settings
-    from motcua_common.mongo import connect, service_database
-
-    settings = Settings.from_env()
-    settings = replace(settings, mongo_url=mongo_url or settings.mongo_url)
-    client = connect(settings)
-    try:
-        store = QueueStore(service_database(client, settings, "queue"))
-        store.save_ward(ward_id, f"Phường mô phỏng {index}")
-        for code, name, prefix in DEMO_SERVICES:
-            store.save_service(ward_id, code, name, prefix)
-        for counter_id, name, codes in DEMO_COUNTERS:
-            store.save_counter(ward_id, counter_id, name, codes)
-    finally:
-        client.close()
+    deadline = time.monotonic() + 60
+    while True:
+        known = api.call("ward_known", "GET", f"/queue/api/v1/wards/{ward_id}/opening-hours", expect=(200, 404))
+        if known is not None and known.status_code == 200:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"motcua simulate: the queue never heard that {ward_id} opened (WardOpened)")
+        time.sleep(0.2)
+    queue = f"/queue/api/v1/wards/{ward_id}"
+    api.call("set_hours", "PUT", f"{queue}/opening-hours", headers=admin, json={"always_open": True})
+    for code, name, prefix in DEMO_SERVICES:
+        api.call("put_service", "PUT", f"{queue}/services/{code}", headers=admin, json={"name": name, "prefix": prefix})
+    for counter_id, name, codes in DEMO_COUNTERS:
+        api.call("put_counter", "PUT", f"{queue}/counters/{counter_id}", headers=admin,
+                 json={"name": name, "service_codes": codes})
+    procedures = api.call("list_procedures", "GET", "/dossier/api/v1/procedures")
+    for procedure in procedures.json() if procedures is not None else []:
+        if procedure["level"] >= 3:
+            api.call("offer_online", "PUT", f"/dossier/api/v1/wards/{ward_id}/procedures/{procedure['code']}",
+                     headers=admin, expect=(200, 404), json={"online": True})
     return ward_id
 
 
-def prepare_wards(api: Api, count: int, rng: random.Random, admin_password: str | None,
-                  mongo_url: str | None) -> list[Ward]:
+def prepare_wards(api: Api, count: int, rng: random.Random, admin_password: str | None) -> list[Ward]:
     officers = {ward: username for username, _name, ward, role in demo.DEMO_STAFF if role == "officer"}
     ward_ids = [w["ward_id"] for w in demo.WARDS if w["ward_id"] in officers][:count]
     province = {w["ward_id"]: w["province_code"] for w in demo.WARDS}
@@ -296,8 +307,9 @@ def prepare_wards(api: Api, count: int, rng: random.Random, admin_password: str 
         admin = _login(api, "admin", admin_password)
         if admin is None:
             raise SystemExit("motcua simulate: the admin could not log in")
+        units = _hanoi_units({w["official_code"] for w in demo.WARDS})
         for index in range(1, count - len(ward_ids) + 1):
-            ward_id = _provision_ward(api, admin, index, mongo_url)
+            ward_id = _provision_ward(api, admin, index, units[index - 1])
             ward_ids.append(ward_id)
             officers[ward_id], province[ward_id] = f"canbo.{ward_id}", "001"
     wards = []
@@ -579,11 +591,11 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
 
 
 def simulate(base_url: str, wards: int, minutes: float, tickets_per_ward: float = 120, online_per_ward: float = 30,
-             seed: int | None = None, admin_password: str | None = None, mongo_url: str | None = None,
+             seed: int | None = None, admin_password: str | None = None,
              gateway: RecordingGateway | None = None, concurrency: int = 64, quiet: bool = False) -> dict:
     rng = random.Random(seed)
     api = Api(base_url, Outcomes())
-    chosen = prepare_wards(api, wards, rng, admin_password, mongo_url)
+    chosen = prepare_wards(api, wards, rng, admin_password)
     procedures = api.call("list_procedures", "GET", "/dossier/api/v1/procedures").json()
     api.outcomes.latencies.clear()  # the summary is about the day, not the set-up
     day = Day(api, chosen, procedures, minutes, tickets_per_ward, online_per_ward, rng, gateway, concurrency)
@@ -611,7 +623,7 @@ def main(args) -> int:
     gateway = RecordingGateway(args.sms_sink_port).__enter__() if args.sms_sink_port is not None else None
     try:
         summary = simulate(args.base_url, args.wards, args.minutes, args.rate, args.online_rate, args.seed,
-                           args.admin_password, args.mongo_url, gateway, args.concurrency)
+                           args.admin_password, gateway, args.concurrency)
     finally:
         if gateway is not None:
             gateway.__exit__(None, None, None)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from motcua_platform import edge, topology
+from motcua_common import topology
+from motcua_platform import edge
 from motcua_common.events import EVENT_TYPES, exchange_for
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy/helm/motcua/files/edge-broker/render-definitions.sh"
