@@ -144,6 +144,38 @@ def test_a_namesake_in_another_province_gets_its_code_appended(settings, service
         wards.open_wards_of_province(deps, None, "19", ["00004"])   # Hà Nội's, not Thái Nguyên's
 
 
+def test_opening_races_leave_one_ward_and_nothing_half_written(settings, service_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pymongo.errors import DuplicateKeyError
+
+    from motcua_identity import events, store
+
+    bootstrap.prepare(settings, demo=True)
+    deps = build_deps(settings)
+
+    def attempt(_):
+        try:
+            return wards.open_ward(deps, None, "05542")["ward_id"]
+        except errors.WardExists as exists:
+            return f"exists:{exists.ward_id}"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    opened = [a for a in answers if not a.startswith("exists:")]
+    assert len(opened) == 1 and set(answers) - set(opened) <= {f"exists:{opened[0]}"}
+    db = service_db("identity")
+    assert db.outbox.count_documents({"routing_key": "WardOpened", "envelope.ward_id": opened[0]}) == 1
+    # the id taken under the check's feet: the transaction writes neither the code nor an event
+    unit = units.unit("05551")
+    ward = {"ward_id": "tn-song-cong", "official_code": "05551", "name": unit.name, "province": unit.province,
+            "province_code": "19", "kind": unit.kind, "target_population": 0}
+    before = db.outbox.count_documents({})
+    with pytest.raises(DuplicateKeyError):
+        store.insert_opened_ward(db, ward, [events.ward_opened(ward)])
+    assert db.ward_codes.find_one({"_id": "05551"}) is None and db.outbox.count_documents({}) == before
+
+
 def test_demo_preparation_is_idempotent_and_makes_the_leaders(settings, service_db):
     bootstrap.prepare(settings, demo=True)
     bootstrap.prepare(settings, demo=True)
