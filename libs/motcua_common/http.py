@@ -250,6 +250,10 @@ def _register_security_headers(app: Flask) -> None:
     def _secure(response: Response) -> Response:
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.is_secure:
+            # Reached over TLS (directly or through the trusted proxies): browsers keep to
+            # HTTPS for this host from now on, so a session cookie never travels in clear.
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         if response.mimetype == "application/pdf":
             # A browser's PDF viewer runs inside the document: forbid only framing.
             policy = "frame-ancestors 'none'"

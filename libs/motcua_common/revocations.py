@@ -78,6 +78,12 @@ class RevocationList:
             self._cache[account_id] = (now, moment)
         return moment
 
+    def forget(self, account_id: str) -> None:
+        """Drop the cached answer for an account (the service that just revoked it
+        refuses its tokens at once, not after CACHE_SECONDS)."""
+        with self._lock:
+            self._cache.pop(account_id, None)
+
     def is_revoked(self, account_id: str, issued_at: int | float | None) -> bool:
         moment = self.revoked_before(account_id)
         if moment is None:

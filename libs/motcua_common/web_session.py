@@ -21,6 +21,11 @@ from .auth import Principal, TokenVerifier
 
 SESSION_COOKIE = "motcua_session"
 CSRF_COOKIE = "motcua_csrf"
+# Behind TLS the cookies carry the __Host- prefix: the browser then keeps them only if they
+# came over HTTPS, for this host alone (no Domain), on "/" — a neighbouring subdomain or a
+# plain-HTTP answer cannot plant or replace them.
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
+SECURE_CSRF_COOKIE = "__Host-" + CSRF_COOKIE
 CSRF_FIELD = "csrf_token"
 
 
@@ -32,47 +37,63 @@ def _secure(req: Request) -> bool:
     return req.is_secure  # behind the ingress: X-Forwarded-Proto through the trusted proxies
 
 
+def _session_name() -> str:
+    return SECURE_SESSION_COOKIE if _secure(request) else SESSION_COOKIE
+
+
+def _csrf_name() -> str:
+    return SECURE_CSRF_COOKIE if _secure(request) else CSRF_COOKIE
+
+
 def set_session(response: Response, token: str, max_age_seconds: int) -> None:
     """Keep `token` (an access token from identity) as the browser's session."""
-    response.set_cookie(SESSION_COOKIE, token, max_age=max_age_seconds, path="/", httponly=True,
+    response.set_cookie(_session_name(), token, max_age=max_age_seconds, path="/", httponly=True,
                         secure=_secure(request), samesite="Lax")
 
 
 def clear_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, secure=_secure(request), samesite="Lax")
+    response.delete_cookie(_session_name(), path="/", httponly=True, secure=_secure(request), samesite="Lax")
 
 
 def session_principal(verifier: TokenVerifier) -> Principal | None:
     """The signed-in citizen (or officer) of this request, or None: no cookie, or a token
     that is expired, forged or signed with a retired key."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(SECURE_SESSION_COOKIE) or request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        return verifier.verify(token)
+        principal = verifier.verify(token)
     except Exception:  # any refusal means "not signed in": the page offers to sign in again
         return None
+    # A session ended early (an officer deactivated, a citizen's phone corrected) is not a
+    # session any more, on pages as in the API.
+    from flask import current_app
+
+    revocations = getattr(current_app.extensions.get("motcua"), "revocations", None)
+    if revocations is not None and revocations.is_revoked(principal.subject, principal.issued_at):
+        return None
+    return principal
 
 
 def csrf_token() -> str:
     """The token to put in this page's forms (`<input type="hidden" name="csrf_token">`);
     `issue_csrf_cookie` must then set the cookie on the response."""
     if "csrf_token" not in g:
-        g.csrf_token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        g.csrf_token = request.cookies.get(_csrf_name()) or secrets.token_urlsafe(32)
     return g.csrf_token
 
 
 def issue_csrf_cookie(response: Response) -> Response:
     """After-request hook for page blueprints: the cookie behind csrf_token()."""
-    if "csrf_token" in g and request.cookies.get(CSRF_COOKIE) != g.csrf_token:
-        response.set_cookie(CSRF_COOKIE, g.csrf_token, path="/", httponly=True, secure=_secure(request),
+    if "csrf_token" in g and request.cookies.get(_csrf_name()) != g.csrf_token:
+        response.set_cookie(_csrf_name(), g.csrf_token, path="/", httponly=True, secure=_secure(request),
                             samesite="Strict")
     return response
 
 
 def check_csrf() -> None:
     """Refuse a form post whose token does not match this browser's cookie."""
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = request.cookies.get(_csrf_name(), "")
     sent = request.form.get(CSRF_FIELD, "")
     if not cookie or not sent or not hmac.compare_digest(cookie, sent):
         raise CsrfRefused()

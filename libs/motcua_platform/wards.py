@@ -123,5 +123,6 @@ def open_many(settings, rows: list[Row], progress: Progress | None = None) -> Ta
 def _reason(error) -> str:
     errors = getattr(error, "errors", None)
     if errors:
-        return "; ".join(f"{e['field']}: {e['message']}" if isinstance(e, dict) else str(e) for e in errors)
+        return "; ".join(f"{e['field']}: {e['message']}" if isinstance(e, dict)
+                         else f"{getattr(e, 'field', '?')}: {getattr(e, 'message', e)}" for e in errors)
     return getattr(error, "detail", None) or type(error).__name__

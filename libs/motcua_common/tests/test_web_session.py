@@ -42,3 +42,33 @@ def test_a_form_post_needs_the_token_of_its_own_cookie():
         with app.test_request_context("/form", method="POST", data=data, headers={"Cookie": cookie}), \
                 pytest.raises(CsrfRefused):
             check_csrf()
+
+
+def test_behind_tls_the_cookies_are_host_locked_and_the_browser_told_to_keep_to_https():
+    from motcua_common.web_session import SECURE_CSRF_COOKIE, SECURE_SESSION_COOKIE, session_principal, set_session
+
+    app = Flask(__name__)
+    with app.test_request_context("/form", base_url="https://motcua.example"):
+        response = issue_csrf_cookie(Response()) if csrf_token() else None
+        set_session(response, "token", 600)
+        cookies = response.headers.getlist("Set-Cookie")
+        assert any(c.startswith(f"{SECURE_CSRF_COOKIE}=") and "Secure" in c and "Domain" not in c for c in cookies)
+        assert any(c.startswith(f"{SECURE_SESSION_COOKIE}=") and "Secure" in c and "Path=/" in c for c in cookies)
+    with app.test_request_context("/form", base_url="http://127.0.0.1:8080"):
+        response = issue_csrf_cookie(Response()) if csrf_token() else None
+        assert response.headers["Set-Cookie"].startswith(f"{CSRF_COOKIE}=")
+
+
+def test_a_service_answers_hsts_over_tls_only(settings, verifier):
+    from motcua_common.deps import ServiceDeps
+    from motcua_common.http import create_service_app
+    from motcua_common.mongo import connect, service_database
+    from pathlib import Path
+
+    openapi = Path(__file__).resolve().parents[3] / "services" / "rating" / "openapi.yaml"
+    deps = ServiceDeps(service="rating", settings=settings, db=service_database(connect(settings), settings, "rating"),
+                       verifier=verifier)
+    client = create_service_app(deps, [], openapi).test_client()
+    assert "Strict-Transport-Security" not in client.get("/rating/healthz").headers
+    assert client.get("/rating/healthz", base_url="https://motcua.example").headers[
+        "Strict-Transport-Security"].startswith("max-age=31536000")
