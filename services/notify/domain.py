@@ -33,6 +33,7 @@ TEMPLATE_ERROR = "template_error"            # a variable was missing: a bug, ne
 GATEWAY_REJECTED = "gateway_rejected"        # the gateway refused it for good (4xx)
 GATEWAY_UNAVAILABLE = "gateway_unavailable"  # the gateway kept failing for the whole retry window
 IDENTITY_UNAVAILABLE = "identity_unavailable"  # identity did not answer for the whole retry window
+DOSSIER_UNAVAILABLE = "dossier_unavailable"    # dossier did not answer (a step's note, the result's kind)
 INTERNAL_ERROR = "internal_error"            # sending itself kept breaking (logged with its trace)
 
 
@@ -178,10 +179,29 @@ TEMPLATES = {
             "Hồ sơ {receipt_code} đã được Bộ phận Một cửa tiếp nhận và đang xử lý. "
             "Tra cứu: nhắn TT {receipt_code}",
         ),
+        # How the result is had: on paper at the office, or (level 4) the signed e-result
+        # on the portal as well. Which one is asked of dossier when the SMS goes out.
         Template(
             "dossier_result_ready",
             "Hồ sơ {receipt_code} đã có kết quả. Mời ông/bà đến Bộ phận Một cửa "
             "phường nhận, báo mã {receipt_code}",
+        ),
+        Template(
+            "dossier_result_ready_online",
+            "Hồ sơ {receipt_code} đã có kết quả: tải bản điện tử tại Cổng dịch vụ công "
+            "(Hồ sơ của tôi) hoặc nhận tại Bộ phận Một cửa phường",
+        ),
+        # The officer's own words (at most 500 characters), asked of dossier when the SMS
+        # goes out; the procedure by a short name (dossier cuts it at a word).
+        Template(
+            "dossier_supplement_requested",
+            "Hồ sơ {receipt_code} ({procedure}) cần bổ sung: {note}. Bổ sung trên Cổng "
+            "dịch vụ công hoặc tại Bộ phận Một cửa phường",
+        ),
+        Template(
+            "dossier_rejected",
+            "Hồ sơ {receipt_code} ({procedure}) không được giải quyết. Lý do: {note}. "
+            "Cần hỏi thêm, xin liên hệ Bộ phận Một cửa phường",
         ),
         # A ward admin's own words to a group, sent as written.
         Template("broadcast", "{text}"),
@@ -209,6 +229,32 @@ REPLY_TEMPLATES = ("temporary_password", "password_changed", "reply")
 # store (variables and text) as soon as the message is sent or has finally failed.
 SECRET_TEMPLATES = frozenset({"temporary_password"})
 MAX_REPLY_SEGMENTS = 5
+
+
+# Templates whose text needs dossier's answer at send time (the step's note, whether the
+# result is also online): dossier's `for_sms(dossier_id, event_id)`.
+DETAIL_TEMPLATES = frozenset({"dossier_result_ready", "dossier_supplement_requested", "dossier_rejected"})
+NOTE_TEMPLATES = frozenset({"dossier_supplement_requested", "dossier_rejected"})
+
+
+def needs_details(template_name: str, params: dict) -> bool:
+    return template_name in DETAIL_TEMPLATES and bool(params.get("dossier_id"))
+
+
+def with_details(template_name: str, params: dict, details: dict | None) -> tuple[str, dict]:
+    """The template to render and its variables, given dossier's answer (None: dossier does
+    not know the dossier, or was not asked). A result with an online copy (level 4) says
+    so; a note template without its note is left without it (render refuses it: never a
+    message with a hole in it)."""
+    details = details or {}
+    if template_name == "dossier_result_ready":
+        return ("dossier_result_ready_online" if details.get("e_result") else template_name), params
+    if template_name in NOTE_TEMPLATES:
+        note = details.get("note")
+        note = " ".join(note.split()).rstrip(".") if isinstance(note, str) else None
+        procedure = details.get("procedure") or params.get("procedure_code")
+        return template_name, {**params, "note": note, "procedure": procedure}
+    return template_name, params
 
 
 def is_secret(template_name: str) -> bool:
@@ -260,6 +306,10 @@ def _pick(payload: dict, *names: str) -> dict:
     return {name: payload.get(name, "") for name in names}
 
 
+# A step the citizen must hear of in the officer's words.
+STEP_TEMPLATES = {"supplement_requested": "dossier_supplement_requested", "rejected": "dossier_rejected"}
+
+
 def intents_for(event_type: str, payload: dict) -> list[Intent]:
     """The SMS an event asks for (DESIGN.md R11).
 
@@ -279,8 +329,13 @@ def intents_for(event_type: str, payload: dict) -> list[Intent]:
         return [Intent("dossier_submitted", citizen_id, params)]
     if event_type == "DossierStatusChanged" and payload.get("to_status") == "received":
         return [Intent("dossier_received", citizen_id, _pick(payload, "receipt_code", "procedure_code"))]
+    if event_type == "DossierStatusChanged" and payload.get("to_status") in STEP_TEMPLATES:
+        # The officer's note is not in the event: the sender asks dossier for it (for_sms).
+        return [Intent(STEP_TEMPLATES[payload["to_status"]], citizen_id,
+                       _pick(payload, "receipt_code", "procedure_code", "dossier_id"))]
     if event_type == "DossierResultReady":
-        return [Intent("dossier_result_ready", citizen_id, _pick(payload, "receipt_code", "procedure_code"))]
+        return [Intent("dossier_result_ready", citizen_id,
+                       _pick(payload, "receipt_code", "procedure_code", "dossier_id"))]
     return []
 
 

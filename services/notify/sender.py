@@ -51,6 +51,15 @@ class ContactUnavailable(Exception):
 ContactLookup = Callable[[str], "dict | None"]
 
 
+class DossierUnavailable(Exception):
+    """dossier did not answer (down, slow, or the broker is): try again later."""
+
+
+# (dossier_id, event_id) -> dossier's for_sms answer {procedure, e_result, note, ...} or
+# None; may raise DossierUnavailable
+DossierLookup = Callable[[str, str], "dict | None"]
+
+
 @dataclass(frozen=True)
 class SendOptions:
     retry: domain.RetryPolicy = domain.RetryPolicy()
@@ -87,10 +96,12 @@ class SendOptions:
         )
 
 
-def sender_for(deps, contacts: ContactLookup) -> Sender:
+def sender_for(deps, contacts: ContactLookup, dossiers: DossierLookup | None = None) -> Sender:
     """The sender of notify's deps (deps.py): its database, gateways, mail server, sending
-    options and clock; `contacts` is how this caller asks identity for a phone."""
-    return Sender(deps.db, deps.gateway, contacts, deps.options, clock=deps.clock.now, mail=deps.mail)
+    options and clock; `contacts` is how this caller asks identity for a phone, `dossiers`
+    how it asks dossier about a step (its note, whether the result is online)."""
+    return Sender(deps.db, deps.gateway, contacts, deps.options, clock=deps.clock.now, mail=deps.mail,
+                  dossiers=dossiers)
 
 
 # How often a sender looks for the Retry-After pauses other workers were given.
@@ -103,8 +114,10 @@ class Sender:
 
     def __init__(self, db: Database, gateway, contacts: ContactLookup, options: SendOptions,
                  clock: Callable[[], datetime] | None = None, rand: Callable[[], float] = random.random,
-                 mail=None):
+                 mail=None, dossiers: DossierLookup | None = None):
         self.db, self.pool, self.contacts, self.options = db, as_pool(gateway), contacts, options
+        # Without it, nothing is asked: a result is "at the office", a note template fails.
+        self.dossiers = dossiers
         self.mail = mail or ConsoleMail()
         self.clock, self.rand = clock or SystemClock().now, rand
         self._pauses_read_at: datetime | None = None
@@ -164,8 +177,17 @@ class Sender:
 
     def deliver(self, doc: dict) -> str:
         """One claimed notification: "sent", "retry", "failed" or "lost" (claim taken over)."""
+        template, params = doc["template"], doc.get("params") or {}
+        if domain.needs_details(template, params):
+            # Asked at send time, like the phone: the officer's note never waits in a queue
+            # or travels in an event.
+            try:
+                details = self.dossiers(params["dossier_id"], doc["source_id"]) if self.dossiers else None
+            except DossierUnavailable as exc:
+                return self._retry_or_fail(doc, domain.DOSSIER_UNAVAILABLE, f"dossier: {exc}")
+            template, params = domain.with_details(template, params, details)
         try:
-            text = domain.render(doc["template"], doc.get("params") or {})
+            text = domain.render(template, params)
         except domain.TemplateError as exc:
             log.error("template cannot be rendered: %s", exc, extra=_ids(doc))
             return self._fail(doc, domain.TEMPLATE_ERROR, str(exc))

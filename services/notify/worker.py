@@ -1,4 +1,5 @@
-"""notify's nameko worker: turns dossier events into pending SMS, and sends what is due.
+"""notify's nameko worker: turns dossier events into pending SMS, and sends what is due;
+keeps the sessions identity ended early (SessionsRevoked), which its API refuses.
 
 Two halves that meet only in the database:
   * event handlers store one pending notification per (event, template, citizen);
@@ -21,12 +22,13 @@ from nameko.timer import timer
 
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
+from motcua_common.revocations import on_sessions_revoked
 
 from . import domain
 from .deps import Deps, build_deps
 from .intake import accept_event, accept_reply
 from .notifications import expire_unreceipted
-from .sender import ContactUnavailable, sender_for
+from .sender import ContactUnavailable, DossierUnavailable, sender_for
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,30 @@ class IdentityContacts:
             raise ContactUnavailable(f"identity failed: {exc.exc_type}") from None
 
 
+class DossierDetails:
+    """(dossier_id, event_id) -> dossier's for_sms answer (the step's note, the procedure's
+    short name, whether the result is online), over RPC, within a time limit: like
+    IdentityContacts, a silent dossier makes the message wait, never the sender."""
+
+    def __init__(self, dossier, timeout_seconds: float):
+        self.dossier, self.timeout = dossier, timeout_seconds
+
+    def __call__(self, dossier_id: str, event_id: str) -> dict | None:
+        try:
+            with eventlet.Timeout(self.timeout):
+                return self.dossier.for_sms.call_async(dossier_id, event_id).result()
+        except eventlet.Timeout:
+            raise DossierUnavailable(f"no answer in {self.timeout:.0f} s") from None
+        except UnknownService:
+            raise DossierUnavailable("dossier is not running") from None
+        except RemoteError as exc:
+            raise DossierUnavailable(f"dossier failed: {exc.exc_type}") from None
+
+
 class NotifyService:
     name = "notify"
     identity = RpcProxy("identity")
+    dossier = RpcProxy("dossier")
     notify = NotifyDependencies()
 
     def _accepted(self, outcome: str) -> str:
@@ -117,6 +140,10 @@ class NotifyService:
     def on_citizen_registered(self, event):
         # Web and counter registrations need no SMS; consumed and acknowledged once.
         return accept_event(self.notify.deps, None, event)
+
+    @event_handler("SessionsRevoked")
+    def on_sessions_revoked(self, event):
+        return on_sessions_revoked(self.notify.deps.db, "notify", event)
 
     @rpc(expected_exceptions=domain.ReplyRefused)
     def send_sms_reply(self, to, template, variables, ward_id, key):
@@ -142,7 +169,8 @@ class NotifyService:
             return
         deps = self.notify.deps
         contacts = IdentityContacts(self.identity, deps.options.identity_timeout_seconds)
-        sender = sender_for(deps, contacts)
+        details = DossierDetails(self.dossier, deps.options.identity_timeout_seconds)
+        sender = sender_for(deps, contacts, details)
         # Several sending loops side by side, so that one slow gateway call does not hold
         # up every other message; claims are atomic, so none is taken twice.
         pool = eventlet.GreenPool(deps.options.concurrency)

@@ -482,3 +482,43 @@ def test_sent_and_failed_messages_are_counted_per_ward(db, sms_gateway):
     clock = Clock()
     run_until_settled(Sender(db, pool, lambda _: None, OPTIONS, clock=clock, rand=lambda: 1.0), clock, db)
     assert (count("sent") - sent_before, count("failed") - failed_before) == (1.0, 1.0)
+
+
+# ---------------------------------------------------------------- a step's note, asked of dossier at send time
+def test_a_note_waits_for_dossier_and_a_missing_note_is_never_sent(db, sms_gateway):
+    from motcua_common.events import new_event, parse_envelope
+    from motcua_notify.sender import DossierUnavailable
+
+    clock = Clock()
+    deps = build_deps(Settings.from_env({}), db=db, verifier=None, clock=FixedClock(clock.now))
+    event = new_event("DossierStatusChanged", WARD, {
+        "dossier_id": "d-1", "ward_id": WARD, "from_status": "received", "to_status": "rejected",
+        "actor_id": "off-1", "receipt_code": "HC-261201-000041", "citizen_id": "c-1", "procedure_code": "HT-KS"})
+    assert intake.accept_event(deps, None, parse_envelope(event)) == "processed"
+    answers = {"down": True}
+
+    def dossiers(dossier_id, event_id):
+        assert (dossier_id, event_id) == ("d-1", event["event_id"])
+        if answers["down"]:
+            raise DossierUnavailable("dossier is not running")
+        return {"procedure": "Đăng ký khai sinh", "note": "Không thuộc thẩm quyền  của phường.", "e_result": True}
+
+    sender = Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: {"phone": "+84901000041"}, OPTIONS, clock=clock,
+                    rand=lambda: 1.0, dossiers=dossiers)
+    sender.send_due()
+    doc = db[store.NOTIFICATIONS].find_one({"source_id": event["event_id"]})
+    assert doc["status"] == "pending" and doc["attempts"] == 1 and sms_gateway.requests == []
+    answers["down"] = False
+    clock.advance(60)
+    sender.send_due()
+    [request] = sms_gateway.to("+84901000041")
+    assert request["body"]["text"] == ("Hồ sơ HC-261201-000041 (Đăng ký khai sinh) không được giải quyết. "
+                                       "Lý do: Không thuộc thẩm quyền của phường. Cần hỏi thêm, xin liên hệ "
+                                       "Bộ phận Một cửa phường")
+    # A note template whose note dossier cannot give is never sent with a hole in it.
+    other = new_event("DossierStatusChanged", WARD, {**event["payload"], "dossier_id": "d-unknown"})
+    intake.accept_event(deps, None, parse_envelope(other))
+    Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: {"phone": "+84901000041"}, OPTIONS, clock=clock,
+           dossiers=lambda *_: None).send_due()
+    assert db[store.NOTIFICATIONS].find_one({"source_id": other["event_id"]})["reason"] == "template_error"
+    assert len(sms_gateway.to("+84901000041")) == 1

@@ -102,7 +102,8 @@ def test_unaccented_maps_typographic_punctuation_and_keeps_ucs2_for_the_rest():
 PARAMS = {"receipt_code": "HAICHA-260310-7KQ4M", "procedure_code": "BHYT-TE6", "due_date": "2026-12-01"}
 
 
-@pytest.mark.parametrize("name", ["dossier_submitted", "dossier_received", "dossier_result_ready"])
+@pytest.mark.parametrize("name", ["dossier_submitted", "dossier_received", "dossier_result_ready",
+                                  "dossier_result_ready_online"])
 def test_templates_are_vietnamese_and_fit_two_ucs2_segments(name):
     text = domain.render(name, PARAMS)
     assert "HAICHA-260310-7KQ4M" in text and "Hồ sơ" in text and "{" not in text
@@ -340,3 +341,41 @@ def test_unaccent_keeps_the_shared_rule_and_makes_punctuation_gsm7():
     text = "Đăng ký “khai sinh” – xong… Hồ sơ đã được tiếp nhận\u00a0"
     assert domain.unaccent(text) == 'Dang ky "khai sinh" - xong... Ho so da duoc tiep nhan '
     assert domain.unaccent("Phường Sông Công") == shared("Phường Sông Công")
+
+
+# ---------------------------------------------------------------- a step's note, the kind of result
+NOTE_DETAILS = {"procedure": "Cấp thẻ bảo hiểm y tế cho trẻ…", "note": "Thiếu bản sao giấy khai sinh của trẻ",
+                "e_result": True}
+
+
+def test_a_supplement_request_and_a_rejection_ask_for_their_sms_naming_the_dossier():
+    changed = {"citizen_id": "c1", "receipt_code": "R1", "procedure_code": "HT-KS", "dossier_id": "d1",
+               "from_status": "received"}
+    [asked] = domain.intents_for("DossierStatusChanged", {**changed, "to_status": "supplement_requested"})
+    assert asked == domain.Intent("dossier_supplement_requested", "c1",
+                                  {"receipt_code": "R1", "procedure_code": "HT-KS", "dossier_id": "d1"})
+    [refused] = domain.intents_for("DossierStatusChanged", {**changed, "to_status": "rejected"})
+    assert refused.template == "dossier_rejected"
+    assert domain.intents_for("DossierStatusChanged", {**changed, "to_status": "supplement_requested",
+                                                       "citizen_id": ""}) == []
+
+
+@pytest.mark.parametrize("name", ["dossier_supplement_requested", "dossier_rejected"])
+def test_the_note_templates_carry_the_note_and_the_short_name(name):
+    template, params = domain.with_details(name, {**PARAMS, "dossier_id": "d1"}, NOTE_DETAILS)
+    text = domain.render(template, params)
+    assert "HAICHA-260310-7KQ4M" in text and "Thiếu bản sao giấy khai sinh của trẻ" in text
+    assert "(Cấp thẻ bảo hiểm y tế cho trẻ…)" in text and "Bộ phận Một cửa" in text
+    assert encode_sms(text, unaccented=True).segments <= 2
+    with pytest.raises(domain.TemplateError):   # no note from dossier: never half a message
+        domain.render(*domain.with_details(name, {**PARAMS, "dossier_id": "d1"}, None))
+
+
+def test_the_result_ready_sms_says_how_to_get_the_result():
+    params = {**PARAMS, "dossier_id": "d1"}
+    office = domain.render(*domain.with_details("dossier_result_ready", params, {"e_result": False}))
+    assert "Mời ông/bà đến Bộ phận Một cửa phường nhận" in office and "điện tử" not in office
+    online = domain.render(*domain.with_details("dossier_result_ready", params, {"e_result": True}))
+    assert "tải bản điện tử tại Cổng dịch vụ công" in online and "Bộ phận Một cửa" in online
+    assert encode_sms(online).segments <= 2 and encode_sms(online, unaccented=True).segments == 1
+    assert domain.render(*domain.with_details("dossier_result_ready", params, None)) == office

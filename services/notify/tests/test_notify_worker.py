@@ -40,6 +40,18 @@ CONTACTS = {
     "c-down": "+84901000005",
     "c-killed": "+84901000007",
     "c-chain": "+84901000008",
+    "c-note": "+84901000011",
+    "c-online": "+84901000012",
+    "c-nophone": None,
+}
+# dossier's answers to for_sms (the stand-in's): the officer's note, the short name, the kind of result.
+DETAILS = {
+    "d-supplement": {"procedure": "Đăng ký khai sinh", "procedure_code": "HT-KS", "level": 4, "e_result": True,
+                     "status": "supplement_requested", "note": "Thiếu bản sao giấy chứng sinh"},
+    "d-rejected": {"procedure": "Đăng ký khai sinh", "procedure_code": "HT-KS", "level": 4, "e_result": True,
+                   "status": "rejected", "note": "Trẻ đã được đăng ký khai sinh tại phường khác"},
+    "d-online": {"procedure": "Đăng ký khai sinh", "procedure_code": "HT-KS", "level": 4, "e_result": True,
+                 "status": "result_ready", "note": None},
 }
 CHAIN_HOLD_SECONDS = 1
 
@@ -131,10 +143,13 @@ def platform(mongo_url, module_sms_gateway, tmp_path_factory):
         "NOTIFY_CHAIN_HOLD_SECONDS": str(CHAIN_HOLD_SECONDS),
     })
     identity_env = {**env, "MOTCUA_WORKER_MODULE": "fake_identity", "PYTHONPATH": str(SUPPORT),
-                    "FAKE_IDENTITY_CONTACTS": json.dumps(CONTACTS)}
+                    "FAKE_IDENTITY_CONTACTS": json.dumps({c: p for c, p in CONTACTS.items() if p})}
+    dossier_env = {**env, "MOTCUA_WORKER_MODULE": "fake_dossier", "PYTHONPATH": str(SUPPORT),
+                   "FAKE_DOSSIER_DETAILS": json.dumps(DETAILS)}
     notify_log = tmp_path_factory.mktemp("notify-log") / "notify.log"
     log_file = notify_log.open("wb")
-    processes = {"identity": _spawn("identity", identity_env), "notify": _spawn("notify", env, log_file)}
+    processes = {"identity": _spawn("identity", identity_env), "dossier": _spawn("dossier", dossier_env),
+                 "notify": _spawn("notify", env, log_file)}
     wait_for(lambda: _answers_rpc(settings), timeout=60, message="the notify worker to answer RPC")
     client = connect(settings)
     try:
@@ -195,6 +210,55 @@ def test_received_and_result_ready_are_texted_and_other_changes_are_not(platform
     assert len(texts) == 2
     assert any("tiếp nhận" in t for t in texts) and any("đã có kết quả" in t for t in texts)
     assert platform.notifications_of(processing) == [] and platform.notifications_of(anonymous) == []
+
+
+def changed_to(to_status: str, dossier_id: str, citizen_id: str, code: str) -> dict:
+    return new_event("DossierStatusChanged", WARD, {
+        "dossier_id": dossier_id, "ward_id": WARD, "from_status": "received", "to_status": to_status,
+        "actor_id": "officer-1", "receipt_code": code, "citizen_id": citizen_id, "procedure_code": "HT-KS"})
+
+
+def test_a_supplement_request_and_a_rejection_text_the_officers_note_once(platform):
+    asked = changed_to("supplement_requested", "d-supplement", "c-note", "HC-261201-000031")
+    refused = changed_to("rejected", "d-rejected", "c-note", "HC-261201-000032")
+    platform.publish(asked, refused)
+    platform.settled(asked, "sent")
+    platform.settled(refused, "sent")
+    # Redelivered (a crash after the broker's confirm): nothing more is sent.
+    platform.dossier[OUTBOX].update_many({"_id": {"$in": [asked["event_id"], refused["event_id"]]}},
+                                         {"$set": {"status": "pending"}})
+    marker = submitted("c-marker", "HC-261201-000033")
+    platform.publish(marker)
+    platform.settled(marker, "sent")
+    time.sleep(1.5)
+    texts = sorted(r["body"]["text"] for r in platform.gateway.to(CONTACTS["c-note"]))
+    assert texts == [
+        "Hồ sơ HC-261201-000031 (Đăng ký khai sinh) cần bổ sung: Thiếu bản sao giấy chứng sinh. "
+        "Bổ sung trên Cổng dịch vụ công hoặc tại Bộ phận Một cửa phường",
+        "Hồ sơ HC-261201-000032 (Đăng ký khai sinh) không được giải quyết. Lý do: Trẻ đã được đăng ký khai sinh "
+        "tại phường khác. Cần hỏi thêm, xin liên hệ Bộ phận Một cửa phường",
+    ]
+    # The note travelled by RPC at send time: not in any event notify stored.
+    assert "giấy chứng sinh" not in json.dumps([o["envelope"] for o in platform.notify[OUTBOX].find()],
+                                               ensure_ascii=False)
+
+
+def test_a_level_4_result_says_it_can_be_downloaded(platform):
+    ready = new_event("DossierResultReady", WARD, {"dossier_id": "d-online", "receipt_code": "HC-261201-000034",
+                                                   "ward_id": WARD, "citizen_id": "c-online"})
+    platform.publish(ready)
+    platform.settled(ready, "sent")
+    [request] = platform.gateway.to(CONTACTS["c-online"])
+    assert "tải bản điện tử tại Cổng dịch vụ công" in request["body"]["text"]
+    assert "Bộ phận Một cửa" in request["body"]["text"]
+
+
+def test_a_citizen_without_a_phone_gets_no_sms_and_nothing_breaks(platform):
+    asked = changed_to("supplement_requested", "d-supplement", "c-nophone", "HC-261201-000035")
+    platform.publish(asked)
+    doc = platform.settled(asked, "failed")
+    assert doc["reason"] == "no_contact" and doc["attempts"] == 1
+    assert not any(r["body"]["text"].startswith("Hồ sơ HC-261201-000035") for r in platform.gateway.requests)
 
 
 def test_a_chain_of_linked_dossiers_is_texted_once_naming_every_receipt_code(platform):
@@ -322,6 +386,22 @@ def test_identity_replies_without_a_secret_and_refusals(platform):
     assert refused.value.exc_type == "ReplyRefused"
     assert "to:" in str(refused.value) and "valid_hours" in str(refused.value)
     assert "Secret12345" not in str(refused.value)
+
+
+def test_sessions_revoked_is_kept_by_notify_once(platform):
+    from motcua_common.revocations import COLLECTION
+
+    revoked = new_event("SessionsRevoked", WARD, {"account_id": "off-gone-1", "ward_id": WARD,
+                                                 "revoked_before": "2026-12-01T08:00:00Z",
+                                                 "reason": "officer_deactivated"})
+    platform.publish(revoked)
+    doc = wait_for(lambda: platform.notify[COLLECTION].find_one({"_id": "off-gone-1"}), timeout=30,
+                   message="SessionsRevoked recorded by notify's worker")
+    assert doc["reason"] == "officer_deactivated"
+    platform.dossier[OUTBOX].update_one({"_id": revoked["event_id"]}, {"$set": {"status": "pending"}})
+    platform.publish()   # delivered again: still one record, processed once
+    wait_for(lambda: platform.notify["processed_events"].count_documents({}) >= 1, timeout=10)
+    assert platform.notify[COLLECTION].count_documents({"_id": "off-gone-1"}) == 1
 
 
 # Last in the module: it kills the module's notify worker (and starts a new one).
