@@ -86,7 +86,8 @@ def test_the_init_script_refuses_a_missing_or_malformed_address(tmp_path, broker
 def test_each_exchange_goes_up_through_a_durable_queue_with_confirms(broker_config):
     template = json.loads(broker_config["definitions.json.template"])
     exchanges = {e["name"]: e for e in template["exchanges"]}
-    assert set(exchanges) == {exchange_for("queue"), exchange_for("rating"), exchange_for("dossier"), "motcua.downlink.in"}
+    assert set(exchanges) == {exchange_for("queue"), exchange_for("rating"), exchange_for("dossier"), exchange_for("identity"),
+                              "motcua.downlink.in"}
     for exchange in exchanges.values():
         # Declared exactly as every motcua process declares it (topology.declare), or the
         # broker would refuse one of the two declarations.
