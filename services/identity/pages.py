@@ -172,9 +172,13 @@ def login_form():
     return _page("login.html", next_path=_next(), username="", errors={}, notice=None)
 
 
+# The staff pages that send people here to sign in: the platform's and the wards' admin pages.
+STAFF_PAGES = ("/identity/admin", "/queue/admin", "/dossier/admin")
+
+
 def _for_staff(next_path: str) -> bool:
     """Signing in on the way to a staff page: the form asks for a username, not a CCCD."""
-    return next_path.startswith("/identity/admin")
+    return next_path.startswith(STAFF_PAGES)
 
 
 @pages.post("/login")

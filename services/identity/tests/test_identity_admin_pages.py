@@ -60,6 +60,12 @@ def test_signing_in_leads_back_and_a_non_admin_gets_a_clear_403(client):
     assert client.get(f"/identity/admin/wards/{WARD}").status_code == 403
 
 
+@pytest.mark.parametrize("next_path", ["/queue/admin/dn-hai-chau", "/dossier/admin/dn-hai-chau"])
+def test_the_other_services_admin_pages_sign_staff_in_by_username(client, next_path):
+    form = page_of(client.get(f"/identity/login?next={next_path}"))
+    assert "Tên đăng nhập" in form.text and "Số CCCD" not in form.text
+
+
 def test_the_admin_finds_units_without_accents_and_opens_several_at_once(client, service_db):
     assert sign_in(client, "admin", ADMIN_PASSWORD).status_code == 303
     page = page_of(client.get("/identity/admin/wards"))
