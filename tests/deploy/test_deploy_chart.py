@@ -15,6 +15,7 @@ CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "motcua"
 EDGE_REQUIRED = {"ward": {"id": "dn-hai-chau"}, "identityUrl": "https://motcua.danang.example"}
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 ROLES = ("api", "worker", "relay")
+OPERATOR_GROUPS = ("monitoring.coreos.com/", "rabbitmq.com/", "mongodbcommunity.mongodb.com/")
 KUBERNETES_VERSION = "1.30.0"  # the oldest minor we promise (Chart.yaml: kubeVersion >=1.27)
 
 # Value combinations beyond the two profiles: each is rendered, validated and checked.
@@ -58,6 +59,19 @@ COMBINATIONS = {
         (), {"kannel": {"enabled": True, "smsc": {"host": "10.9.0.5"}, "persistence": {"enabled": False}},
              "networkPolicy": {"enabled": False}},
     ),
+    "central with the backup, a TLS broker, the operators' settings": (
+        ("values-central.yaml",),
+        {"backup": {"enabled": True, "keepDays": 30, "persistence": {"storageClass": "replicated"}},
+         "rabbitmq": {"tls": {"secretName": "rabbitmq-tls", "caSecretName": "city-ca"}, "service": {"type": "LoadBalancer"},
+                      "terminationGracePeriodSeconds": 3600, "tolerations": [{"key": "broker", "operator": "Exists"}]},
+         "mongodb": {"tls": {"enabled": True, "certificateKeySecretName": "mongodb-tls", "caConfigMapName": "city-ca"},
+                     "memberConfig": [{"votes": 1, "priority": "2"}, {"votes": 1, "priority": "1"}, {"votes": 1, "priority": "1"}]},
+         "config": {"trustedProxies": 2}},
+    ),
+    "external broker and database, backup with its own Secret, no tests": (
+        (), {"backup": {"enabled": True, "existingSecret": "backup-mongo", "persistence": {"existingClaim": "nfs-backups"}},
+             "tests": {"enabled": False}},
+    ),
     "only dossier and notify, per-service overrides": (
         (), {"services": {"identity": {"enabled": False}, "queue": {"enabled": False}, "rating": {"enabled": False},
                           "notify": {"worker": {"replicaCount": 4, "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}}},
@@ -88,6 +102,15 @@ def pod_specs(release):
         yield workload, workload["spec"]["template"]["spec"]
 
 
+def every_pod_spec(release):
+    """(object, pod spec) for every pod the chart makes: workloads, the backup CronJob, `helm test` Pods."""
+    yield from pod_specs(release)
+    for job in release.of_kind("CronJob"):
+        yield job, job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    for pod in release.of_kind("Pod"):
+        yield pod, pod["spec"]
+
+
 def containers(spec):
     return spec.get("initContainers", []) + spec["containers"]
 
@@ -96,19 +119,16 @@ def containers(spec):
 
 def test_helm_lint_finds_no_error(helm, release):
     report = helm.lint(str(CHART), release.values, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
-    # The only finding allowed: the Bitnami dependencies are not vendored (fetching them
-    # needs the registry: `helm dependency build` is the operator's first step).
-    unexpected = [m for m in report["messages"] if m["severity"] >= 2
-                  and "missing these dependencies: rabbitmq,mongodb" not in m["error"]]
-    assert unexpected == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
 
 
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(release):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     checked = 0
     for manifest in release.manifests:
-        if manifest["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # Prometheus Operator CRDs: checked field by field below
+        if manifest["apiVersion"].startswith(OPERATOR_GROUPS):
+            continue  # custom resources: the Prometheus Operator's field by field below, the
+            # RabbitMQ and MongoDB operators' against their CRD schemas (test_deploy_operators.py)
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
         checked += 1
     assert checked > 10
@@ -139,7 +159,7 @@ def test_edge_profile_refuses_to_guess_its_ward_or_the_central_address(helm, cha
 # --- workload hygiene, on every pod of every combination ------------------------------------
 
 def test_every_container_runs_unprivileged_on_a_read_only_root(release):
-    for workload, spec in pod_specs(release):
+    for workload, spec in every_pod_spec(release):
         name = workload["metadata"]["name"]
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
         assert spec["automountServiceAccountToken"] is False, name
@@ -154,7 +174,7 @@ def test_every_container_runs_unprivileged_on_a_read_only_root(release):
 
 
 def test_every_container_has_requests_and_limits(release):
-    for workload, spec in pod_specs(release):
+    for workload, spec in every_pod_spec(release):
         for container in containers(spec):
             resources = container["resources"]
             for kind in ("requests", "limits"):
@@ -181,7 +201,7 @@ def test_api_probes_ask_healthz_for_liveness_and_readyz_for_readiness(release):
 
 
 def test_writable_paths_are_volumes(release):
-    for workload, spec in pod_specs(release):
+    for workload, spec in every_pod_spec(release):
         volumes = {v["name"] for v in spec.get("volumes", [])}
         claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
         for container in containers(spec):
@@ -218,7 +238,7 @@ def test_selectors_match_their_pods_and_no_two_workloads_share_pods(release):
 def test_no_secret_value_is_rendered(release):
     """Credentials reach the pods only by reference to Secrets the operator creates."""
     assert release.of_kind("Secret") == []
-    for workload, spec in pod_specs(release):
+    for workload, spec in every_pod_spec(release):
         for container in containers(spec):
             for env in container.get("env", []):
                 name = env["name"]
@@ -274,11 +294,18 @@ def test_disruption_budgets_keep_an_api_and_never_block_a_drain_on_singletons(ce
             assert pdb["spec"]["maxUnavailable"] == 1
 
 
-def test_ingress_routes_each_service_by_its_prefix_without_rewriting(central):
+def test_ingress_routes_each_services_public_paths_to_it_without_rewriting(central):
+    """Public paths only (test_deploy_ingress.py checks them against the services' routes)."""
     (ingress,) = central.of_kind("Ingress")
     (rule,) = ingress["spec"]["rules"]
-    paths = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
-    assert paths == {f"/{s}": f"motcua-{s}-api" for s in SERVICES}
+    backends = {}
+    for path in rule["http"]["paths"]:
+        service = path["path"].split("/")[1]
+        assert path["backend"]["service"]["name"] == f"motcua-{service}-api", path
+        assert path["pathType"] == "Prefix"
+        backends.setdefault(service, set()).add(path["path"])
+    assert set(backends) == set(SERVICES)
+    assert all(f"/{s}/api" in backends[s] for s in SERVICES)
     assert not any("rewrite" in key for key in ingress["metadata"].get("annotations", {}))
     assert ingress["spec"]["tls"][0]["secretName"]
 
@@ -324,8 +351,11 @@ def test_network_policies_isolate_each_service(central):
         spec = policy["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         egress_to = [peer for rule in spec["egress"] for peer in rule.get("to", [])]
-        apps = {peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") for peer in egress_to}
-        assert {"rabbitmq", "mongodb"} <= apps, name
+        selectors = [peer.get("podSelector", {}).get("matchLabels", {}) for peer in egress_to]
+        # The operators' pods: RabbitmqCluster's (name of the cluster, part-of rabbitmq) and
+        # MongoDBCommunity's (app=<resource>-svc).
+        assert {"app.kubernetes.io/name": "motcua-rabbitmq", "app.kubernetes.io/part-of": "rabbitmq"} in selectors, name
+        assert {"app": "motcua-mongodb-svc"} in selectors, name
         # Each rule names its peers (central runs the broker and the database in the release), but
         # notify's worker: the SMS gateway lives outside the cluster (networkPolicy.smsGateway narrows it).
         open_rules = [rule for rule in spec["egress"] if not rule.get("to")]
@@ -345,7 +375,11 @@ def test_monitoring_objects_follow_their_flags(render, central):
     defaults = render()
     assert defaults.of_kind("ServiceMonitor") == defaults.of_kind("PrometheusRule") == []
     monitors = {m["metadata"]["name"]: m for m in central.of_kind("ServiceMonitor")}
-    assert set(monitors) == {f"motcua-{s}-{r}" for s in SERVICES for r in ROLES}
+    # The platform's processes, and the operator's RabbitMQ nodes (node totals and per-queue depths).
+    assert set(monitors) == {f"motcua-{s}-{r}" for s in SERVICES for r in ROLES} | {"motcua-rabbitmq"}
+    broker = {e["path"]: e for e in monitors["motcua-rabbitmq"]["spec"]["endpoints"]}
+    assert broker["/metrics/detailed"]["params"]["family"] == ["queue_coarse_metrics", "queue_consumer_count"]
+    assert {"targetLabel": "job", "replacement": "rabbitmq-queues"} in broker["/metrics/detailed"]["relabelings"]
     api = monitors["motcua-queue-api"]["spec"]["endpoints"][0]
     assert (api["port"], api["path"]) == ("http", "/queue/metrics")
     assert {"targetLabel": "job", "replacement": "motcua-api"} in api["relabelings"]
@@ -401,7 +435,7 @@ def test_edge_runs_queue_and_rating_with_a_local_broker(edge):
     for manifest in edge.manifests:
         assert manifest["metadata"]["labels"]["motcua.vn/ward-id"] == "dn-hai-chau"
     paths = {p["path"] for p in edge.of_kind("Ingress")[0]["spec"]["rules"][0]["http"]["paths"]}
-    assert paths == {"/queue", "/rating"}
+    assert {p.split("/")[1] for p in paths} == {"queue", "rating"} and {"/queue/kiosk", "/rating/rate"} <= paths
     assert edge.of_kind("HorizontalPodAutoscaler") == edge.of_kind("PodDisruptionBudget") == []
 
 

@@ -146,8 +146,13 @@ from the service's Secret (never literal values).
 - name: MONGO_URL
   valueFrom:
     secretKeyRef:
+      {{- if and .root.Values.mongodb.enabled .root.Values.mongodb.useOperatorConnectionStrings }}
+      name: {{ include "motcua.mongodbConnectionSecret" (dict "root" .root "user" .service) }}
+      key: connectionString.standard
+      {{- else }}
       name: {{ $secret }}
       key: mongo-url
+      {{- end }}
 - name: AMQP_URL
   valueFrom:
     secretKeyRef:
@@ -316,11 +321,14 @@ release runs one (the edge broker, or the RabbitMQ dependency), else the operato
 - to:
     - podSelector:
         matchLabels:
-          app.kubernetes.io/name: rabbitmq
-          app.kubernetes.io/instance: {{ .Release.Name }}
+          {{- include "motcua.rabbitmqPodLabels" . | nindent 10 }}
   ports:
     - port: 5672
       protocol: TCP
+    {{- if .Values.rabbitmq.tls.secretName }}
+    - port: 5671
+      protocol: TCP
+    {{- end }}
 {{- else }}
 - {{- with .Values.networkPolicy.externalBroker.to }}
   to:
@@ -339,8 +347,7 @@ release runs one (the edge broker, or the RabbitMQ dependency), else the operato
 - to:
     - podSelector:
         matchLabels:
-          app.kubernetes.io/name: mongodb
-          app.kubernetes.io/instance: {{ .Release.Name }}
+          {{- include "motcua.mongodbPodLabels" . | nindent 10 }}
   ports:
     - port: 27017
       protocol: TCP
@@ -409,4 +416,72 @@ release runs one (the edge broker, or the RabbitMQ dependency), else the operato
 {{- if .Values.tracing.otlpEndpoint }}
 {{- include "motcua.externalEgress" .Values.networkPolicy.otelCollector }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The backing services from their operators (README.md, "Backing services").
+RabbitmqCluster pods carry app.kubernetes.io/name=<cluster> and part-of=rabbitmq; the
+MongoDBCommunity pods app=<resource>-svc (the operator's own labels).
+*/}}
+{{- define "motcua.rabbitmqName" -}}
+{{- printf "%s-rabbitmq" (include "motcua.fullname" .) | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "motcua.rabbitmqPodLabels" -}}
+app.kubernetes.io/name: {{ include "motcua.rabbitmqName" . }}
+app.kubernetes.io/part-of: rabbitmq
+{{- end -}}
+
+{{- define "motcua.mongodbName" -}}
+{{- printf "%s-mongodb" (include "motcua.fullname" .) | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "motcua.mongodbPodLabels" -}}
+app: {{ include "motcua.mongodbName" . }}-svc
+{{- end -}}
+
+{{- define "motcua.mongodbUsersSecret" -}}
+{{- .Values.mongodb.existingSecret | default (printf "%s-mongodb-users" (include "motcua.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret the MongoDB operator writes a user's connection string into: (dict "root" $ "user" "queue"). */}}
+{{- define "motcua.mongodbConnectionSecret" -}}
+{{- printf "%s-admin-%s" (include "motcua.mongodbName" .root) .user -}}
+{{- end -}}
+
+{{/* The users of the replica set: one per enabled service, and `backup` with backup.enabled. */}}
+{{- define "motcua.mongodbUsers" -}}
+{{- $users := list -}}
+{{- range $service := splitList " " (include "motcua.services" .) -}}
+{{- if (index $.Values.services $service).enabled }}{{ $users = append $users $service }}{{ end -}}
+{{- end -}}
+{{- if .Values.backup.enabled }}{{ $users = append $users "backup" }}{{ end -}}
+{{- join " " $users -}}
+{{- end -}}
+
+{{- define "motcua.backupName" -}}
+{{- printf "%s-backup" (include "motcua.fullname" .) | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The backup's MONGO_URL: the operator's Secret of the `backup` user, or backup.existingSecret. */}}
+{{- define "motcua.backupMongoUrl" -}}
+- name: MONGO_URL
+  valueFrom:
+    secretKeyRef:
+      {{- if and .Values.mongodb.enabled .Values.mongodb.useOperatorConnectionStrings (not .Values.backup.existingSecret) }}
+      name: {{ include "motcua.mongodbConnectionSecret" (dict "root" . "user" "backup") }}
+      key: connectionString.standard
+      {{- else }}
+      name: {{ .Values.backup.existingSecret | default (include "motcua.backupName" .) }}
+      key: mongo-url
+      {{- end }}
+{{- end -}}
+
+{{/* MOTCUA_TRUSTED_PROXIES: config.trustedProxies, else 1 behind the Ingress, else 0. */}}
+{{- define "motcua.trustedProxies" -}}
+{{- if kindIs "invalid" .Values.config.trustedProxies -}}
+{{- ternary 1 0 .Values.ingress.enabled -}}
+{{- else -}}
+{{- .Values.config.trustedProxies -}}
+{{- end -}}
 {{- end -}}
