@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify, request
 
-from motcua_common.auth import TokenVerifier
+from motcua_common.auth import STAFF_ROLES, TokenVerifier
 from motcua_common.config import Settings
 from motcua_common.http import (
     authenticated, create_service_app, current_principal, idempotent, json_body, request_context,
@@ -28,7 +28,7 @@ api = Blueprint("notify_api", __name__, url_prefix="/notify/api/v1")
 
 # ---------------------------------------------------------------- notifications
 @api.get("/notifications")
-@authenticated("officer", "ward_admin", "admin", "monitor")
+@authenticated(*STAFF_ROLES, "monitor")
 def list_notifications():
     return jsonify(notifications.list_notifications(
         request_context(), current_principal(), request.args.get("ward_id") or None,
@@ -45,7 +45,7 @@ def create_group():
 
 
 @api.get("/groups")
-@authenticated("officer", "ward_admin", "admin")
+@authenticated(*STAFF_ROLES)  # the ward's staff, its leader included
 def list_groups():
     return jsonify(broadcasts.list_groups(request_context(), current_principal(),
                                           request.args.get("ward_id") or None))
@@ -62,7 +62,7 @@ def create_broadcast():
 
 
 @api.get("/broadcasts/<broadcast_id>")
-@authenticated("officer", "ward_admin", "admin")
+@authenticated(*STAFF_ROLES)  # the ward's staff, its leader included
 def broadcast_progress(broadcast_id: str):
     return jsonify(broadcasts.broadcast_progress(request_context(), current_principal(), broadcast_id))
 
