@@ -449,11 +449,15 @@ app: {{ include "motcua.mongodbName" . }}-svc
 {{- printf "%s-admin-%s" (include "motcua.mongodbName" .root) .user -}}
 {{- end -}}
 
-{{/* The users of the replica set: one per enabled service, and `backup` with backup.enabled. */}}
+{{/* The users of the replica set: mongodb.users or one per enabled service, and `backup` with backup.enabled. */}}
 {{- define "motcua.mongodbUsers" -}}
 {{- $users := list -}}
+{{- if .Values.mongodb.users -}}
+{{- $users = .Values.mongodb.users -}}
+{{- else -}}
 {{- range $service := splitList " " (include "motcua.services" .) -}}
 {{- if (index $.Values.services $service).enabled }}{{ $users = append $users $service }}{{ end -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.backup.enabled }}{{ $users = append $users "backup" }}{{ end -}}
 {{- join " " $users -}}
