@@ -101,6 +101,16 @@ def list_officers(deps: Deps, principal: Principal, ward_id: str) -> list[dict]:
     return [view(o) for o in store.officers_of_ward(deps.db, ward_id)]
 
 
+def officer_in_ward(deps: Deps, officer_id: object, ward_id: object) -> bool:
+    """Is `officer_id` an active member of `ward_id`'s staff (officer, ward admin or
+    leader)? Asked by dossier before it assigns a dossier to someone."""
+    if not isinstance(officer_id, str) or not isinstance(ward_id, str):
+        return False
+    found = store.officer(deps.db, officer_id)
+    return (found is not None and found.get("active", True) is not False
+            and found.get("role") in WARD_STAFF_ROLES and found.get("ward_id") == ward_id)
+
+
 def _managed_officer(deps: Deps, principal: Principal, officer_id: object) -> dict:
     """The officer `principal` may manage: 404 for none, 403 for another ward's or the
     platform's own accounts (admin, monitor: the admin's alone)."""

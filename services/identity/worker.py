@@ -10,7 +10,7 @@ from nameko.rpc import rpc
 
 from motcua_common.config import Settings
 
-from . import accounts, wards
+from . import accounts, officers, wards
 from .deps import Deps, build_deps
 
 
@@ -47,6 +47,11 @@ class IdentityService:
         """A ward of the platform's reference data, asked by dossier before it takes a dossier
         for the ward and when it names the ward on a result; None for a ward that does not exist."""
         return wards.ward_for_rpc(self.deps, ward_id)
+
+    @rpc
+    def officer_in_ward(self, officer_id: str, ward_id: str) -> bool:
+        """Whether an active officer of that ward, asked by dossier before an assignment."""
+        return officers.officer_in_ward(self.deps, officer_id, ward_id)
 
 
 SERVICES = [IdentityService]

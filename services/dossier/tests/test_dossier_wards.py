@@ -275,3 +275,23 @@ def test_a_ward_created_after_a_refusal_takes_dossiers_once_the_unknown_is_forgo
     officer = token("officer", ward_id, subject="off-hx-1")
     approve(client, taken.json["dossier_id"], officer, token("leader", ward_id, subject="lead-hx-1"))
     assert signer_of_result(client, taken.json["dossier_id"], officer) == "Ủy ban nhân dân Phường Hòa Xuân"
+
+
+def test_identity_worker_answers_whether_an_officer_works_for_a_ward(identity, identity_admin, verifier, signing_key,
+                                                                     token):
+    """dossier's assignments ask this (officer_directory.py) of the real identity worker."""
+    identity_admin("dn-hoa-cuong", "Phường Hòa Cường")
+    api = identity_app(identity, verifier=verifier, signing_key=signing_key).test_client()
+    admin = token("admin", None)
+    created = api.post("/identity/api/v1/officers", headers=admin, json={
+        "username": f"canbo.hoacuong{uuid.uuid4().hex[:4]}", "full_name": "Phan Thị Hồng", "ward_id": "dn-hoa-cuong",
+        "role": "officer", "password": "mat-khau-hoa-cuong-1"})
+    assert created.status_code == 201, created.json
+    officer_id = created.json["officer_id"]
+    assert rpc.call(identity, "identity", "officer_in_ward", officer_id, "dn-hoa-cuong", timeout=10) is True
+    assert rpc.call(identity, "identity", "officer_in_ward", officer_id, "dn-ngu-hanh-son", timeout=10) is False
+    for stranger in (NO_SUCH_WARD, "", None, 42, {"$ne": None}):
+        assert rpc.call(identity, "identity", "officer_in_ward", stranger, "dn-hoa-cuong", timeout=10) is False
+    deactivated = api.patch(f"/identity/api/v1/officers/{officer_id}", headers=admin, json={"active": False})
+    assert deactivated.status_code == 200, deactivated.json
+    assert rpc.call(identity, "identity", "officer_in_ward", officer_id, "dn-hoa-cuong", timeout=10) is False
