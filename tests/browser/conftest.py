@@ -93,3 +93,12 @@ def officer_headers(platform):
                              json={"username": "canbo.songcong", "password": "MotCua-demo-2026"})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def leader_headers(platform):
+    """The ward's leader, who alone approves and signs results."""
+    response = requests.post(f"{platform}/identity/api/v1/sessions", timeout=30,
+                             json={"username": "lanhdao.songcong", "password": "MotCua-demo-2026"})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}

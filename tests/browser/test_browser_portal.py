@@ -118,7 +118,7 @@ def test_on_a_phone_without_javascript_a_citizen_submits_pays_and_attaches(platf
 
 
 def test_on_a_desktop_the_signed_result_and_the_public_lookup(platform, open_page, shots, citizen_token,
-                                                            officer_headers):
+                                                            officer_headers, leader_headers):
     citizen = {"Authorization": f"Bearer {citizen_token}"}
     submitted = requests.post(f"{platform}/dossier/api/v1/dossiers", headers=citizen, timeout=30, json={
         "procedure_code": "HT-KS", "ward_id": WARD, "form": {
@@ -128,7 +128,7 @@ def test_on_a_desktop_the_signed_result_and_the_public_lookup(platform, open_pag
     dossier = submitted.json()
     for action in ("receive", "start_processing", "approve"):
         done = requests.post(f"{platform}/dossier/api/v1/dossiers/{dossier['dossier_id']}/actions", timeout=30,
-                             headers=officer_headers, json={"action": action})
+                             headers=leader_headers if action == "approve" else officer_headers, json={"action": action})
         assert done.status_code == 200, done.text
 
     page = open_page(DESKTOP)

@@ -82,9 +82,15 @@ def test_a_ward_day_end_to_end(platform, gateway):
     # an officer of the ward moves it to returned
     officer = login(base, "canbo.haichau", demo.DEMO_STAFF_PASSWORD)
     actions = f"{base}/dossier/api/v1/dossiers/{dossier['dossier_id']}/actions"
-    for action, status in [("receive", "received"), ("start_processing", "processing"),
-                           ("approve", "result_ready"), ("return", "returned")]:
-        response = call("POST", actions, headers=officer, json={"action": action, "note": "e2e"})
+    leader = login(base, "lanhdao.haichau", demo.DEMO_STAFF_PASSWORD)
+    for action in ("receive", "start_processing"):
+        moved = call("POST", actions, headers=officer, json={"action": action})
+        assert moved.status_code == 200, moved.text
+    only_leaders = call("POST", actions, headers=officer, json={"action": "approve"})
+    assert only_leaders.status_code == 403 and only_leaders.json()["code"] == "leader_only"
+    for action, status in [("approve", "result_ready"), ("return", "returned")]:
+        response = call("POST", actions, headers=leader if action == "approve" else officer,
+                        json={"action": action, "note": "e2e"})
         assert response.status_code == 200, response.text
         assert response.json()["status"] == status
     again = call("POST", actions, headers=officer, json={"action": "receive"})
