@@ -23,3 +23,24 @@ def test_every_subscription_names_a_known_event_and_queue_names_are_unique():
     for sub in topology.SUBSCRIPTIONS:
         assert sub.event_type in topology.EVENT_TYPES
         assert sub.consumer != sub.source
+
+
+def test_every_subscription_has_a_handler_and_every_handler_a_subscription():
+    """A queue bound with nobody consuming it grows until the broker's disk alarm stops
+    every publisher; a handler without a subscription never hears anything."""
+    import ast
+    from pathlib import Path
+
+    from motcua_common import topology
+
+    root = Path(__file__).resolve().parents[1]
+    handled = set()
+    for service in ("identity", "dossier", "queue", "notify", "rating"):
+        tree = ast.parse((root / "services" / service / "worker.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "event_handler"
+                    and node.args and isinstance(node.args[0], ast.Constant)):
+                handled.add((service, node.args[0].value))
+    subscribed = {(s.consumer, s.event_type) for s in topology.SUBSCRIPTIONS}
+    assert subscribed - handled == set(), "subscribed, but no worker handles it"
+    assert handled - subscribed == set(), "handled, but not in topology.SUBSCRIPTIONS"

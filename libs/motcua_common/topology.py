@@ -67,6 +67,10 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("queue", "SessionsRevoked"),
     Subscription("rating", "SessionsRevoked"),
     Subscription("notify", "SessionsRevoked"),
+    # Overdue dossiers reach the ward's leader in an end-of-day digest.
+    Subscription("notify", "DossierOverdue"),
+    # The public scorecards (transparency) count satisfaction from ratings.
+    Subscription("dossier", "RatingGiven"),
 )
 
 
