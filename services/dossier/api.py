@@ -60,10 +60,12 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
     collectors = [metrics.OutboxPendingCollector("dossier", lambda: pending_count(service_deps.db)),
                   OverdueCollector(service_deps)]
     from .portal import portal  # the citizen portal's pages (they call the same use cases)
+    from .transparency import transparency  # the public scorecards (no login)
     from .ward_admin import ward_admin  # the ward administrator's pages
+    from .verification import verify_pages  # results anyone can check (the QR code's address)
 
-    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin], OPENAPI_FILE,
-                              extra_collectors=collectors)
+    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin, transparency, verify_pages],
+                              OPENAPI_FILE, extra_collectors=collectors)
 
 
 class OverdueCollector:

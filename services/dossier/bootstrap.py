@@ -13,7 +13,7 @@ from motcua_common.clock import SystemClock
 from motcua_common.config import Settings
 from motcua_common.mongo import connect, service_database
 
-from . import offerings, store, wards
+from . import offerings, scorecard_store, store, wards
 from .catalog import load_catalog_file
 from .deps import SERVICE, build_deps, lookup_limiter
 
@@ -26,6 +26,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
     try:
         db = service_database(client, settings, SERVICE)
         store.ensure_indexes(db)
+        scorecard_store.ensure_indexes(db)
         lookup_limiter(db).ensure_indexes()
         catalog = load_catalog_file()
         if store.install_catalog(db, catalog, SystemClock(settings.timezone).now()):

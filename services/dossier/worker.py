@@ -17,7 +17,7 @@ from motcua_common.consumer import event_handler, handle_once
 from motcua_common.mongo import connect, service_database
 from motcua_common.revocations import on_sessions_revoked
 
-from . import citizens, dossiers, wards
+from . import citizens, dossiers, scorecards, wards
 from .deps import SERVICE, Deps, build_deps
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class DossierWorker:
     @event_handler("WardOpened")
     def on_ward_opened(self, event):
         return wards.on_ward_opened(self.deps, None, event)
+
+    @event_handler("RatingGiven")
+    def on_rating_given(self, event):
+        return scorecards.on_rating_given(self.deps, None, event)
 
     @event_handler("SessionsRevoked")
     def on_sessions_revoked(self, event):

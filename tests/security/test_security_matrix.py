@@ -150,6 +150,7 @@ EXPECTED = {
     "GET /dossier/api/v1/lookup": anyone,
     "GET /dossier/api/v1/wards/{ward_id}/stats": ward_watchers,
     "GET /dossier/api/v1/wards/{ward_id}/procedures": anyone,
+    "GET /dossier/api/v1/public/scorecards": anyone,
     "PUT /dossier/api/v1/wards/{ward_id}/procedures/{code}": ward_admin,
     # queue
     "GET /queue/api/v1/wards/{ward_id}/services": anyone,
