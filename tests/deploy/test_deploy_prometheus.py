@@ -2,7 +2,6 @@
 real promtool (Debian package `prometheus`), and held to the metrics that really exist."""
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +12,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = REPO / "deploy" / "prometheus"
 RULES = PROMETHEUS / "rules" / "motcua-alerts.yml"
+RECORDS = PROMETHEUS / "rules" / "motcua-records.yml"
+RUNBOOK_BASE = "https://git.motcua.example/motcua/motcua/-/blob/main/docs/runbooks/"
 CHART_RULES = REPO / "deploy" / "helm" / "motcua" / "files" / "motcua-alerts.yml"
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 
@@ -45,38 +46,68 @@ def test_promtool_accepts_the_configuration_and_the_rules(promtool):
     assert "SUCCESS" in result.stdout and "rules found" in result.stdout
 
 
-def test_each_alert_fires_on_its_situation_and_not_on_a_healthy_neighbour(promtool, rules, tmp_path):
-    # promtool compares annotations too; their templates are already checked by `check rules`.
-    rules = copy.deepcopy(rules)
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "motcua-alerts.labels-only.yml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
-    shutil.copy(PROMETHEUS / "tests" / "motcua-alerts.test.yml", tmp_path)
-    result = run(promtool, "test", "rules", "motcua-alerts.test.yml", cwd=tmp_path)
+def test_the_shipped_rule_tests_pass_as_they_are(promtool):
+    """Exactly what an operator runs from the repository's root, annotations compared too."""
+    tests = sorted(str(p.relative_to(REPO)) for p in (PROMETHEUS / "tests").glob("*.yml"))
+    assert len(tests) == 2
+    result = run(promtool, "test", "rules", *tests, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(tests)
 
 
-def test_every_alert_is_unit_tested(rules):
+def test_a_wrong_expectation_fails_the_rule_tests(promtool, tmp_path):
+    """The rule tests can fail: an alert expected on the healthy ward is reported missing."""
+    text = (PROMETHEUS / "tests" / "motcua-alerts.test.yml").read_text(encoding="utf-8")
+    broken = text.replace("- exp_labels: {severity: warning, ward_id: dn-hai-chau}\n", "- exp_labels: {severity: warning, ward_id: hn-ba-dinh}\n", 1)
+    assert broken != text
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "rules").mkdir()
+    shutil.copy(RULES, tmp_path / "rules")
+    (tmp_path / "tests" / "broken.test.yml").write_text(broken, encoding="utf-8")
+    result = run(promtool, "test", "rules", "tests/broken.test.yml", cwd=tmp_path)
+    assert result.returncode != 0
+
+
+def test_every_alert_and_recording_rule_is_unit_tested(rules):
     tests = yaml.safe_load((PROMETHEUS / "tests" / "motcua-alerts.test.yml").read_text(encoding="utf-8"))
     tested = {case["alertname"] for test in tests["tests"] for case in test.get("alert_rule_test", [])
               if case["exp_alerts"]}
     assert tested == set(alerts(rules))
+    records = yaml.safe_load(RECORDS.read_text(encoding="utf-8"))
+    record_tests = yaml.safe_load((PROMETHEUS / "tests" / "motcua-records.test.yml").read_text(encoding="utf-8"))
+    exprs = " ".join(case["expr"] for test in record_tests["tests"] for case in test["promql_expr_test"])
+    named = {rule["record"] for group in records["groups"] for rule in group["rules"]}
+    assert {"ward_id:motcua_dossiers_returned_on_time:ratio_30d", "ward_id:motcua_ratings_satisfied:ratio_30d",
+            "ward_id:motcua_dossiers_submitted_online:ratio_30d"} <= {n for n in named if n in exprs}
 
 
 def test_the_alerts_the_monitoring_centre_asked_for_exist(rules):
     assert {
         "MotcuaOutboxBacklogGrowing", "MotcuaEventsDeadLettered", "MotcuaDeadLetterQueueNotEmpty",
         "MotcuaWardLinkDown", "MotcuaQueueWaitOverTarget", "MotcuaOverdueDossiersRising",
-        "MotcuaSmsFailureRate", "MotcuaServiceNotReady",
+        "MotcuaSmsFailureRate", "MotcuaServiceNotReady", "MotcuaWardOfficeOffline",
     } <= set(alerts(rules))
 
 
 def test_every_alert_says_what_happened_and_what_to_do(rules):
     for name, rule in alerts(rules).items():
         assert rule["labels"]["severity"] in {"critical", "warning"}, name
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description", "runbook_url"):
             assert rule["annotations"].get(key, "").strip(), (name, key)
+        assert "runbook" not in rule["annotations"], name  # Alertmanager and Grafana link runbook_url
+        url = rule["annotations"]["runbook_url"]
+        assert url.endswith(f"/docs/runbooks/{name}.md"), (name, url)
+        assert url.startswith(RUNBOOK_BASE), (name, url)  # one base, changed in one place
+        runbook = (REPO / "docs" / "runbooks" / f"{name}.md").read_text(encoding="utf-8")
+        for section in ("## What it means", "## How to check", "## What to do"):
+            assert section in runbook, (name, section)
+
+
+def test_recording_rules_use_only_exposed_metrics(promql_problems):
+    records = yaml.safe_load(RECORDS.read_text(encoding="utf-8"))
+    for group in records["groups"]:
+        for rule in group["rules"]:
+            assert promql_problems(rule["expr"]) == [], rule["record"]
 
 
 def test_alerts_use_only_exposed_metrics_and_labels(rules, promql_problems):
@@ -85,9 +116,9 @@ def test_alerts_use_only_exposed_metrics_and_labels(rules, promql_problems):
 
 
 def test_the_chart_ships_the_same_rules():
-    assert CHART_RULES.read_bytes() == RULES.read_bytes(), (
-        "deploy/helm/motcua/files/motcua-alerts.yml differs: cp deploy/prometheus/rules/motcua-alerts.yml "
-        "deploy/helm/motcua/files/motcua-alerts.yml")
+    for shipped, source in ((CHART_RULES, RULES), (CHART_RULES.parent / RECORDS.name, RECORDS)):
+        assert shipped.read_bytes() == source.read_bytes(), (
+            f"{shipped.relative_to(REPO)} differs: cp deploy/prometheus/rules/*.yml deploy/helm/motcua/files/")
 
 
 def test_every_process_of_the_compose_stack_is_scraped():
