@@ -283,7 +283,7 @@ class OneWard:
 
 def serve_api(host: str, port: int, ward_id: str) -> None:
     from motcua_platform.apiserver import combined_app, serve
-    from motcua_platform.office_gate import OfficeGate, OfficeRouter, gate_app
+    from motcua_platform.office_gate import CentreLookups, OfficeGate, OfficeRouter, gate_app
     from motcua_common.config import Settings
     from motcua_common.logs import configure_logging
 
@@ -291,7 +291,8 @@ def serve_api(host: str, port: int, ward_id: str) -> None:
     configure_logging("edge", "api", settings.log_level)
     gate = OfficeGate(settings, ward_id, os.environ["MOTCUA_CENTRAL_URL"], Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
     services = OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id)
-    serve(OfficeRouter(gate_app(gate), services), host, port)
+    lookups = CentreLookups(os.environ["MOTCUA_CENTRAL_URL"], Path(settings.data_dir) / "catalog-cache.json")
+    serve(OfficeRouter(gate_app(gate, lookups), services), host, port)
 
 
 class EdgePlatform(Platform):

@@ -178,10 +178,68 @@ _REFUSALS = {
     502: ("bad_gateway", "Trung tâm trả lời không hợp lệ", "The centre's answer could not be read."),
 }
 
+CATALOG_PATH = "/dossier/api/v1/procedures"
+LOOKUP_PATH = "/dossier/api/v1/lookup"
 
-def gate_app(gate: OfficeGate) -> Flask:
+
+class CentreLookups:
+    """The kiosk's procedure and dossier lookups at an office, which runs no dossier service:
+    answered by the centre when the link is up; the catalog from the copy kept at the office
+    (refreshed by every answer) when it is down; a dossier lookup said plainly impossible
+    then (the dossiers live at the centre)."""
+
+    def __init__(self, central: str, catalog_cache: Path):
+        self.central, self.catalog_cache = central.rstrip("/"), Path(catalog_cache)
+
+    def catalog(self) -> tuple[object, int, dict]:
+        try:
+            answer = requests.get(self.central + CATALOG_PATH, timeout=CENTRE_TIMEOUT_SECONDS)
+            if answer.status_code == 200:
+                from motcua_common.jwks_cache import write_cached
+
+                procedures = answer.json()
+                write_cached(self.catalog_cache, {"procedures": procedures,
+                                                  "kept_at": datetime.now(timezone.utc).isoformat()})
+                return procedures, 200, {}
+        except (requests.RequestException, ValueError):
+            pass
+        try:
+            kept = json.loads(self.catalog_cache.read_text(encoding="utf-8"))
+            return kept["procedures"], 200, {"X-Motcua-Kept-At": kept["kept_at"]}
+        except (OSError, ValueError, KeyError):
+            return {"code": "centre_unreachable", "detail": "Văn phòng chưa có danh mục thủ tục và đang mất kết nối "
+                    "với trung tâm; xin hỏi cán bộ tại quầy. / The office has no catalog yet and is cut off."}, 503, {}
+
+    def lookup(self, query: str) -> tuple[object, int, dict]:
+        try:
+            answer = requests.get(f"{self.central}{LOOKUP_PATH}?{query}", timeout=CENTRE_TIMEOUT_SECONDS)
+            headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+            return answer.json(), answer.status_code, headers
+        except (requests.RequestException, ValueError):
+            return {"code": "centre_unreachable", "detail": "Văn phòng đang mất kết nối với trung tâm nên chưa tra cứu "
+                    "được hồ sơ. Xin thử lại sau hoặc hỏi cán bộ tại quầy. / The office is cut off from the centre."}, 503, {}
+
+
+def gate_app(gate: OfficeGate, lookups: CentreLookups | None = None) -> Flask:
     app = Flask("motcua_office_gate")
     app.json.ensure_ascii = False
+
+    def _answer(body, status: int, headers: dict) -> Response:
+        if status >= 400 and isinstance(body, dict) and body.get("code") == "centre_unreachable":
+            return _problem(status, "centre_unreachable", "Chưa kết nối được trung tâm", body["detail"])
+        response = Response(json.dumps(body, ensure_ascii=False), status=status,
+                            mimetype="application/problem+json" if status >= 400 else "application/json")
+        response.headers.update(headers)
+        return response
+
+    if lookups is not None:
+        @app.get(CATALOG_PATH)
+        def catalog():
+            return _answer(*lookups.catalog())
+
+        @app.get(LOOKUP_PATH)
+        def lookup():
+            return _answer(*lookups.lookup(request.query_string.decode("ascii", "replace")))
 
     @app.post("/identity/api/v1/sessions")
     def sessions():
@@ -205,7 +263,7 @@ def gate_app(gate: OfficeGate) -> Flask:
 class OfficeRouter:
     """WSGI: the office gate's two paths, everything else to the office's services."""
 
-    PATHS = ("/identity/api/v1/sessions", "/identity/.well-known/jwks.json")
+    PATHS = ("/identity/api/v1/sessions", "/identity/.well-known/jwks.json", CATALOG_PATH, LOOKUP_PATH)
 
     def __init__(self, gate_wsgi, services_wsgi):
         self.gate_wsgi, self.services_wsgi = gate_wsgi, services_wsgi

@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 from motcua_common.auth import SigningKey, TokenVerifier
 from motcua_common.mongo import connect, service_database
 from motcua_common.revocations import RevocationList, record_event
-from motcua_platform.office_gate import CREDENTIALS, FAILED_LIMIT, OfficeGate, gate_app
+from motcua_platform.office_gate import CREDENTIALS, FAILED_LIMIT, CentreLookups, OfficeGate, gate_app
 
 WARD = "tn-song-cong"
 ACCOUNTS = {  # username -> (password, subject, role, ward)
@@ -48,6 +48,16 @@ class Centre:
         def jwks():
             return key.jwks() if self.up else ({"code": "unavailable"}, 503)
 
+        @app.get("/dossier/api/v1/procedures")
+        def procedures():
+            return [{"code": "HT-KS", "name": "Đăng ký khai sinh"}] if self.up else ({"code": "unavailable"}, 503)
+
+        @app.get("/dossier/api/v1/lookup")
+        def lookup():
+            if request.args.get("receipt_code") == "TN-261206-AB12C" and request.args.get("phone_last4") == "6810":
+                return {"receipt_code": "TN-261206-AB12C", "status": "received"}
+            return {"code": "not_found"}, 404
+
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -58,7 +68,7 @@ def office(settings, tmp_path):
     centre = Centre(SigningKey.load_or_create(tmp_path / "centre.pem"))
     gate = OfficeGate(settings, WARD, centre.url, tmp_path / "jwks-cache.json",
                       hasher=PasswordHasher.from_parameters(profiles.CHEAPEST))
-    client = gate_app(gate).test_client()
+    client = gate_app(gate, CentreLookups(centre.url, tmp_path / "catalog-cache.json")).test_client()
     yield centre, gate, client
     centre.server.shutdown()
 
@@ -123,3 +133,21 @@ def test_a_revocation_that_reaches_the_office_ends_office_tokens_and_offline_sig
     assert revocations.is_revoked("o-1", principal.issued_at), "the office token issued meanwhile is refused"
     assert sign_in(client, "canbo.songcong").status_code == 401
     assert gate.db[CREDENTIALS].find_one({"_id": "canbo.songcong"}) is None
+
+
+def test_the_kiosks_lookups_at_the_office(office):
+    """The office runs no dossier service: the kiosk's catalog and dossier lookups go to the
+    centre; cut off, the catalog comes from the copy kept at the office and a dossier lookup
+    says plainly that it cannot be done now."""
+    centre, _, client = office
+    assert client.get("/dossier/api/v1/procedures").get_json()[0]["code"] == "HT-KS"
+    found = client.get("/dossier/api/v1/lookup?receipt_code=TN-261206-AB12C&phone_last4=6810")
+    assert found.status_code == 200 and found.get_json()["status"] == "received"
+    assert client.get("/dossier/api/v1/lookup?receipt_code=X&phone_last4=0000").status_code == 404
+    centre.up = False
+    centre.server.shutdown()  # the link is cut: nothing answers at all
+    kept = client.get("/dossier/api/v1/procedures")
+    assert kept.status_code == 200 and kept.get_json()[0]["code"] == "HT-KS" and kept.headers["X-Motcua-Kept-At"]
+    cut = client.get("/dossier/api/v1/lookup?receipt_code=TN-261206-AB12C&phone_last4=6810")
+    assert cut.status_code == 503 and cut.get_json()["code"] == "centre_unreachable"
+    assert "mất kết nối" in cut.get_json()["detail"]
