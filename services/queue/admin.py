@@ -68,9 +68,10 @@ def _vietnamese(text: str | None) -> str:
     return (text or "").split(" / ")[0].strip()
 
 
-def _message(status: int, title: str, message: str, retry: str | None = None, ward_name: str | None = None):
+def _message(status: int, title: str, message: str, retry: str | None = None, ward_name: str | None = None,
+             own_page: str | None = None):
     return make_response(render_template("admin_message.html", title=title, message=message, retry_url=retry,
-                                         ward_name=ward_name), status)
+                                         ward_name=ward_name, own_page=own_page), status)
 
 
 class _Refusal(Exception):
@@ -104,8 +105,16 @@ def _signed_in_admin(ward_id: str):
         raise _Refusal(_message(403, "Không có quyền truy cập",
                                 f"Trang quản trị xếp hàng của {ward_name} chỉ dành cho trưởng bộ phận một cửa "
                                 "của phường và quản trị hệ thống. Tài khoản bạn đang dùng không có quyền này.",
-                                ward_name=ward_name))
+                                ward_name=ward_name, own_page=_own_page(deps, principal)))
     return ward_name, principal
+
+
+def _own_page(deps, principal) -> str | None:
+    """The queue admin page of the signed-in ward admin's own ward: the way back from a 403."""
+    if principal.role != "ward_admin" or not principal.ward_id \
+            or counters.ward_name(deps, None, principal.ward_id) is None:
+        return None
+    return url_for(".page", ward_id=principal.ward_id)
 
 
 def _render(ward_id: str, ward_name: str, principal, status: int = 200, form: str | None = None,

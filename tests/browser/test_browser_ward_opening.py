@@ -108,6 +108,8 @@ def test_the_admin_opens_song_cong_found_without_accents(real_platform, pages, s
     page.goto(f"{real_platform}/identity/admin/wards")
     expect(page).to_have_url(re.compile(r"/identity/login\?next="))
     expect(page.locator("label[for=f-username]")).to_have_text("Tên đăng nhập")   # staff, not a CCCD
+    expect(page.locator("h1")).to_have_text("Đăng nhập cán bộ")
+    expect(page.get_by_role("link", name="Đăng ký")).to_have_count(0)            # no citizen sign-up here
     shots(page, "ward-open-01-admin-sign-in")
     page.fill("#f-username", "admin")
     page.fill("#f-password", ADMIN_PASSWORD)
@@ -119,7 +121,8 @@ def test_the_admin_opens_song_cong_found_without_accents(real_platform, pages, s
     page.select_option("#f-province_code", PROVINCE)
     page.fill("#f-q", "song cog xyz")
     page.get_by_role("button", name="Tìm").click()
-    expect(page.locator("[data-empty]")).to_contain_text("Không tìm thấy")
+    expect(page.locator("[data-empty]")).to_contain_text("Không tìm thấy xã, phường nào có tên “song cog xyz” "
+                                                         "ở Tỉnh Thái Nguyên")
     fits_the_screen(page)
     shots(page, "ward-open-02-admin-search-not-found")
 
@@ -144,7 +147,7 @@ def test_the_admin_opens_song_cong_found_without_accents(real_platform, pages, s
     shots(page, "ward-open-04-admin-opened")
 
     stale.get_by_role("button", name="Mở các đơn vị đã chọn").click()
-    expect(stale.locator("[data-outcome=exists]")).to_contain_text("đã mở từ trước")
+    expect(stale.locator("[data-outcome=exists]")).to_contain_text("đã mở từ trước (phuong-song-cong), không mở lại")
     expect(stale.locator("[data-outcomes]")).to_contain_text("Đã mở 0 đơn vị")
     shots(stale, "ward-open-05-admin-opened-twice")
     stale.close()
@@ -198,13 +201,15 @@ def test_the_ward_admin_sets_up_services_counters_and_hours(real_platform, pages
     username, _, _, _, password = STAFF["ward_admin"]
     page.goto(f"{real_platform}/queue/admin/{WARD}")
     expect(page).to_have_url(re.compile(r"/identity/login\?next="))
-    expect(page.locator("label[for=f-username]")).to_have_text("Tên đăng nhập")
+    expect(page.locator("label[for=f-username]")).to_have_text("Tên đăng nhập")   # the queue's page is staff's too
     shots(page, "ward-open-09-ward-admin-sign-in")
     page.fill("#f-username", username)
     page.fill("#f-password", password)
     page.get_by_role("button", name="Đăng nhập").click()
     expect(page).to_have_url(re.compile(rf"/queue/admin/{WARD}$"))
     expect(page.locator("h1")).to_contain_text("Quản trị xếp hàng")
+    # A new ward's hours, written the 24-hour way whatever the PC's locale.
+    expect(page.locator("input[name=mon_2_closes]")).to_have_value("17:00")
     fits_the_screen(page)
     shots(page, "ward-open-10-queue-admin-empty")
 
@@ -235,6 +240,7 @@ def test_the_ward_admin_sets_up_services_counters_and_hours(real_platform, pages
     page.get_by_role("button", name="Lưu giờ làm việc").click()
     expect(page.locator("[data-saved]")).to_have_text("Đã lưu giờ làm việc.")
     expect(page.locator(".admin-nav-status")).to_contain_text("Đang mở cửa")
+    expect(page.locator("[data-always-open]")).to_be_in_viewport()
     fits_the_screen(page)
     shots(page, "ward-open-13-queue-admin-always-open")
 
@@ -253,6 +259,8 @@ def test_the_kiosk_is_paired_and_issues_A001(real_platform, pages, shots):
     page = pages("ward_admin")
     page.goto(f"{real_platform}/queue/admin/{WARD}#kiosks")
     page.get_by_role("button", name="Tạo liên kết ghép nối máy mới").click()
+    # The answer opens at the kiosks' section: the one-time link is on the screen, not below it.
+    expect(page.locator("[data-pairing-link]")).to_be_in_viewport()
     link = page.locator("[data-pairing-link] code").inner_text().strip()
     assert f"/queue/kiosk/{WARD}/pair/" in link
     shots(page, "ward-open-15-queue-admin-pairing-link")
@@ -310,6 +318,7 @@ def test_a_ward_admin_at_another_wards_page_gets_a_clear_403(real_platform, page
     assert response.status == 403
     expect(page.locator("h1")).to_have_text("Không có quyền truy cập")
     expect(page.locator("body")).to_contain_text("Phường Phổ Yên")
+    expect(page.locator("[data-own-page]")).to_have_attribute("href", f"/queue/admin/{WARD}")
     fits_the_screen(page)
     shots(page, "ward-open-21-queue-admin-other-ward-403")
 

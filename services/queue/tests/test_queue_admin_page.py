@@ -62,6 +62,21 @@ def test_others_get_a_clear_403_page(app, token, role, ward):
     assert "chỉ dành cho trưởng bộ phận một cửa" in response.get_data(as_text=True)
 
 
+def test_a_ward_admin_at_another_wards_page_is_shown_the_way_to_their_own(app, token):
+    page = signed_in(app, token, "ward_admin", "hn-ba-dinh").get(PAGE).get_data(as_text=True)
+    assert 'href="/queue/admin/hn-ba-dinh"' in page
+    officer = signed_in(app, token, "officer", WARD).get(PAGE).get_data(as_text=True)
+    assert "data-own-page" not in officer   # an officer has no queue admin page to go back to
+
+
+def test_the_forms_answer_at_their_own_section(app, token):
+    page, _ = open_page(signed_in(app, token))
+    assert f'action="{PAGE}/opening-hours#hours"' in page and f'action="{PAGE}/kiosk-pairings#kiosks"' in page
+    assert f'action="{PAGE}/services#services"' in page and f'action="{PAGE}/counters#counters"' in page
+    # times are typed the 24-hour way, whatever the office PC's locale
+    assert 'type="time"' not in page and 'name="mon_2_closes"' in page
+
+
 def test_an_unknown_ward_is_a_404_page(app, token):
     response = signed_in(app, token, "admin", None).get("/queue/admin/no-such-ward")
     assert response.status_code == 404 and "chưa dùng hệ thống xếp hàng" in response.get_data(as_text=True)
