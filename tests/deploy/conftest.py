@@ -95,6 +95,8 @@ TARGET_LABELS = {"job", "instance", "motcua_service", "ward_id"}
 
 
 def target_labels(metric: str) -> set[str]:
+    if ":" in metric:
+        return set()  # a recording rule's series keeps only the labels it aggregates by
     if metric.startswith("motcua_"):
         return {"job", "instance", "motcua_service"}
     if metric.startswith("rabbitmq_"):
@@ -111,7 +113,24 @@ BROKER_METRICS = {
 }
 
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d",
-                     "$ward_id": "dn-hai-chau", "$service": ".*"}
+                     "$ward_id": "dn-hai-chau", "$service": ".*", "$province": ".*"}
+
+# identity's /identity/metrics: one series per open ward, value 1 (CONTRACT.md "Metrics"; its
+# labels are motcua_common.metrics.WARD_INFO_LABELS, exported by identity at scrape time).
+WARD_INFO = "motcua_ward_info"
+RECORDING_RULES = REPO / "deploy" / "prometheus" / "rules" / "motcua-records.yml"
+
+
+def recorded_series() -> dict[str, set[str]]:
+    """The recording rules' series (deploy/prometheus/rules/motcua-records.yml) with the labels
+    their `by` keeps (level:metric:operations: the level names them, `_` separated)."""
+    rules = yaml.safe_load(RECORDING_RULES.read_text(encoding="utf-8"))
+    return {rule["record"]: _level_labels(rule["record"]) for group in rules["groups"] for rule in group["rules"]}
+
+
+def _level_labels(record: str) -> set[str]:
+    level = record.split(":")[0]  # ward_id, ward_id_status
+    return {"ward_id"} | ({level.removeprefix("ward_id_")} if level != "ward_id" else set())
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +156,8 @@ def exposed_metrics() -> dict[str, set[str]]:
     for family in metrics.OutboxPendingCollector("dossier", lambda: 0).collect():
         exposed[family.name] = {label for sample in family.samples for label in sample.labels}
     exposed.update(BROKER_METRICS)
+    exposed[WARD_INFO] = set(metrics.WARD_INFO_LABELS)
+    exposed.update(recorded_series())
     return exposed
 
 

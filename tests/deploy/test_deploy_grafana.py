@@ -4,6 +4,7 @@ monitoring centre asked for."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,8 @@ GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 CHART_DASHBOARDS = REPO / "deploy" / "helm" / "motcua" / "files" / "dashboards"
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d",
-                     "$ward_id": "dn-hai-chau", "$service": ".*"}
+                     "$ward_id": "dn-hai-chau", "$service": ".*", "$province": ".*"}
+WARD_INFO_JOIN = "* on(ward_id) group_left(name, province) motcua_ward_info"
 
 
 def load(path: Path) -> dict:
@@ -107,21 +109,63 @@ def test_the_ward_network_shows_every_ward_worst_first(dashboards):
     network = dashboards["ward-network"]
     (table,) = [p for p in panels(network) if p["type"] == "table"]
     columns = "\n".join(t["expr"] for t in table["targets"])
-    for metric in ("motcua_queue_waiting_tickets", "motcua_queue_wait_seconds_bucket", "motcua_dossiers_returned_total",
-                   "motcua_ratings_total", "motcua_dossiers_overdue", "rabbitmq_shovel_dynamic"):
+    for metric in ("motcua_queue_waiting_tickets", "motcua_queue_wait_seconds_bucket",
+                   "ward_id:motcua_dossiers_returned_on_time:ratio_30d", "ward_id:motcua_ratings_satisfied:ratio_30d",
+                   "ward_id:motcua_dossiers_submitted_online:ratio_30d", "ward_id:motcua_citizens_registered:increase_30d",
+                   'ward_id_status:motcua_ward_sms:increase_1d{status="delivered"}',
+                   "motcua_dossiers_overdue", "rabbitmq_shovel_dynamic"):
         assert metric in columns, metric
-    assert all("by (ward_id" in t["expr"] for t in table["targets"])  # one row per ward
+    # One row per ward, named: every column joined with the ward's name and province.
+    assert all(t["expr"].endswith(WARD_INFO_JOIN + '{province=~"$province"}') for t in table["targets"])
     assert table["options"]["sortBy"][0]["desc"] is True
     assert table["transformations"][0]["id"] == "merge"
-    assert 'status="failed"' in metrics_in(network)  # SMS failures (platform-wide: no ward label)
+    assert 'status="failed"' in metrics_in(network)  # SMS failures (platform-wide and per ward)
+    # From a ward's row to its own view.
+    links = [link for o in table["fieldConfig"]["overrides"] for prop in o["properties"] if prop["id"] == "links"
+             for link in prop["value"]]
+    assert any("/d/motcua-ward-detail/" in link["url"] and "var-ward_id=${__data.fields.ward_id}" in link["url"]
+               for link in links)
+    assert any(link.get("url", "").startswith("/d/motcua-ward-detail/") for link in network["links"])
+
+
+def test_every_ward_panel_names_its_wards(dashboards):
+    """Any query that keeps ward_id is joined with motcua_ward_info (name, province)."""
+    for name in ("ward-network", "ward-detail"):
+        for title, expr in queries(dashboards[name]):
+            city_total = expr.startswith(("count(", "sum(")) and "ward_id" not in expr.split("(", 1)[0]
+            if ("by (ward_id" in expr or "ward_id:" in expr or 'ward_id="$ward_id"' in expr) and not city_total:
+                assert WARD_INFO_JOIN in expr, (name, title)
+
+
+def test_province_and_ward_are_chosen_by_name(dashboards):
+    for name in ("ward-network", "ward-detail"):
+        variables = {v["name"]: v for v in dashboards[name]["templating"]["list"]}
+        assert variables["province"]["definition"] == "label_values(motcua_ward_info, province)"
+    ward = {v["name"]: v for v in dashboards["ward-detail"]["templating"]["list"]}["ward_id"]
+    assert ward["definition"] == 'query_result(motcua_ward_info{province=~"$province"})'
+    # The menu shows the ward's name; the value is its ward_id.
+    pattern = re.compile(ward["regex"].strip("/").replace("(?<", "(?P<"))
+    line = 'motcua_ward_info{instance="identity-api:8080", job="motcua-api", name="Phường Hải Châu", ' \
+           'official_code="20194", province="Thành phố Đà Nẵng", ward_id="dn-hai-chau"} 1 1700000000000'
+    match = pattern.search(line)
+    assert match and (match["text"], match["value"]) == ("Phường Hải Châu", "dn-hai-chau")
 
 
 def test_the_ward_detail_follows_its_ward_variable(dashboards):
     detail = dashboards["ward-detail"]
-    variables = {v["name"]: v for v in detail["templating"]["list"]}
-    assert variables["ward_id"]["definition"] == "label_values(ward_id)"
     for title, expr in queries(detail):
         assert 'ward_id="$ward_id"' in expr, title
+    assert any(link.get("url", "").startswith("/d/motcua-ward-network/") for link in detail["links"])
+    assert "motcua_ward_notifications_total" in metrics_in(detail)  # the ward's own SMS
+
+
+def test_a_typo_in_a_metric_name_is_caught(promql_problems):
+    """The static check fails on a misspelt metric or recording rule, and on a missing label."""
+    assert promql_problems('sum by (ward_id) (motcua_queue_waiting_tikets)') != []
+    assert promql_problems('ward_id:motcua_dossiers_returned_ontime:ratio_30d') != []
+    assert promql_problems('motcua_ward_info{provinse="x"}') != []
+    assert promql_problems('ward_id:motcua_dossiers_returned_on_time:ratio_30d * on(ward_id) '
+                           'group_left(name, province) motcua_ward_info{province=~".*"}') == []
 
 
 def test_platform_health_shows_red_outbox_lag_and_dead_letters(dashboards):
