@@ -223,6 +223,17 @@ def test_the_ward_admin_sets_up_services_counters_and_hours(real_platform, pages
         expect(page.locator("[data-saved]")).to_have_text("Đã lưu dịch vụ.")
     shots(page, "ward-open-11-queue-admin-services")
 
+    # A counter that serves nothing is refused beside its service ticks, in view, with what was typed kept.
+    counter = page.locator("[data-new-counter]")
+    counter.locator("input[name=counter_id]").fill("quay-1")
+    counter.locator("input[name=name]").fill("Quầy 1")
+    counter.get_by_role("button", name="Thêm quầy").click()
+    refused = page.locator("[data-new-counter] .field-error")
+    expect(refused).to_have_text("Hãy chọn ít nhất một dịch vụ.")
+    expect(refused).to_be_in_viewport()
+    expect(page.locator("[data-new-counter] input[name=counter_id]")).to_have_value("quay-1")
+    shots(page, "ward-open-12-queue-admin-counter-refused")
+
     for counter_id, name, codes in (("quay-1", "Quầy 1", ("A", "B")), ("quay-2", "Quầy 2", ("B",))):
         counter = page.locator("[data-new-counter]")
         counter.locator("input[name=counter_id]").fill(counter_id)
@@ -231,7 +242,7 @@ def test_the_ward_admin_sets_up_services_counters_and_hours(real_platform, pages
             counter.locator(f"input[name=service_codes][value={code}]").check()
         counter.get_by_role("button", name="Thêm quầy").click()
         expect(page.locator("[data-saved]")).to_have_text("Đã lưu quầy.")
-    shots(page, "ward-open-12-queue-admin-counters")
+    shots(page, "ward-open-13-queue-admin-counters")
 
     # A new ward opens Mon–Fri 07:30–11:30 and 13:30–17:00 (Asia/Ho_Chi_Minh); CI runs at
     # night, so the ward admin switches "always open" on through the page — that is what
@@ -242,7 +253,7 @@ def test_the_ward_admin_sets_up_services_counters_and_hours(real_platform, pages
     expect(page.locator(".admin-nav-status")).to_contain_text("Đang mở cửa")
     expect(page.locator("[data-always-open]")).to_be_in_viewport()
     fits_the_screen(page)
-    shots(page, "ward-open-13-queue-admin-always-open")
+    shots(page, "ward-open-14-queue-admin-always-open")
 
     listed = requests.get(f"{real_platform}/queue/api/v1/wards/{WARD}/counters", timeout=30).json()
     listed = listed.get("items", listed) if isinstance(listed, dict) else listed
@@ -254,7 +265,7 @@ def test_the_kiosk_is_paired_and_issues_A001(real_platform, pages, shots):
     kiosk.goto(f"{real_platform}/queue/kiosk/{WARD}")
     expect(kiosk.locator("h1")).to_have_text("Máy lấy số chưa được ghép nối")
     expect(kiosk.locator("[data-service-code]")).to_have_count(0)
-    shots(kiosk, "ward-open-14-kiosk-unpaired")
+    shots(kiosk, "ward-open-15-kiosk-unpaired")
 
     page = pages("ward_admin")
     page.goto(f"{real_platform}/queue/admin/{WARD}#kiosks")
@@ -263,19 +274,19 @@ def test_the_kiosk_is_paired_and_issues_A001(real_platform, pages, shots):
     expect(page.locator("[data-pairing-link]")).to_be_in_viewport()
     link = page.locator("[data-pairing-link] code").inner_text().strip()
     assert f"/queue/kiosk/{WARD}/pair/" in link
-    shots(page, "ward-open-15-queue-admin-pairing-link")
+    shots(page, "ward-open-16-queue-admin-pairing-link")
 
     kiosk.goto(link)
     expect(kiosk).to_have_url(re.compile(rf"/queue/kiosk/{WARD}\?paired=1$"))
     expect(kiosk.locator("[data-service-code]")).to_have_count(2)
-    shots(kiosk, "ward-open-16-kiosk-paired")
+    shots(kiosk, "ward-open-17-kiosk-paired")
     kiosk.locator("[data-service-code=A]").click()
     expect(kiosk.locator("[data-ticket-number]")).to_have_text("A001")
-    shots(kiosk, "ward-open-17-kiosk-ticket-A001")
+    shots(kiosk, "ward-open-18-kiosk-ticket-A001")
 
     page.goto(f"{real_platform}/queue/admin/{WARD}")
     expect(page.locator("#kiosks")).to_contain_text("Đang dùng")
-    shots(page, "ward-open-18-queue-admin-paired-kiosk")
+    shots(page, "ward-open-19-queue-admin-paired-kiosk")
 
 
 def test_the_officer_calls_A001_at_quay_1(real_platform, pages, shots):
@@ -283,7 +294,7 @@ def test_the_officer_calls_A001_at_quay_1(real_platform, pages, shots):
     page = pages("officer", PC, javascript=True)
     page.goto(f"{real_platform}/queue/counter/{WARD}/quay-1")
     expect(page.locator("[data-login]")).to_be_visible()
-    shots(page, "ward-open-19-counter-sign-in")
+    shots(page, "ward-open-20-counter-sign-in")
     page.locator("[data-login-form] input[name=username]").fill(username)
     page.locator("[data-login-form] input[name=password]").fill(password)
     page.locator("[data-login-form]").get_by_role("button", name="Đăng nhập").click()
@@ -293,7 +304,7 @@ def test_the_officer_calls_A001_at_quay_1(real_platform, pages, shots):
     expect(page.locator("[data-current-number]")).to_have_text("A001")
     expect(page.get_by_role("button", name="Hoàn thành")).to_be_enabled()
     fits_the_screen(page)
-    shots(page, "ward-open-20-counter-calling-A001")
+    shots(page, "ward-open-21-counter-calling-A001")
 
     board = requests.get(f"{real_platform}/queue/api/v1/wards/{WARD}/board", timeout=30).json()
     assert "A001" in str(board)
@@ -320,9 +331,9 @@ def test_a_ward_admin_at_another_wards_page_gets_a_clear_403(real_platform, page
     expect(page.locator("body")).to_contain_text("Phường Phổ Yên")
     expect(page.locator("[data-own-page]")).to_have_attribute("href", f"/queue/admin/{WARD}")
     fits_the_screen(page)
-    shots(page, "ward-open-21-queue-admin-other-ward-403")
+    shots(page, "ward-open-22-queue-admin-other-ward-403")
 
     response = page.goto(f"{real_platform}/identity/admin/wards/{OTHER_WARD}")
     assert response.status == 403
     expect(page.locator("h1")).to_have_text("Không có quyền truy cập")
-    shots(page, "ward-open-22-identity-admin-other-ward-403")
+    shots(page, "ward-open-23-identity-admin-other-ward-403")
