@@ -198,7 +198,9 @@ class DatabaseServer(EmbeddedMongo):
         base = super().command()
         if self.transaction_lifetime is None:
             return base
-        return [sys.executable, "-m", "motcua_testing.chaos", "secantus", str(self.transaction_lifetime), *base[3:]]
+        # Run as a script: the test support is not installed, so `-m motcua_testing.chaos`
+        # would not be found by a child process.
+        return [sys.executable, str(Path(__file__).resolve()), "secantus", str(self.transaction_lifetime), *base[3:]]
 
     def kill(self) -> None:
         """The power cut: no chance to flush or to close the storage cleanly."""
@@ -507,7 +509,7 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
         time.sleep(interval)
 
 
-if __name__ == "__main__":  # python -m motcua_testing.chaos secantus <lifetime> <secantus arguments>
+if __name__ == "__main__":  # python chaos.py secantus <lifetime> <secantus arguments>
     if sys.argv[1:2] != ["secantus"]:
-        sys.exit("usage: python -m motcua_testing.chaos secantus <transaction lifetime s> <secantus arguments>")
+        sys.exit("usage: python chaos.py secantus <transaction lifetime s> <secantus arguments>")
     sys.exit(_secantus_with_transaction_lifetime(float(sys.argv[2]), sys.argv[3:]))
