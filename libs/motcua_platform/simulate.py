@@ -80,10 +80,12 @@ def percentile(values: list[float], q: float) -> float:
 # ---------------------------------------------------------------- an SMS gateway that records
 class RecordingGateway:
     """The outbound SMS HTTP gateway of CONTRACT.md, accepting everything and recording when
-    each message arrived. Point the platform's SMS_GATEWAY_URL at `url`."""
+    each message arrived. Point the platform's SMS_GATEWAY_URL at `url`. Tests may make it
+    fail the next requests: `fail_next = [503, 429]` answers those statuses first."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1"):
         self.messages: list[dict] = []
+        self.fail_next: list[int] = []   # statuses to answer before accepting again
         self._lock = threading.Lock()
         gateway = self
 
@@ -92,12 +94,13 @@ class RecordingGateway:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with gateway._lock:
-                    gateway.messages.append({"at": time.time(), "body": body,
+                    status = gateway.fail_next.pop(0) if gateway.fail_next else 202
+                    gateway.messages.append({"at": time.time(), "body": body, "status": status,
                                              "idempotency_key": self.headers.get("Idempotency-Key")})
-                self.send_response(202)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                self.wfile.write(b'{"accepted": true}')
+                self.wfile.write(b'{"accepted": true}' if status < 300 else b'{"error": "try later"}')
 
             def log_message(self, *args):
                 pass
@@ -106,13 +109,18 @@ class RecordingGateway:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def accepted(self) -> list[dict]:
+        with self._lock:
+            return [m for m in self.messages if m["status"] < 300]
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/sms"
 
     def first_arrival(self, text_part: str) -> float | None:
         with self._lock:
-            return min((m["at"] for m in self.messages if text_part in m["body"].get("text", "")), default=None)
+            return min((m["at"] for m in self.messages if m["status"] < 300 and text_part in m["body"].get("text", "")),
+                       default=None)
 
     def __enter__(self):
         self.thread.start()
