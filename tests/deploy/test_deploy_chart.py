@@ -388,7 +388,7 @@ def test_monitoring_objects_follow_their_flags(render, central):
     (rule,) = central.of_kind("PrometheusRule")
     alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r}
     records = {r["record"] for group in rule["spec"]["groups"] for r in group["rules"] if "record" in r}
-    assert "ward_id:motcua_dossiers_returned_on_time:ratio_30d" in records  # the recording rules ship too
+    assert "ward_id:motcua_dossiers_returned_total:on_time_ratio_30d" in records  # the recording rules ship too
     assert {"MotcuaOutboxBacklogGrowing", "MotcuaWardLinkDown", "MotcuaServiceNotReady"} <= alerts
     dashboards = [c for c in central.of_kind("ConfigMap") if c["metadata"]["labels"].get("grafana_dashboard") == "1"]
     assert len(dashboards) == 3

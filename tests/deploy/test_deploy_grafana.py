@@ -110,9 +110,9 @@ def test_the_ward_network_shows_every_ward_worst_first(dashboards):
     (table,) = [p for p in panels(network) if p["type"] == "table"]
     columns = "\n".join(t["expr"] for t in table["targets"])
     for metric in ("motcua_queue_waiting_tickets", "motcua_queue_wait_seconds_bucket",
-                   "ward_id:motcua_dossiers_returned_on_time:ratio_30d", "ward_id:motcua_ratings_satisfied:ratio_30d",
-                   "ward_id:motcua_dossiers_submitted_online:ratio_30d", "ward_id:motcua_citizens_registered:increase_30d",
-                   'ward_id_status:motcua_ward_sms:increase_1d{status="delivered"}',
+                   "ward_id:motcua_dossiers_returned_total:on_time_ratio_30d", "ward_id:motcua_ratings_total:satisfied_ratio_30d",
+                   "ward_id:motcua_dossiers_submitted_total:online_ratio_30d", "ward_id:motcua_citizens_registered_total:increase_30d",
+                   'ward_id_status:motcua_ward_notifications_total:sms_increase_1d{status="delivered"}',
                    "motcua_dossiers_overdue", "rabbitmq_shovel_dynamic"):
         assert metric in columns, metric
     # One row per ward, named: every column joined with the ward's name and province.
@@ -162,9 +162,9 @@ def test_the_ward_detail_follows_its_ward_variable(dashboards):
 def test_a_typo_in_a_metric_name_is_caught(promql_problems):
     """The static check fails on a misspelt metric or recording rule, and on a missing label."""
     assert promql_problems('sum by (ward_id) (motcua_queue_waiting_tikets)') != []
-    assert promql_problems('ward_id:motcua_dossiers_returned_ontime:ratio_30d') != []
+    assert promql_problems('ward_id:motcua_dossiers_returned_total:ontime_ratio_30d') != []
     assert promql_problems('motcua_ward_info{provinse="x"}') != []
-    assert promql_problems('ward_id:motcua_dossiers_returned_on_time:ratio_30d * on(ward_id) '
+    assert promql_problems('ward_id:motcua_dossiers_returned_total:on_time_ratio_30d * on(ward_id) '
                            'group_left(name, province) motcua_ward_info{province=~".*"}') == []
 
 

@@ -77,8 +77,8 @@ def test_every_alert_and_recording_rule_is_unit_tested(rules):
     record_tests = yaml.safe_load((PROMETHEUS / "tests" / "motcua-records.test.yml").read_text(encoding="utf-8"))
     exprs = " ".join(case["expr"] for test in record_tests["tests"] for case in test["promql_expr_test"])
     named = {rule["record"] for group in records["groups"] for rule in group["rules"]}
-    assert {"ward_id:motcua_dossiers_returned_on_time:ratio_30d", "ward_id:motcua_ratings_satisfied:ratio_30d",
-            "ward_id:motcua_dossiers_submitted_online:ratio_30d"} <= {n for n in named if n in exprs}
+    assert {"ward_id:motcua_dossiers_returned_total:on_time_ratio_30d", "ward_id:motcua_ratings_total:satisfied_ratio_30d",
+            "ward_id:motcua_dossiers_submitted_total:online_ratio_30d"} <= {n for n in named if n in exprs}
 
 
 def test_the_alerts_the_monitoring_centre_asked_for_exist(rules):
