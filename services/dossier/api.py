@@ -28,6 +28,7 @@ from . import (
     attaching, attachments, calendar_days, dossiers, issuing, offerings, paying, payments, procedures, submission,
     views,
 )
+from . import exports, numbers
 from .citizen_directory import CitizenDirectory
 from .deps import LOOKUPS_PER_WINDOW, Deps, build_deps  # noqa: F401 (the limit, where tests read it)
 from .payment_provider import LocalPaymentProvider, PaymentSetup
@@ -63,8 +64,10 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
     from .transparency import transparency  # the public scorecards (no login)
     from .ward_admin import ward_admin  # the ward administrator's pages
     from .verification import verify_pages  # results anyone can check (the QR code's address)
+    from .numbers_page import numbers_page  # the ward's numbers for its leader, and their downloads
 
-    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin, transparency, verify_pages],
+    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin, transparency, verify_pages,
+                                             numbers_page],
                               OPENAPI_FILE, extra_collectors=collectors)
 
 
@@ -356,4 +359,23 @@ def put_ward_procedure(ward_id: str, code: str):
 # ---------------------------------------------------------------- a ward's numbers
 @bp.get("/wards/<ward_id>/stats")
 def ward_stats(ward_id: str):
-    return dossiers.ward_stats(deps(), current_principal(), ward_id)
+    return numbers.ward_numbers(deps(), current_principal(), ward_id, request.args.get("from"), request.args.get("to"))
+
+
+@bp.get("/wards/<ward_id>/exports/<kind>.<fmt>")
+def ward_export(ward_id: str, kind: str, fmt: str):
+    """dossiers.csv|xlsx (one row a dossier) and stats.csv|xlsx (the numbers), ?from=&to=."""
+    makers = {"dossiers": exports.dossiers_file, "stats": exports.stats_file}
+    if kind not in makers or fmt not in exports.FORMATS:
+        raise Problem(404, "not_found", "Không có tệp này",
+                      "Tệp xuất là dossiers.csv, dossiers.xlsx, stats.csv hoặc stats.xlsx. / No such export.")
+    content, name = makers[kind](deps(), current_principal(), ward_id, fmt, request.args.get("from"),
+                                 request.args.get("to"))
+    return exports_response(content, name, fmt)
+
+
+def exports_response(content: bytes, name: str, fmt: str) -> Response:
+    """An export as a download (the API and the numbers page send it alike)."""
+    return Response(content, mimetype=exports.FORMATS[fmt].split(";")[0], headers={
+        "Content-Type": exports.FORMATS[fmt], "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})

@@ -9,8 +9,10 @@ here instead of in five factories. Anything given as an override is used as is a
 real counterpart is never built (no RPC client, no key file)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from pymongo.database import Database
 
@@ -43,10 +45,26 @@ class Deps(ServiceDeps):
     result_keys: ResultKeys           # the authority and the wards' keys that sign results
     payments: PaymentSetup            # the payment provider (None: fees at the counter) and its secret
     lookup_limiter: FixedWindowLimiter  # the public lookup's rate limit, shared by every API process
+    # MOTCUA_PUBLIC_URL: the platform's public address (https://motcua.danang.gov.vn), printed
+    # on results for anyone to check them. Unset (one machine): the address the approving
+    # request came in on (verification.public_base).
+    public_url: str | None = None
 
 
 def lookup_limiter(db: Database) -> FixedWindowLimiter:
     return FixedWindowLimiter(db, "lookups", LOOKUPS_PER_WINDOW, LOOKUP_WINDOW)
+
+
+def public_url_from_env(env=None) -> str | None:
+    """MOTCUA_PUBLIC_URL without its trailing slash; None when unset. A value that is no
+    http(s) address stops the service at start rather than printing it on results."""
+    value = ((os.environ if env is None else env).get("MOTCUA_PUBLIC_URL") or "").strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("MOTCUA_PUBLIC_URL must be an http(s) address such as https://motcua.example.vn")
+    return value
 
 
 def _recorded_ward(db: Database, ward_id: str) -> dict | None:
@@ -73,6 +91,7 @@ def build_deps(settings: Settings, **overrides) -> Deps:
         "result_keys": lambda: ResultKeys.from_settings(settings),
         "payments": lambda: payment_provider.from_env(settings.data_dir),
         "lookup_limiter": lambda: lookup_limiter(db),
+        "public_url": public_url_from_env,
     }
     chosen = {name: given[name] if name in given else make() for name, make in makers.items()}
     return Deps(service=SERVICE, settings=settings, db=db, **chosen)

@@ -18,7 +18,7 @@ from motcua_common import metrics, rpc
 from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, not_found
 
-from . import attachments, domain, events, issuing, payments, store, views
+from . import attachments, domain, events, issuing, payments, store, verification, views
 from .deps import LOOKUPS_PER_WINDOW, Deps
 from .working_days import WorkingCalendar
 
@@ -220,15 +220,19 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
         outcome = domain.decide(dossier["status"], action, date.fromisoformat(dossier["due_date"]),
                                 date.fromisoformat(requested_on) if requested_on else None, today,
                                 working_calendar(deps))
-        result_pdf = None
+        result_pdf = result_token = None
         if outcome.to_status == domain.RESULT_READY:
             procedure = store.get_procedure(deps.db, dossier["procedure_code"], active_only=False)
-            result_pdf = issuing.issue(deps.result_keys, deps.wards, dossier, procedure, deps.clock.local(now), note)
+            # The public verification address goes on the result before it is signed.
+            result_token = verification.new_token()
+            result_pdf = issuing.issue(deps.result_keys, deps.wards, dossier, procedure, deps.clock.local(now), note,
+                                       verification.address(deps, result_token))
         announced = events.transition(dossier, outcome, principal.subject)
         # The history entry names its DossierStatusChanged, so that notify can ask for this
         # step's note (the note stays out of the event: it is free text).
         updated = store.record_outcome(deps.db, dossier, outcome, principal.subject, note, now, today,
-                                       announced, result_pdf, event_id=announced[0]["event_id"])
+                                       announced, result_pdf, event_id=announced[0]["event_id"],
+                                       result_token=result_token)
     except domain.InvalidTransition as exc:
         raise invalid_transition(exc.message, dossier["status"]) from exc
     except store.StaleDossier as exc:
@@ -342,33 +346,9 @@ def citizen_view(deps: Deps, dossier: dict) -> dict:
 # ---------------------------------------------------------------- numbers and overdue notices
 def ward_stats(deps: Deps, principal: Principal, ward_id: str) -> dict:
     """GET /wards/{id}/stats: a ward's numbers as of today."""
-    if not principal.can_watch(ward_id):
-        raise forbidden("Chỉ cán bộ của phường, trung tâm giám sát và quản trị viên xem được số liệu này.")
-    today = deps.clock.today()
-    counts = store.ward_counts(deps.db, ward_id, today)
-    return {"ward_id": ward_id, "as_of": today.isoformat(), **counts,
-            "on_time_rate": domain.on_time_rate(counts["returned"], counts["returned_on_time"]),
-            "by_procedure": _by_procedure(store.ward_rows(deps.db, ward_id), today)}
+    from . import numbers  # a range of days, the overdue list, the exports: numbers.py
 
-
-def _by_procedure(dossiers, today: date) -> list[dict]:
-    """Adoption and timeliness per procedure (R15): online against counter, returned on
-    time, overdue. Counted in Python over lean rows: portable across MongoDB and the
-    embedded server, and a ward's dossiers are thousands, not millions."""
-    rows: dict[str, dict] = {}
-    for d in dossiers:
-        row = rows.setdefault(d["procedure_code"], {"procedure_code": d["procedure_code"], "submitted": 0, "online": 0,
-                                                    "counter": 0, "returned": 0, "returned_on_time": 0, "overdue": 0})
-        row["submitted"] += 1
-        row[d["channel"]] = row.get(d["channel"], 0) + 1
-        if d["status"] == domain.RETURNED:
-            row["returned"] += 1
-            row["returned_on_time"] += bool(d.get("returned_on_time"))
-        row["overdue"] += domain.is_overdue(d["status"], date.fromisoformat(d["due_date"]), today)
-    for row in rows.values():
-        row["on_time_rate"] = domain.on_time_rate(row["returned"], row["returned_on_time"])
-        row["online_share"] = round(row["online"] / row["submitted"], 4)
-    return sorted(rows.values(), key=lambda r: (-r["submitted"], r["procedure_code"]))
+    return numbers.ward_numbers(deps, principal, ward_id)
 
 
 def overdue_by_ward(deps: Deps) -> dict[str, int]:

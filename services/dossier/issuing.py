@@ -41,15 +41,16 @@ def named_by_id(ward_id: str) -> str:
 
 
 def issue(keys: ResultKeys, wards: WardDirectory, dossier: dict, procedure: Procedure | None, decided_at: datetime,
-          note: str | None) -> bytes:
-    """The signed result PDF of `dossier`, approved at `decided_at` (the ward's local time)."""
+          note: str | None, verify_url: str | None = None) -> bytes:
+    """The signed result PDF of `dossier`, approved at `decided_at` (the ward's local time);
+    `verify_url` (verification.address) is printed under a QR code before signing."""
     name = ward_name(wards, dossier["ward_id"])
     labels = {f.name: f.label for f in procedure.form} if procedure else {}
     fields = tuple((labels.get(key, key), _text(value)) for key, value in dossier.get("form", {}).items())
     content = ResultContent(
         receipt_code=dossier["receipt_code"], procedure_name=dossier["procedure_name"], ward_name=name,
         received_on=date.fromisoformat(dossier["received_on"]), decided_at=decided_at,
-        fields=fields, note=note,
+        fields=fields, note=note, verify_url=verify_url,
     )
     pair = keys.for_ward(dossier["ward_id"], name)
     return results.sign(render(content), pair, keys.authority, dossier["receipt_code"], name)

@@ -14,6 +14,8 @@ from xml.sax.saxutils import escape
 
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
@@ -55,6 +57,21 @@ class ResultContent:
     decided_at: datetime  # local time at the ward
     fields: tuple[tuple[str, str], ...]  # (label, value) from the applicant's form
     note: str | None = None
+    # Where anyone checks this result (<base>/dossier/verify/<token>): printed under a QR
+    # code before signing, so the signature covers both.
+    verify_url: str | None = None
+
+
+QR_SIZE = 32 * mm
+
+
+def qr_code(text: str, size: float = QR_SIZE) -> Drawing:
+    """A QR code of `text` (error correction M: still read when a corner is smudged)."""
+    widget = QrCodeWidget(text, barLevel="M")
+    x0, y0, x1, y1 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(widget)
+    return drawing
 
 
 def render(content: ResultContent) -> bytes:
@@ -94,9 +111,24 @@ def render(content: ResultContent) -> bytes:
     story += [
         p("Hồ sơ đã được giải quyết theo quy định.", base),
         Spacer(1, 10 * mm),
+    ]
+    if content.verify_url:
+        small_centre = ParagraphStyle("small_centre", parent=small, alignment=1)
+        qr = Table([[qr_code(content.verify_url)]], colWidths=[QR_SIZE + 4 * mm])
+        qr.hAlign = "CENTER"
+        story += [
+            qr,
+            p("Quét mã QR hoặc mở địa chỉ dưới đây để kiểm tra kết quả này:", small_centre),
+            # A link as well: a reader of the file on screen clicks it, and the address
+            # stays machine-readable in the file (the printed glyphs are font indexes).
+            Paragraph(f'<a href="{escape(content.verify_url, {chr(34): "&quot;"})}">{escape(content.verify_url)}</a>',
+                      small_centre),
+            Spacer(1, 4 * mm),
+        ]
+    story += [
         p("Văn bản điện tử được ký số bởi Ủy ban nhân dân "
-          f"{content.ward_name}. Kiểm tra chữ ký tại Cổng Một Cửa (POST /dossier/api/v1/results/verify) "
-          "hoặc bằng phần mềm đọc PDF có kiểm tra chữ ký số.", small),
+          f"{content.ward_name}. Kiểm tra chữ ký tại địa chỉ in dưới mã QR, tại Cổng Một Cửa "
+          "(POST /dossier/api/v1/results/verify) hoặc bằng phần mềm đọc PDF có kiểm tra chữ ký số.", small),
     ]
     doc.build(story)
     return buffer.getvalue()

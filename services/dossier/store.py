@@ -58,6 +58,12 @@ def ensure_indexes(db: Database) -> None:
     dossiers.create_index([("status", ASCENDING), ("due_date", ASCENDING)], name="status_due")
     dossiers.create_index([("citizen_id", ASCENDING), ("submitted_at", DESCENDING)], name="citizen_recent")
     dossiers.create_index("result.sha256", name="result_digest", sparse=True)
+    # The token printed on a result (its public verification address): one result each.
+    dossiers.create_index("result.verify_token", unique=True, name="result_verify_token",
+                          partialFilterExpression={"result.verify_token": {"$type": "string"}})
+    # The ward's numbers over a range of days: received, and returned, in the range.
+    dossiers.create_index([("ward_id", ASCENDING), ("received_on", ASCENDING)], name="ward_received")
+    dossiers.create_index([("ward_id", ASCENDING), ("returned_on", ASCENDING)], name="ward_returned", sparse=True)
     db[PROCEDURE_REVISIONS].create_index([("code", ASCENDING), ("at", ASCENDING)], name="code_at")
     db[PAYMENTS].create_index([("dossier_id", ASCENDING), ("created_at", DESCENDING)], name="dossier_recent")
     # A notice older than the tolerance is refused anyway: its id need not be kept longer.
@@ -253,7 +259,8 @@ def linked_dossiers(db: Database, chain_id: str, but: str) -> list[dict]:
 # ---------------------------------------------------------------- actions
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
                    note: str | None, now: datetime, today: date, events: list[dict],
-                   result_pdf: bytes | None = None, event_id: str | None = None) -> dict:
+                   result_pdf: bytes | None = None, event_id: str | None = None,
+                   result_token: str | None = None) -> dict:
     """Write an action's outcome and its `events`; StaleDossier if the dossier moved meanwhile.
 
     `result_pdf` (the signed result of an approval) is stored first, then the dossier
@@ -270,7 +277,7 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
     if outcome.to_status == domain.RETURNED:
         changes.update(returned_on=today.isoformat(), returned_on_time=outcome.returned_on_time)
     if result_pdf is not None:
-        changes["result"] = _store_result(db, dossier, result_pdf, now)
+        changes["result"] = _store_result(db, dossier, result_pdf, now, result_token)
 
     def change(session: ClientSession) -> dict:
         updated = update_and_read(
@@ -297,11 +304,21 @@ def _results(db: Database) -> gridfs.GridFSBucket:
     return gridfs.GridFSBucket(db, bucket_name=RESULTS_BUCKET)
 
 
-def _store_result(db: Database, dossier: dict, pdf: bytes, now: datetime) -> dict:
+def _store_result(db: Database, dossier: dict, pdf: bytes, now: datetime, token: str | None = None) -> dict:
     file_id = _results(db).upload_from_stream(
         f"{dossier['receipt_code']}.pdf", pdf, metadata={"dossier_id": dossier["_id"], "content_type": "application/pdf"},
     )
-    return {"file_id": file_id, "sha256": hashlib.sha256(pdf).hexdigest(), "size": len(pdf), "signed_at": now}
+    stored = {"file_id": file_id, "sha256": hashlib.sha256(pdf).hexdigest(), "size": len(pdf), "signed_at": now}
+    if token:
+        stored["verify_token"] = token
+    return stored
+
+
+def find_by_result_token(db: Database, token: str) -> dict | None:
+    """The dossier whose signed result carries verification token `token`, lean."""
+    return db[DOSSIERS].find_one({"result.verify_token": token},
+                                 {"receipt_code": 1, "procedure_code": 1, "procedure_name": 1, "ward_id": 1,
+                                  "result": 1, "status": 1})
 
 
 def read_result(db: Database, dossier: dict) -> bytes | None:
@@ -465,24 +482,24 @@ def announce_overdue(db: Database, dossier: dict, now: datetime, event: dict) ->
 
 
 # ---------------------------------------------------------------- numbers
-def ward_counts(db: Database, ward_id: str, today: date) -> dict:
-    """A ward's dossiers counted: all, by channel, returned (on time), overdue today."""
-    dossiers = db[DOSSIERS]
-    ward = {"ward_id": ward_id}
-    return {
-        "submitted": dossiers.count_documents(ward),
-        "online": dossiers.count_documents({**ward, "channel": "online"}),
-        "counter": dossiers.count_documents({**ward, "channel": "counter"}),
-        "returned": dossiers.count_documents({**ward, "status": domain.RETURNED}),
-        "returned_on_time": dossiers.count_documents({**ward, "status": domain.RETURNED, "returned_on_time": True}),
-        "overdue": dossiers.count_documents({**ward, **_overdue(today)}),
-    }
+_NUMBERS_FIELDS = {"receipt_code": 1, "procedure_code": 1, "procedure_name": 1, "channel": 1, "status": 1,
+                   "received_on": 1, "due_date": 1, "returned_on": 1, "returned_on_time": 1, "assignee_id": 1}
 
 
-def ward_rows(db: Database, ward_id: str):
-    """A ward's dossiers, lean: procedure, channel, status, returned on time, due date."""
-    fields = {"procedure_code": 1, "channel": 1, "status": 1, "returned_on_time": 1, "due_date": 1}
-    return db[DOSSIERS].find({"ward_id": ward_id}, fields)
+def _days(field: str, first: str | None, last: str) -> dict:
+    return {field: {"$gte": first, "$lte": last} if first else {"$lte": last}}
+
+
+def ward_rows_received(db: Database, ward_id: str, first: str | None, last: str):
+    """A ward's dossiers received from `first` (None: ever) to `last` (YYYY-MM-DD, both
+    included): lean rows, nothing about the citizen."""
+    return db[DOSSIERS].find({"ward_id": ward_id, **_days("received_on", first, last)}, _NUMBERS_FIELDS)
+
+
+def ward_rows_returned(db: Database, ward_id: str, first: str | None, last: str):
+    """A ward's dossiers returned from `first` (None: ever) to `last`: lean rows."""
+    return db[DOSSIERS].find({"ward_id": ward_id, "status": domain.RETURNED, **_days("returned_on", first, last)},
+                             _NUMBERS_FIELDS)
 
 
 def _overdue(today: date) -> dict:
