@@ -141,7 +141,7 @@ def lookup_errors(code: str, last4: str) -> list[dict]:
     errors = []
     if not code:
         errors.append(field_error("receipt_code", "Nhập mã biên nhận hồ sơ."))
-    if not domain.PHONE_LAST4.match(last4):
+    if not (last4.isascii() and domain.PHONE_LAST4.match(last4)):  # not fullwidth or other scripts' digits
         errors.append(field_error("phone_last4", "Nhập 4 chữ số cuối của số điện thoại đã đăng ký."))
     return errors
 
@@ -176,7 +176,29 @@ def status_for_sms(deps: Deps, receipt_code, phone_last4) -> dict | None:
     dossier = matching_receipt(deps, str(receipt_code or "").strip().upper(), str(phone_last4 or ""))
     if dossier is None:
         return None
-    return {"status": dossier["status"], "due_date": dossier["due_date"], "ward_id": dossier["ward_id"]}
+    return {"status": dossier["status"], "due_date": dossier["due_date"], "ward_id": dossier["ward_id"],
+            "citizen_id": dossier.get("citizen_id")}  # identity answers only the phone of that account
+
+
+SMS_RATING_DAYS = 30
+
+
+def latest_ratable(deps: Deps, citizen_id) -> dict | None:
+    """identity's question when a citizen answers the result-ready SMS with 1, 2 or 3: that
+    citizen's most recent dossier whose result is ready or was returned within the last
+    SMS_RATING_DAYS days (rating decides whether it may still be rated); None if none."""
+    if not isinstance(citizen_id, str) or not citizen_id:
+        return None
+    from datetime import timedelta
+
+    since = deps.clock.now() - timedelta(days=SMS_RATING_DAYS)
+    found = deps.db[store.DOSSIERS].find_one(
+        {"citizen_id": citizen_id, "status": {"$in": [domain.RESULT_READY, domain.RETURNED]}, "updated_at": {"$gte": since}},
+        {"receipt_code": 1, "ward_id": 1, "updated_at": 1}, sort=[("updated_at", -1)])
+    if found is None:
+        return None
+    return {"dossier_id": found["_id"], "receipt_code": found["receipt_code"], "ward_id": found["ward_id"],
+            "at": found["updated_at"].isoformat()}
 
 
 def for_sms(deps: Deps, dossier_id, event_id) -> dict | None:

@@ -1,7 +1,7 @@
 """The dossier worker (nameko): only wiring. It keeps the citizens projection from
 CitizenRegistered (citizens.py), the wards identity opens (WardOpened, wards.py) and the
 sessions identity ended early (SessionsRevoked, motcua_common.revocations); answers
-identity's SMS status question and notify's question before it texts a citizen about a
+identity's SMS status and rating questions and notify's question before it texts a citizen about a
 step (dossiers.py); and announces overdue dossiers on a timer — the same use cases, with
 the same Deps (build_deps), as the API."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from motcua_common.consumer import event_handler, handle_once
 from motcua_common.mongo import connect, service_database
 from motcua_common.revocations import on_sessions_revoked
 
-from . import citizens, dossiers, scorecards, wards
+from . import citizens, counter_records, dossiers, scorecards, wards
 from .deps import SERVICE, Deps, build_deps
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,18 @@ class DossierWorker:
     def for_sms(self, dossier_id: str, event_id: str) -> dict | None:
         return dossiers.for_sms(self.deps, dossier_id, event_id)
 
+    @rpc
+    def latest_ratable(self, citizen_id: str) -> dict | None:
+        """identity's question when a citizen answers the result-ready SMS with 1, 2 or 3:
+        {dossier_id, receipt_code, ward_id, at} of their latest dossier to rate, or None."""
+        return dossiers.latest_ratable(self.deps, citizen_id)
+
     @event_handler("CitizenRegistered")
     def on_citizen_registered(self, event):
+        # First the counter record waiting for this citizen, if any (asks identity; a
+        # failure is retried with the event, and claiming twice changes nothing), then the
+        # projection, once.
+        counter_records.on_registered(self.deps, event["citizen_id"])
         return handle_once(self.deps.db, "dossier", event, citizens.on_registered(self.deps, event))
 
     @event_handler("WardOpened")

@@ -19,7 +19,8 @@ from . import domain, events, store
 from .deps import Deps
 from .errors import (
     CitizenNotFound, Invalid, InvalidCredentials, Locked, NationalIdTaken, NotAllowed, PasswordNotSent,
-    TemporaryPasswordExpired, TooManyLogins, TooManyRegistrations, WrongCurrentPassword,
+    PhoneAlreadyVerified, PhoneCodeExpired, PhoneCodeWrong, PhoneCodesExhausted, PhoneNotVerified,
+    TemporaryPasswordExpired, TooManyLogins, TooManyPhoneCodes, TooManyRegistrations, WrongCurrentPassword,
 )
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,7 @@ def validate_registration(deps: Deps, body: dict, password_optional: bool = Fals
     if full_name is None:
         errors.append(domain.FieldError("full_name", "Họ tên 2–100 ký tự, chỉ gồm chữ cái và khoảng trắng. / Invalid name."))
     phone = domain.normalise_phone(body.get("phone"))
-    if phone is None:
-        errors.append(domain.FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). / Invalid phone."))
+    errors += domain.phone_errors(body.get("phone"))
     ward_id = body.get("ward_id")
     if not isinstance(ward_id, str) or store.get_ward(deps.db, ward_id) is None:
         errors.append(domain.FieldError("ward_id", "Phường không tồn tại. / Unknown ward."))
@@ -92,7 +92,7 @@ def temporary_until(deps: Deps) -> datetime:
 
 
 def open_account(deps: Deps, *, national_id: str, full_name: str, date_of_birth, phone: str, ward_id: str,
-                 password: str, channel: str, temporary: bool, today=None) -> str:
+                 password: str, channel: str, temporary: bool, today=None, pending_phone: bool = False) -> str:
     """The citizen's account and its CitizenRegistered event, atomically; DuplicateKeyError
     when the national id has an account (the unique index decides under any load).
     `today` (the day the age band is counted on) is the ward's date unless given."""
@@ -101,7 +101,8 @@ def open_account(deps: Deps, *, national_id: str, full_name: str, date_of_birth,
     store.insert_citizen(deps.db, citizen_id=citizen_id, national_id=national_id, full_name=full_name,
                          date_of_birth=date_of_birth, phone=phone, ward_id=ward_id, password=password,
                          channel=channel, now=deps.clock.now(),
-                         temporary_until=temporary_until(deps) if temporary else None, events=[event])
+                         temporary_until=temporary_until(deps) if temporary else None, events=[event],
+                         pending_phone=pending_phone)
     return citizen_id
 
 
@@ -123,18 +124,97 @@ def register_citizen(deps: Deps, principal: Principal | None, body: dict, client
     if temporary:
         # Left out at the counter: a temporary password goes to the citizen's phone.
         fields["password"] = domain.new_temporary_password()
+    # On the web, nobody has seen the phone: the account waits for the code sent there.
+    pending = channel == "web" and deps.web_phone_proof
     try:
-        citizen_id = open_account(deps, channel=channel, temporary=temporary, **fields)
+        citizen_id = open_account(deps, channel=channel, temporary=temporary, pending_phone=pending, **fields)
     except DuplicateKeyError:
         audit(deps, "register", outcome="national_id_taken", client=client)
         raise NationalIdTaken()
     metrics.CITIZENS_REGISTERED.labels(ward_id, channel).inc()
     audit(deps, "register", account_id=citizen_id, client=client, channel=channel)
-    answer = {"citizen_id": citizen_id}
+    answer = {"citizen_id": citizen_id, "status": "pending_phone" if pending else "active",
+              "phone_verified": not pending}
+    if pending:
+        answer["phone_code_sent"] = _send_phone_code(deps, citizen_id, fields["phone"], ward_id, client)
+        answer["phone_code_expires_in"] = domain.PHONE_CODE_MINUTES * 60
     if temporary:
         answer["temporary_password_sent"] = send_temporary_password(
             deps, fields["phone"], fields["password"], ward_id, f"register:{citizen_id}")
     return answer, 201
+
+
+# ---------------------------------------------------------------- proving the phone (web registration)
+def _send_phone_code(deps: Deps, citizen_id: str, phone: str, ward_id: str | None, client: str) -> bool:
+    """A new 6-digit code to the account's phone, valid 10 minutes, 5 tries; False when it
+    was not sent (over the per-phone or per-address limit, or notify unreachable)."""
+    now = deps.clock.now()
+    verdicts = [deps.phone_codes_by_phone.hit(phone, now), deps.phone_codes_by_client.hit(client, now)]
+    if not all(v.allowed for v in verdicts):
+        audit(deps, "phone_code", account_id=citizen_id, outcome="rate_limited", client=client)
+        return False
+    code = domain.new_phone_code()
+    store.save_phone_code(deps.db, citizen_id, code, now, now + timedelta(minutes=domain.PHONE_CODE_MINUTES))
+    try:
+        # notify's `phone_code` template: a credential, never logged and erased once sent.
+        deps.send_reply(phone, "phone_code", {"code": code, "minutes": domain.PHONE_CODE_MINUTES}, ward_id,
+                        f"phone-code:{citizen_id}:{int(now.timestamp())}")
+    except RpcUnavailable:
+        log.warning("phone code not sent: notify unavailable")
+        return False
+    audit(deps, "phone_code", account_id=citizen_id, client=client)
+    return True
+
+
+def _pending_account(deps: Deps, citizen_id: object) -> dict:
+    account = store.citizen(deps.db, citizen_id) if isinstance(citizen_id, str) else None
+    if account is None or account.get("active") is False:
+        raise CitizenNotFound()
+    if account.get("status") != "pending_phone":
+        raise PhoneAlreadyVerified()
+    return account
+
+
+def resend_phone_code(deps: Deps, citizen_id: object, client: str) -> dict:
+    """Another code for a web registration still waiting (the first was lost or expired)."""
+    account = _pending_account(deps, citizen_id)
+    if not _send_phone_code(deps, account["_id"], account["phone"], account.get("ward_id"), client):
+        raise TooManyPhoneCodes(3600)
+    return {"citizen_id": account["_id"], "status": "pending_phone", "phone_code_sent": True,
+            "phone_code_expires_in": domain.PHONE_CODE_MINUTES * 60}
+
+
+def verify_phone(deps: Deps, citizen_id: object, code: object, client: str) -> dict:
+    """POST /citizens/{id}/phone-verification {code}: the code sent to the phone activates
+    the web account. Five tries per code; an expired or used-up code asks for a new one."""
+    if isinstance(code, str):
+        code = "".join(code.split())
+    if domain.has_non_ascii_digits(code):
+        raise Invalid([domain.FieldError("code", domain.NON_ASCII_DIGITS)])
+    if not domain.is_ascii_digits(code, domain.PHONE_CODE_DIGITS):
+        raise Invalid([domain.FieldError("code", f"Mã xác nhận gồm {domain.PHONE_CODE_DIGITS} chữ số. "
+                                                 f"/ The code is {domain.PHONE_CODE_DIGITS} digits.")])
+    account = _pending_account(deps, citizen_id)
+    saved = store.phone_code(deps.db, account["_id"])
+    if saved is None or _utc(saved["expires_at"]) <= deps.clock.now():
+        audit(deps, "phone_verification", account_id=account["_id"], outcome="expired", client=client)
+        raise PhoneCodeExpired()
+    tries = store.count_code_try(deps.db, account["_id"])
+    if tries > domain.PHONE_CODE_TRIES:
+        raise PhoneCodesExhausted()
+    import hmac
+
+    if not hmac.compare_digest(saved["digest"], store.code_digest(account["_id"], code)):
+        audit(deps, "phone_verification", account_id=account["_id"], outcome="wrong_code", client=client)
+        left = domain.PHONE_CODE_TRIES - tries
+        if left <= 0:
+            store.drop_phone_code(deps.db, account["_id"])
+            raise PhoneCodesExhausted()
+        raise PhoneCodeWrong(left)
+    store.drop_phone_code(deps.db, account["_id"])
+    store.activate_citizen(deps.db, account["_id"], deps.clock.now())
+    audit(deps, "phone_verification", account_id=account["_id"], client=client)
+    return {"citizen_id": account["_id"], "status": "active", "phone_verified": True}
 
 
 # ---------------------------------------------------------------- temporary passwords
@@ -168,25 +248,48 @@ def reissue_temporary_password(deps: Deps, principal: Principal, citizen_id: str
 
 
 # ---------------------------------------------------------------- lockout
-def refuse_if_locked(deps: Deps, account: dict) -> None:
-    """Locked while the account's lockout lasts (too many wrong passwords)."""
-    locked_until = account.get("locked_until")
-    if locked_until is not None and _utc(locked_until) > deps.clock.now():
-        raise locked(deps, locked_until)
+# Failures are counted per (account, client address) — and per (unknown username, client
+# address) — never per account alone: a stranger who guesses an officer's username
+# ("canbo.<ward>") locks only their own address out of it, and the counter PC keeps
+# working. An unknown username is answered exactly like a known one: 401 four times, then
+# 423 from that address. An SMS command's "address" is the phone it came from.
+FAILURES_KEPT = timedelta(hours=1)
 
 
-def is_locked(deps: Deps, account: dict) -> bool:
-    until = account.get("locked_until")
-    return until is not None and _utc(until) > deps.clock.now()
+def _subject(account: dict | None, username: str | None = None) -> str:
+    return f"account:{account['_id']}" if account is not None else f"user:{(username or '').casefold()}"
 
 
-def record_failed_login(deps: Deps, account: dict) -> datetime | None:
-    """Count a failure; lock the account after too many. Returns the lock end, if locked."""
-    if store.count_failed_login(deps.db, account) >= domain.MAX_FAILED_LOGINS:
-        until = deps.clock.now() + timedelta(minutes=domain.LOCKOUT_MINUTES)
-        store.lock(deps.db, account, until)
+def _locked_until(deps: Deps, subject: str, client: str) -> datetime | None:
+    found = store.login_failure(deps.db, subject, client)
+    until = (found or {}).get("locked_until")
+    return until if until is not None and _utc(until) > deps.clock.now() else None
+
+
+def refuse_if_locked(deps: Deps, account: dict | None, client: str, username: str | None = None) -> None:
+    """Locked while the lockout of (account, client) lasts (too many wrong passwords)."""
+    until = _locked_until(deps, _subject(account, username), client)
+    if until is not None:
+        raise locked(deps, until)
+
+
+def is_locked(deps: Deps, account: dict, client: str) -> bool:
+    return _locked_until(deps, _subject(account), client) is not None
+
+
+def record_failed_login(deps: Deps, account: dict | None, client: str, username: str | None = None) -> datetime | None:
+    """Count a failure of (account, client); lock that pair after too many. Returns the
+    lock's end, if locked."""
+    subject, now = _subject(account, username), deps.clock.now()
+    if store.count_login_failure(deps.db, subject, client, now, FAILURES_KEPT) >= domain.MAX_FAILED_LOGINS:
+        until = now + timedelta(minutes=domain.LOCKOUT_MINUTES)
+        store.lock_login(deps.db, subject, client, until, FAILURES_KEPT)
         return until
     return None
+
+
+def clear_failed_logins(deps: Deps, account: dict, client: str) -> None:
+    store.clear_login_failures(deps.db, _subject(account), client)
 
 
 def locked(deps: Deps, until: datetime) -> Locked:
@@ -212,37 +315,47 @@ def sign_in(deps: Deps, username: object, password: object, client: str) -> dict
         raise Invalid([domain.FieldError(f, "Bắt buộc. / Required.") for f in ("username", "password")
                        if not isinstance(given[f], str) or not given[f]])
     username = username.strip()
+    if domain.has_non_ascii_digits(username):
+        raise Invalid([domain.FieldError("username", domain.NON_ASCII_DIGITS)])
     _count_login(deps, username, client)
     candidates = store.citizens_by_username(deps.db, username)
     if not candidates:
         officer = store.officer_by_username(deps.db, username)
         if officer is not None and officer.get("active", True) is False:
-            # A deactivated officer gets exactly the answer an unknown username gets (the
-            # same time spent, the same 401), so nobody learns the username exists.
+            # A deactivated officer gets exactly the answers an unknown username gets (the
+            # same time spent, the same 401s, the same 423), so nobody learns it exists.
             audit(deps, "login", account_id=officer["_id"], outcome="inactive", client=client)
-            store.burn_verification_time(password)
-            raise InvalidCredentials()
+            officer = None
         candidates = [officer] if officer else []
-    for account in candidates:
-        refuse_if_locked(deps, account)
-    matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
     if not candidates:
+        refuse_if_locked(deps, None, client, username)
         store.burn_verification_time(password)
+        until = record_failed_login(deps, None, client, username)
+        audit(deps, "login", outcome="unknown_user_locked" if until else "unknown_user", client=client)
+        if until is not None:
+            raise locked(deps, until)
+        raise InvalidCredentials()
+    for account in candidates:
+        refuse_if_locked(deps, account, client)
+    matching = [a for a in candidates if store.verify_password(a["password_hash"], password)]
     if len(matching) != 1:
         for account in candidates:
-            until = record_failed_login(deps, account)
+            until = record_failed_login(deps, account, client)
             audit(deps, "login", account_id=account["_id"], outcome="locked" if until else "failed", client=client)
             if until is not None and len(candidates) == 1:
                 raise locked(deps, until)
-        if not candidates:
-            audit(deps, "login", outcome="unknown_user", client=client)
         raise InvalidCredentials()
     account = matching[0]
+    if account.get("status") == "pending_phone":
+        # The right password, but the web registration's phone is not proven yet.
+        audit(deps, "login", account_id=account["_id"], outcome="phone_not_verified", client=client)
+        raise PhoneNotVerified(account["_id"])
     expires = account.get("password_expires_at")
     if account.get("must_change_password") and expires is not None and _utc(expires) < deps.clock.now():
         audit(deps, "login", account_id=account["_id"], outcome="temporary_password_expired", client=client)
         raise TemporaryPasswordExpired()
     store.record_successful_login(deps.db, account, deps.clock.now())
+    clear_failed_logins(deps, account, client)
     audit(deps, "login", account_id=account["_id"], client=client)
     return issue_session(deps, account)
 
@@ -275,9 +388,9 @@ def change_own_password(deps: Deps, principal: Principal, current: object, new: 
         raise InvalidCredentials()
     # The current password is a login's secret: a session (stolen, or a shared screen left
     # signed in) must not become a way to guess it, so the same lockout counts here.
-    refuse_if_locked(deps, account)
+    refuse_if_locked(deps, account, client)
     if not isinstance(current, str) or not store.verify_password(account["password_hash"], current):
-        until = record_failed_login(deps, account)
+        until = record_failed_login(deps, account, client)
         audit(deps, "password_change", account_id=account["_id"], outcome="locked" if until else "wrong_current",
               client=client)
         if until is not None:
@@ -307,8 +420,7 @@ def _citizen_changes(deps: Deps, principal: Principal, account: dict, body: dict
     if "phone" in body:
         phone = domain.normalise_phone(body["phone"])
         if phone is None:
-            errors.append(domain.FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). "
-                                                     "/ Invalid phone."))
+            errors += domain.phone_errors(body["phone"])
         elif phone != account.get("phone"):
             changes["phone"] = phone
     if "ward_id" in body:
@@ -369,12 +481,54 @@ def correct_citizen_by_national_id(deps: Deps, principal: Principal, body: dict,
     national_id = body.get("national_id") if isinstance(body, dict) else None
     if isinstance(national_id, str):
         national_id = "".join(national_id.split())
-    if not isinstance(national_id, str) or domain.check_national_id(national_id, None):
-        raise Invalid([domain.FieldError("national_id", "Số CCCD phải gồm đúng 12 chữ số. / 12 digits.")])
+    problems = domain.check_national_id(national_id, None)
+    if problems:
+        raise Invalid(problems)
     found = store.citizen_by_national_id(deps.db, national_id)
     if found is None:
         raise CitizenNotFound()
     return correct_citizen(deps, principal, found["_id"], body, client)
+
+
+RELEASE_REASON_MAX = 500
+
+
+def release_national_id(deps: Deps, principal: Principal, body: object, client: str) -> dict:
+    """At the counter, the card checked: someone else registered this CCCD (a typo, or on
+    purpose). The wrong account is deactivated, its sessions refused everywhere
+    (SessionsRevoked, reason account_released) and the CCCD freed, so that its real owner
+    registers; the CCCD is kept aside on the released account for the record. Audited
+    (who, where, when; never the CCCD). Any ward's staff may do it: the real owner comes
+    to their own ward's counter, wherever the wrong account was registered."""
+    if principal.role not in STAFF_ROLES:
+        raise NotAllowed("Chỉ cán bộ một cửa giải phóng số CCCD. / Only officers release a national id.")
+    if not isinstance(body, dict):
+        raise Invalid([domain.FieldError("body", "Phải là một đối tượng JSON.")])
+    national_id, reason = body.get("national_id"), body.get("reason")
+    if isinstance(national_id, str):
+        national_id = "".join(national_id.split())
+    errors = domain.check_national_id(national_id, None)
+    if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= RELEASE_REASON_MAX:
+        errors.append(domain.FieldError("reason", f"Ghi lý do (3–{RELEASE_REASON_MAX} ký tự), ví dụ: đã đối chiếu thẻ "
+                                                  "CCCD, người đăng ký không phải chủ thẻ. / A reason is required."))
+    if errors:
+        raise Invalid(errors)
+    account = store.citizen_by_national_id(deps.db, national_id)
+    if account is None:
+        raise CitizenNotFound()
+    now = deps.clock.now()
+    ward_id = account.get("ward_id")
+    changes = {"active": False, "status": "released", "national_id": f"released:{account['_id']}",
+               "released_national_id": national_id, "released_at": now, "released_by": principal.subject,
+               "released_reason": " ".join(reason.split())}
+    revocation = {"account_id": account["_id"], "revoked_before": now, "reason": "account_released",
+                  "ward_id": ward_id}
+    store.release_citizen(deps.db, account, changes, revocation,
+                          [events.sessions_revoked(account["_id"], ward_id, now, "account_released")])
+    forget_revocation_cache(deps, account["_id"])
+    audit(deps, "release_national_id", account_id=account["_id"], by=principal.subject, client=client,
+          ward_id=ward_id, by_ward=principal.ward_id)
+    return {"citizen_id": account["_id"], "released": True, "sessions_revoked": True}
 
 
 # ---------------------------------------------------------------- other services' questions

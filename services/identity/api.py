@@ -109,6 +109,27 @@ def register():
     return idempotent(deps.db, "citizens", lambda: accounts.register_citizen(deps, principal, body, client))
 
 
+@api.post("/api/v1/citizens/<citizen_id>/phone-verification")
+def verify_phone(citizen_id: str):
+    """A web registration's phone proven by the code sent there: the account is active."""
+    body = json_body()
+    return jsonify(accounts.verify_phone(_deps(), citizen_id, body.get("code"), _client()))
+
+
+@api.post("/api/v1/citizens/<citizen_id>/phone-verification/code")
+def resend_phone_code(citizen_id: str):
+    """Another code for a web registration still waiting for its phone's proof."""
+    return jsonify(accounts.resend_phone_code(_deps(), citizen_id, _client())), 202
+
+
+@api.post("/api/v1/citizens/by-national-id/release")
+@authenticated(*STAFF_ROLES)
+def release_national_id():
+    """At the counter, the card checked: the account that took this CCCD is deactivated and
+    the CCCD freed for its real owner."""
+    return jsonify(accounts.release_national_id(_deps(), current_principal(), json_body(), _client()))
+
+
 @api.patch("/api/v1/citizens/<citizen_id>")
 @authenticated(*STAFF_ROLES)
 def correct_citizen(citizen_id: str):

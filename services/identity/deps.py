@@ -9,6 +9,7 @@ tests call it. Anything given as an override is used as is and its real counterp
 never built (no key file, no RPC client)."""
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,13 +37,27 @@ SMS_WINDOW = timedelta(minutes=10)
 LOGINS_PER_USERNAME = 10
 LOGINS_PER_CLIENT = 120
 LOGIN_WINDOW = timedelta(minutes=1)
+# One-time codes proving a web registration's phone (domain.PHONE_CODES_PER_*).
+PHONE_CODES_PER_PHONE_HOUR = 5
+PHONE_CODES_PER_CLIENT_HOUR = 20
 # The limiters' names in the database (bootstrap makes their indexes).
-LIMITERS = ("sms_inbound", "login_username", "login_client")
+LIMITERS = ("sms_inbound", "login_username", "login_client", "phone_code_phone", "phone_code_client")
 
 # send_reply(to, template, variables, ward_id, key): an SMS through notify.
 SendReply = Callable[[str, str, dict, "str | None", str], object]
-# dossier_status(receipt_code, phone_last4) -> {"status", "due_date", "ward_id"} | None
+# dossier_status(receipt_code, phone_last4) -> {"status", "due_date", "ward_id", "citizen_id"} | None
 DossierStatus = Callable[[str, str], "dict | None"]
+# latest_ratable(citizen_id) -> {"dossier_id", "receipt_code", "ward_id"} | None, asked of dossier
+LatestRatable = Callable[[str], "dict | None"]
+# rate_dossier(receipt_code, score) -> {"outcome": rated|already_rated|not_ratable, ...}, asked of rating
+RateDossier = Callable[[str, str], dict]
+
+
+def web_phone_proof(env: dict | None = None) -> bool:
+    """MOTCUA_WEB_PHONE_PROOF (default true): a web registration is active only once the
+    code sent to its phone is entered. `false` only for a platform without SMS."""
+    value = (env if env is not None else os.environ).get("MOTCUA_WEB_PHONE_PROOF", "true")
+    return value.strip().lower() not in ("false", "0", "no", "off")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +69,11 @@ class Deps(ServiceDeps):
     login_by_client: FixedWindowLimiter         # sign-in attempts per client address
     registrations_by_client: FixedWindowLimiter  # self-registrations per client address
     sms_limiter: FixedWindowLimiter             # inbound SMS per phone
+    latest_ratable: LatestRatable               # rating by SMS: the citizen's dossier to rate, asked of dossier
+    rate_dossier: RateDossier                   # rating by SMS: the rating itself, asked of rating
+    phone_codes_by_phone: FixedWindowLimiter    # one-time codes sent per phone
+    phone_codes_by_client: FixedWindowLimiter   # one-time codes asked for per client address
+    web_phone_proof: bool = True                # web registrations wait for the phone's code
 
 
 class CallableClock(SystemClock):
@@ -110,6 +130,20 @@ def _dossier_status(settings: Settings) -> DossierStatus:
     return dossier_status
 
 
+def _latest_ratable(settings: Settings) -> LatestRatable:
+    def latest_ratable(citizen_id):
+        return call(settings, "dossier", "latest_ratable", citizen_id, timeout=10)
+
+    return latest_ratable
+
+
+def _rate_dossier(settings: Settings) -> RateDossier:
+    def rate_dossier(receipt_code, score):
+        return call(settings, "rating", "rate_dossier_by_sms", receipt_code, score, timeout=10)
+
+    return rate_dossier
+
+
 def build_deps(settings: Settings | None = None, **overrides) -> Deps:
     """identity's dependencies; `overrides` (any field of Deps) replace the real ones —
     tests pass stand-ins for notify and dossier, a fixed clock, a signing key. A clock
@@ -135,6 +169,13 @@ def build_deps(settings: Settings | None = None, **overrides) -> Deps:
         "registrations_by_client": lambda: FixedWindowLimiter(db, "register_client", settings.registrations_per_client_hour,
                                                               timedelta(hours=1)),
         "sms_limiter": lambda: FixedWindowLimiter(db, "sms_inbound", SMS_PER_PHONE, SMS_WINDOW),
+        "latest_ratable": lambda: _latest_ratable(settings),
+        "rate_dossier": lambda: _rate_dossier(settings),
+        "phone_codes_by_phone": lambda: FixedWindowLimiter(db, "phone_code_phone", PHONE_CODES_PER_PHONE_HOUR,
+                                                           timedelta(hours=1)),
+        "phone_codes_by_client": lambda: FixedWindowLimiter(db, "phone_code_client", PHONE_CODES_PER_CLIENT_HOUR,
+                                                            timedelta(hours=1)),
+        "web_phone_proof": lambda: web_phone_proof(),
     }
     chosen = {name: given[name] if name in given else make() for name, make in makers.items()}
     return Deps(service=SERVICE, settings=settings, db=db, clock=clock, signing_key=signing_key, **chosen)

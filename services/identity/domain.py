@@ -31,6 +31,34 @@ PROVINCE_CODES: dict[str, str] = {
 _CENTURY_BY_DIGIT = {0: 1900, 1: 1900, 2: 2000, 3: 2000, 4: 2100, 5: 2100, 6: 2200, 7: 2200, 8: 1800, 9: 1800}
 
 
+# Identifiers (CCCD, phone numbers, codes) are ASCII digits only. `str.isdigit()` and the
+# regex `\d` also accept fullwidth ("０４８…"), Arabic-Indic ("٠٤٨…") and other scripts'
+# digits: a number typed that way would be stored as another string than the card's.
+NON_ASCII_DIGITS = ("Chỉ dùng chữ số 0–9 thông thường (bàn phím tiếng Việt/tiếng Anh), không dùng chữ số "
+                    "toàn độ rộng hay chữ số của chữ viết khác. / ASCII digits 0-9 only.")
+
+
+def is_ascii_digits(value: object, length: int | None = None) -> bool:
+    """Only the ASCII digits 0-9 (and exactly `length` of them when given)."""
+    return (isinstance(value, str) and value.isascii() and value.isdigit()
+            and (length is None or len(value) == length))
+
+
+def has_non_ascii_digits(value: object) -> bool:
+    """Holds a digit that is not 0-9 (fullwidth, Arabic-Indic, ...)."""
+    return isinstance(value, str) and any(ch.isdigit() and not ch.isascii() for ch in value)
+
+
+def phone_errors(value: object) -> list[FieldError]:
+    """The 422 for a phone number that is not one, with the clear reason when it holds
+    non-ASCII digits (normalise_phone refuses them too)."""
+    if has_non_ascii_digits(value):
+        return [FieldError("phone", NON_ASCII_DIGITS)]
+    if normalise_phone(value) is None:
+        return [FieldError("phone", "Số điện thoại di động Việt Nam không hợp lệ (vd. 0905 123 456). / Invalid phone.")]
+    return []
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str
@@ -40,7 +68,9 @@ class FieldError:
 def check_national_id(value: object, date_of_birth: date | None) -> list[FieldError]:
     """CCCD: 12 digits; province code; gender/century digit and birth year matching the DOB."""
     field = "national_id"
-    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+    if isinstance(value, str) and has_non_ascii_digits(value):
+        return [FieldError(field, NON_ASCII_DIGITS)]
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
         return [FieldError(field, "Số CCCD phải gồm đúng 12 chữ số. / The national id must be 12 digits.")]
     if value[:3] not in PROVINCE_CODES:
         return [FieldError(field, f"Mã tỉnh {value[:3]} trong số CCCD không tồn tại. / Unknown province code.")]
@@ -54,7 +84,7 @@ def check_national_id(value: object, date_of_birth: date | None) -> list[FieldEr
 
 
 def parse_date(value: object) -> date | None:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         return None
     try:
         return date.fromisoformat(value)
@@ -131,9 +161,26 @@ def birth_date_range_for_ages(today: date, youngest: int, oldest: int) -> tuple[
     return earliest + timedelta(days=1), years_ago(youngest)
 
 
-# Lockout after repeated failures (CONTRACT: 423 `locked`).
+# Lockout after repeated failures (CONTRACT: 423 `locked`). Counted per account *and*
+# client address: a stranger who types an officer's guessable username five times locks
+# only their own address out of it, never the counter PC. An unknown username counts and
+# locks the same way, so that the answers do not tell which usernames exist.
 MAX_FAILED_LOGINS = 5
 LOCKOUT_MINUTES = 15
+
+# Web registration proves the phone with a one-time code by SMS before the account is
+# active (SMS registration and the counter are proof by themselves).
+PHONE_CODE_DIGITS = 6
+PHONE_CODE_MINUTES = 10
+PHONE_CODE_TRIES = 5
+# (and at most deps.PHONE_CODES_PER_PHONE_HOUR codes to one phone, PHONE_CODES_PER_CLIENT_HOUR
+# asked for from one address, in an hour)
+
+
+def new_phone_code() -> str:
+    import secrets
+
+    return f"{secrets.randbelow(10 ** PHONE_CODE_DIGITS):0{PHONE_CODE_DIGITS}d}"
 
 
 # Temporary passwords: typed from an SMS on a phone keypad, so lowercase letters and digits

@@ -86,3 +86,31 @@ class WardExists(IdentityError):
 
 class OfficerNotFound(IdentityError):
     """No such officer (or not one the caller may see)."""
+
+
+@dataclass
+class PhoneNotVerified(IdentityError):
+    """The right password, but a web registration whose phone is not proven yet."""
+    citizen_id: str
+
+
+class PhoneAlreadyVerified(IdentityError):
+    """The account is not waiting for a phone code (proven already, or never needed one)."""
+
+
+class PhoneCodeExpired(IdentityError):
+    """No code in force for the account (expired, used up or never sent): ask for a new one."""
+
+
+@dataclass
+class PhoneCodeWrong(IdentityError):
+    tries_left: int
+
+
+class PhoneCodesExhausted(IdentityError):
+    """Five wrong tries: that code no longer works."""
+
+
+@dataclass
+class TooManyPhoneCodes(IdentityError):
+    retry_after: int

@@ -144,7 +144,7 @@ def register():
         if errors:
             accounts.validate_registration(_deps(), body)  # the other fields' messages too; nothing is created
         else:
-            accounts.register_citizen(_deps(), None, body, _client())  # on the web: channel "web", own password
+            answer, _ = accounts.register_citizen(_deps(), None, body, _client())  # on the web: channel "web", own password
     except IdentityError as refused:
         problem = problem_of(refused)
         errors = {**_field_messages(problem), **errors}
@@ -159,8 +159,38 @@ def register():
         return _registration_page(typed, errors, problem.status, notice)
     if errors:
         return _registration_page(typed, errors, 422)
-    return _page("registered.html", 201, username=body["national_id"], full_name=typed["full_name"],
+    return _registered_page(201, answer, body["national_id"], typed["full_name"])
+
+
+def _registered_page(status: int, answer: dict, username: str | None, full_name: str | None,
+                     errors: dict | None = None, notice: str | None = None):
+    """The account made; a web registration then asks for the code sent to the phone."""
+    return _page("registered.html", status, username=username, full_name=full_name,
+                 pending=answer.get("status") == "pending_phone", citizen_id=answer.get("citizen_id"),
+                 code_sent=answer.get("phone_code_sent", True), errors=errors or {}, notice=notice,
                  login_url=url_for(".login_form", next=DEFAULT_NEXT))
+
+
+@pages.post("/register/verify")
+def verify_phone():
+    """The 6-digit code sent to the phone, typed on the page after registering (or, with
+    `resend`, another code)."""
+    check_csrf()
+    citizen_id = request.form.get("citizen_id", "")
+    pending = {"status": "pending_phone", "citizen_id": citizen_id}
+    try:
+        if request.form.get("resend"):
+            accounts.resend_phone_code(_deps(), citizen_id, _client())
+            return _registered_page(200, pending, None, None, notice="Đã gửi mã mới đến số điện thoại của bạn.")
+        answer = accounts.verify_phone(_deps(), citizen_id, request.form.get("code", ""), _client())
+    except IdentityError as refused:
+        problem = problem_of(refused)
+        errors = _field_messages(problem)
+        if problem.code == "phone_already_verified":
+            return _registered_page(200, {"status": "active", "citizen_id": citizen_id}, None, None)
+        return _registered_page(problem.status, pending, None, None, errors=errors,
+                                notice=None if errors else _vietnamese(problem.detail))
+    return _registered_page(200, answer, None, None, notice="Đã xác nhận số điện thoại. Bạn có thể đăng nhập.")
 
 
 # ---------------------------------------------------------------- sign in

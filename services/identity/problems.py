@@ -62,6 +62,31 @@ def problem_of(error: errors.IdentityError) -> Problem:
     if isinstance(error, errors.PasswordNotSent):
         return Problem(503, "dependency_unavailable", "Chưa gửi được tin nhắn",
                        "Không gửi được mật khẩu tạm, vui lòng thử lại sau ít phút.", headers={"Retry-After": "30"})
+    if isinstance(error, errors.PhoneNotVerified):
+        return Problem(403, "phone_not_verified", "Chưa xác nhận số điện thoại",
+                       "Tài khoản đăng ký trên mạng chỉ dùng được sau khi nhập mã xác nhận 6 chữ số gửi đến số điện "
+                       "thoại đã đăng ký. Nếu không nhận được mã, hãy yêu cầu gửi lại mã hoặc đến Bộ phận một cửa của "
+                       "phường. / The phone is not verified yet: enter the 6-digit code sent to it.",
+                       citizen_id=error.citizen_id)
+    if isinstance(error, errors.PhoneAlreadyVerified):
+        return Problem(409, "phone_already_verified", "Số điện thoại đã được xác nhận",
+                       "Tài khoản này không chờ mã xác nhận. Hãy đăng nhập. / This account is not waiting for a code.")
+    if isinstance(error, errors.PhoneCodeExpired):
+        return Problem(410, "code_expired", "Mã xác nhận đã hết hạn",
+                       "Mã xác nhận đã hết hạn (10 phút) hoặc không còn dùng được. Hãy yêu cầu gửi mã mới. "
+                       "/ The code has expired: ask for a new one.")
+    if isinstance(error, errors.PhoneCodeWrong):
+        return ValidationFailed([field_error("code", f"Mã xác nhận không đúng, còn {error.tries_left} lần thử. "
+                                                     f"/ Wrong code, {error.tries_left} tries left.")])
+    if isinstance(error, errors.PhoneCodesExhausted):
+        return Problem(429, "too_many_tries", "Nhập sai mã quá nhiều lần",
+                       "Đã nhập sai mã 5 lần, mã này không còn dùng được. Hãy yêu cầu gửi mã mới. "
+                       "/ Five wrong tries: ask for a new code.")
+    if isinstance(error, errors.TooManyPhoneCodes):
+        return Problem(429, "rate_limited", "Gửi mã quá nhiều lần",
+                       "Đã gửi quá nhiều mã xác nhận đến số này hoặc từ địa chỉ này, vui lòng thử lại sau hoặc đến "
+                       "Bộ phận một cửa của phường. / Too many codes, retry later.",
+                       headers={"Retry-After": str(error.retry_after)})
     raise TypeError(f"no problem details for {error!r}")
 
 

@@ -6,6 +6,8 @@
                                       code (05518) or its name (Song Cong)
   MK <mật khẩu cũ> <mật khẩu mới>      change the password
   TT <mã hồ sơ>                        a dossier's status
+  1 | 2 | 3, or DG 1 | DG 2 | DG 3     rate the dossier whose result-ready SMS this answers:
+                                      1 rất hài lòng, 2 hài lòng, 3 không hài lòng
 
 Citizens type on phone keypads: any case, with or without diacritics (Đk, dk, ĐK), extra
 spaces, and dates written with '/', '-' or '.' and one-digit days or months. A message
@@ -40,22 +42,46 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Rate:
+    score: str          # very_satisfied | satisfied | unsatisfied
+
+
+SCORES = {"1": "very_satisfied", "2": "satisfied", "3": "unsatisfied"}
+# How the reply names a score (unaccented, like every reply).
+SCORE_WORDS = {"very_satisfied": "Rat hai long", "satisfied": "Hai long", "unsatisfied": "Khong hai long"}
+_RATE = re.compile(r"^(?:DG)?([123])[.!]*$")
+
+
+@dataclass(frozen=True)
 class NotUnderstood:
     reply: str          # what to text back
 
 
 HELP = ("Cu phap: DK <so CCCD> <ho ten> <ngay/thang/nam sinh> de dang ky; "
-        "MK <mat khau cu> <mat khau moi> de doi mat khau; TT <ma ho so> de tra cuu ho so.")
+        "MK <mat khau cu> <mat khau moi> de doi mat khau; TT <ma ho so> de tra cuu ho so; "
+        "DG 1/2/3 de danh gia ho so da co ket qua.")
+NON_ASCII = ("So chi gom cac chu so 0-9 thong thuong (khong dung chu so toan do rong hay chu so cua chu viet khac). ")
 
 MAX_WARD_WORDS = 5
-_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
+_DATE = re.compile(r"^([0-9]{1,2})[/.\-]([0-9]{1,2})[/.\-]([0-9]{4})$")
 
 
-def parse(text: str) -> Register | ChangePassword | Status | NotUnderstood:
+def _non_ascii_digits(text: str) -> bool:
+    return any(ch.isdigit() and not ch.isascii() for ch in text)
+
+
+def parse(text: str) -> Register | ChangePassword | Status | Rate | NotUnderstood:
     words = unicodedata.normalize("NFC", text or "").split()
     if not words:
         return NotUnderstood("Tin nhan trong. " + HELP)
+    # A rating answers the result-ready SMS: "1", "dg 2", "ĐG3", "Dg 1." (any case, spaces, diacritics).
+    rating = _RATE.match(unaccent("".join(words)).upper())
+    if rating:
+        return Rate(SCORES[rating.group(1)])
     keyword = unaccent(words[0]).upper()
+    if keyword == "DG":
+        return NotUnderstood("Sai cu phap danh gia. Soan: DG 1 (rat hai long), DG 2 (hai long) hoac "
+                             "DG 3 (khong hai long).")
     rest = words[1:]
     if keyword == "DK":
         return _register(rest)
@@ -65,6 +91,8 @@ def parse(text: str) -> Register | ChangePassword | Status | NotUnderstood:
                                  "(mat khau khong chua dau cach).")
         return ChangePassword(rest[0], rest[1])
     if keyword == "TT":
+        if len(rest) == 1 and _non_ascii_digits(rest[0]):
+            return NotUnderstood("Ma ho so " + NON_ASCII + "Soan: TT <ma ho so>.")
         if len(rest) != 1:
             return NotUnderstood("Sai cu phap tra cuu. Soan: TT <ma ho so>, vi du TT HC-261121-7KQ2M.")
         return Status(rest[0].upper())
@@ -77,7 +105,9 @@ def _register(rest: list[str]) -> Register | NotUnderstood:
     if len(rest) < 3:
         return NotUnderstood("Thieu thong tin dang ky. " + usage)
     national_id, *name_words, birth = rest
-    if not re.fullmatch(r"\d{12}", national_id):
+    if _non_ascii_digits(national_id) or _non_ascii_digits(birth):
+        return NotUnderstood(NON_ASCII + usage)
+    if not re.fullmatch(r"[0-9]{12}", national_id):
         return NotUnderstood("So CCCD phai gom 12 chu so. " + usage)
     # The ward, when given, follows the date: the last word shaped like a date ends the
     # name (a name never holds a date), at most MAX_WARD_WORDS words after it.

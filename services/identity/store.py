@@ -4,13 +4,16 @@ Every moment written is given by the caller (the use cases read deps.clock); eve
 written with a change is built by the caller (events.py) and committed here with it."""
 from __future__ import annotations
 
+import os
+import threading
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from motcua_common import revocations
 from motcua_common.mongo import update_and_read
@@ -29,13 +32,54 @@ _hasher = default_hasher()
 _DUMMY_HASH = _hasher.hash("motcua-no-such-account")
 
 
+class HashGate:
+    """At most `size` argon2 hashes or verifications at once in this process. Each takes
+    64 MiB: sixteen request threads hashing together would need 1 GiB under a 512 Mi
+    container limit. The others wait their turn (a sign-in takes a little longer under a
+    burst; the process is never killed for memory). `peak` is the most seen at once."""
+
+    def __init__(self, size: int):
+        self.size = max(1, int(size))
+        self._slots = threading.BoundedSemaphore(self.size)
+        self._lock = threading.Lock()
+        self.in_use = 0
+        self.peak = 0
+
+    def __enter__(self):
+        self._slots.acquire()
+        with self._lock:
+            self.in_use += 1
+            self.peak = max(self.peak, self.in_use)
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.in_use -= 1
+        self._slots.release()
+        return False
+
+
+def max_concurrent_hashes(env: dict | None = None) -> int:
+    """MOTCUA_MAX_CONCURRENT_HASHES (default 2): 2 × 64 MiB beside the service's own memory."""
+    raw = (env if env is not None else os.environ).get("MOTCUA_MAX_CONCURRENT_HASHES", "2")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 2
+
+
+hash_gate = HashGate(max_concurrent_hashes())
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with hash_gate:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        with hash_gate:
+            return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -56,6 +100,13 @@ def ensure_indexes(db: Database) -> None:
     db.officers.create_index("ward_id")
     db.wards.create_index("official_code")
     db.audit.create_index([("at", ASCENDING)])
+    # Inbound SMS already handled (a gateway's resend is answered from here), kept two days.
+    db.sms_messages.create_index("at", expireAfterSeconds=2 * 86400, name="sms_messages_ttl")
+    db.sms_messages.create_index([("phone_text", ASCENDING), ("at", DESCENDING)], name="same_text_recently")
+    # One-time codes proving a web registration's phone, gone once expired.
+    db.phone_codes.create_index("expires_at", expireAfterSeconds=0, name="phone_codes_ttl")
+    # Failed sign-ins per (account or username, client address), gone a while after the last.
+    db.login_failures.create_index("expires_at", expireAfterSeconds=0, name="login_failures_ttl")
 
 
 # ---------------------------------------------------------------- wards
@@ -116,7 +167,7 @@ def _revoke(db: Database, session, revocation: dict | None) -> None:
 # ---------------------------------------------------------------- citizens
 def insert_citizen(db: Database, *, citizen_id: str, national_id: str, full_name: str, date_of_birth: date,
                    phone: str, ward_id: str, password: str, channel: str, now: datetime,
-                   temporary_until: datetime | None, events: list[dict]) -> None:
+                   temporary_until: datetime | None, events: list[dict], pending_phone: bool = False) -> None:
     """Insert the account and its events (CitizenRegistered) atomically.
 
     One account per national id holds under any load through the unique index: a second
@@ -137,13 +188,18 @@ def insert_citizen(db: Database, *, citizen_id: str, national_id: str, full_name
         "locked_until": None,
         "channel": channel,
         "created_at": now,
+        # A web registration is active once its phone is proven by a code sent there; an
+        # SMS registration (sent from that phone) and the counter (the card checked) are
+        # proof by themselves.
+        "status": "pending_phone" if pending_phone else "active",
+        "phone_verified": not pending_phone,
     }
     commit(db, lambda session: db.citizens.insert_one(doc, session=session), events)
 
 
 def citizens_by_username(db: Database, username: str) -> list[dict]:
-    if username.isdigit() and len(username) == 12:
-        found = db.citizens.find_one({"national_id": username})
+    if username.isascii() and username.isdigit() and len(username) == 12:
+        found = db.citizens.find_one({"national_id": username, "active": {"$ne": False}})
         return [found] if found else []
     phone = domain.normalise_phone(username)
     if phone:
@@ -153,7 +209,8 @@ def citizens_by_username(db: Database, username: str) -> list[dict]:
 
 
 def citizens_with_phone(db: Database, phone: str) -> list[dict]:
-    return list(db.citizens.find({"phone": phone}).limit(10))
+    """The accounts on a phone (a family may share one), a released one left out."""
+    return list(db.citizens.find({"phone": phone, "active": {"$ne": False}}).limit(10))
 
 
 def citizen(db: Database, citizen_id: str) -> dict | None:
@@ -296,3 +353,108 @@ def audit(db: Database, action: str, *, at: datetime, account_id: str | None = N
     """Security events. Never a password, token, national id or phone number."""
     db.audit.insert_one({"at": at, "action": action, "account_id": account_id, "outcome": outcome,
                          "client": client, **details})
+
+
+# ---------------------------------------------------------------- inbound SMS already handled
+def claim_sms(db: Database, key: str, phone_text: str, now: datetime) -> dict | None:
+    """Claim an inbound message for handling: None when it is new (the caller handles it),
+    else the record of the first time (`outcome` once that one finished)."""
+    try:
+        db.sms_messages.insert_one({"_id": key, "phone_text": phone_text, "at": now, "outcome": None})
+        return None
+    except DuplicateKeyError:
+        return db.sms_messages.find_one({"_id": key}) or {"_id": key, "outcome": None}
+
+
+def recent_sms(db: Database, phone_text: str, since: datetime, but: str) -> dict | None:
+    """The same text from the same phone handled since `since` (another gateway id)."""
+    return db.sms_messages.find_one({"phone_text": phone_text, "at": {"$gte": since}, "_id": {"$ne": but},
+                                     "outcome": {"$ne": None}}, sort=[("at", DESCENDING)])
+
+
+def finish_sms(db: Database, key: str, outcome: dict) -> None:
+    db.sms_messages.update_one({"_id": key}, {"$set": {"outcome": outcome}})
+
+
+def release_sms(db: Database, key: str) -> None:
+    """Handling failed (notify unreachable): the gateway's retry is handled afresh."""
+    db.sms_messages.delete_one({"_id": key, "outcome": None})
+
+
+# ---------------------------------------------------------------- one-time codes (phone proof)
+def code_digest(citizen_id: str, code: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{citizen_id}|{code}".encode()).hexdigest()
+
+
+def save_phone_code(db: Database, citizen_id: str, code: str, now: datetime, expires_at: datetime) -> None:
+    """A new code for the account (the earlier one, if any, no longer works). Stored as a
+    digest: a database reader cannot activate someone else's account with it."""
+    db.phone_codes.replace_one({"_id": citizen_id}, {"_id": citizen_id, "digest": code_digest(citizen_id, code),
+                                                      "tries": 0, "sent_at": now, "expires_at": expires_at},
+                               upsert=True)
+
+
+def phone_code(db: Database, citizen_id: str) -> dict | None:
+    return db.phone_codes.find_one({"_id": citizen_id})
+
+
+def count_code_try(db: Database, citizen_id: str) -> int:
+    """One more try on the account's code; the tries so far (0 when there is no code)."""
+    doc = db.phone_codes.find_one_and_update({"_id": citizen_id}, {"$inc": {"tries": 1}},
+                                             return_document=ReturnDocument.AFTER)
+    return doc["tries"] if doc else 0
+
+
+def drop_phone_code(db: Database, citizen_id: str) -> None:
+    db.phone_codes.delete_one({"_id": citizen_id})
+
+
+def activate_citizen(db: Database, citizen_id: str, now: datetime) -> bool:
+    """The web account's phone proven: active from now. False when it was not pending."""
+    done = db.citizens.update_one({"_id": citizen_id, "status": "pending_phone"},
+                                  {"$set": {"status": "active", "phone_verified": True, "phone_verified_at": now}})
+    return done.modified_count == 1
+
+
+# ---------------------------------------------------------------- failed sign-ins per client
+def failure_key(subject: str, client: str) -> str:
+    """(account id or unknown username, client address), hashed: no usernames or addresses stored."""
+    import hashlib
+
+    return hashlib.sha256(f"{subject}|{client}".encode()).hexdigest()[:40]
+
+
+def login_failure(db: Database, subject: str, client: str) -> dict | None:
+    return db.login_failures.find_one({"_id": failure_key(subject, client)})
+
+
+def count_login_failure(db: Database, subject: str, client: str, now: datetime, keep: timedelta) -> int:
+    """One more failure of (subject, client); the failures so far since the last lock."""
+    doc = db.login_failures.find_one_and_update(
+        {"_id": failure_key(subject, client)},
+        {"$inc": {"failures": 1}, "$set": {"expires_at": now + keep}, "$setOnInsert": {"locked_until": None}},
+        upsert=True, return_document=ReturnDocument.AFTER)
+    return doc["failures"]
+
+
+def lock_login(db: Database, subject: str, client: str, until: datetime, keep: timedelta) -> None:
+    db.login_failures.update_one({"_id": failure_key(subject, client)},
+                                 {"$set": {"locked_until": until, "failures": 0, "expires_at": until + keep}},
+                                 upsert=True)
+
+
+def clear_login_failures(db: Database, subject: str, client: str) -> None:
+    db.login_failures.delete_one({"_id": failure_key(subject, client)})
+
+
+# ---------------------------------------------------------------- releasing a CCCD at the counter
+def release_citizen(db: Database, account: dict, changes: dict, revocation: dict, events: list[dict]) -> None:
+    """The account that took someone else's CCCD: deactivated, its CCCD freed for the real
+    owner (moved aside, kept for the record), its sessions ended, atomically."""
+    def change(session):
+        db.citizens.update_one({"_id": account["_id"]}, {"$set": changes}, session=session)
+        _revoke(db, session, revocation)
+
+    commit(db, change, events)

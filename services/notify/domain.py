@@ -290,6 +290,31 @@ def render(template_name: str, params: dict) -> str:
     return template.text.format_map(values)
 
 
+# ---------------------------------------------------------------- "a phone is enough": identity's replies
+# (one block: the DK reply names the ward the account was placed in when identity says it
+# — `ward_name`, unaccented —, and the one-time code that proves a web registration's
+# phone, a credential like the temporary password: never logged, erased once sent).
+TEMPLATES["temporary_password_ward"] = Template(
+    "temporary_password_ward",
+    "Mật khẩu tạm thời: {password}, dùng {valid_hours} giờ, tài khoản tại {ward_name}. Để đổi, nhắn "
+    "MK {password} <mật khẩu mới> tới số này hoặc vào Cổng dịch vụ công.",
+)
+TEMPLATES["phone_code"] = Template(
+    "phone_code",
+    "Mã xác nhận đăng ký tài khoản Một Cửa: {code}, dùng trong {minutes} phút. Không đưa mã này cho ai.",
+)
+REPLY_TEMPLATES = REPLY_TEMPLATES + ("phone_code",)
+SECRET_TEMPLATES = SECRET_TEMPLATES | {"temporary_password_ward", "phone_code"}
+_render_template = render
+
+
+def render(template_name: str, params: dict) -> str:  # noqa: F811  (the DK reply's ward, when named)
+    ward_name = params.get("ward_name") if isinstance(params, dict) else None
+    if template_name == "temporary_password" and isinstance(ward_name, str) and ward_name.strip():
+        template_name = "temporary_password_ward"
+    return _render_template(template_name, params)
+
+
 # ================================================================ who gets texted, and when
 @dataclass(frozen=True)
 class Intent:

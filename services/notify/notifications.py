@@ -8,12 +8,12 @@ HTTP routes only turn that, and the dicts returned, into responses."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, require_gateway_token
 
-from . import domain, kannel, store
+from . import domain, kannel, store, telemetry
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 
@@ -110,10 +110,21 @@ def record_receipt(deps, caller: GatewayCaller, body: dict) -> dict:
         errors.append(field_error("status", f"Một trong: {', '.join(domain.RECEIPT_STATUSES)}."))
     if errors:
         raise ValidationFailed(errors)
-    doc = store.record_receipt(deps.db, body["id"], body["status"], deps.clock.now())
+    doc = _settle(deps, body["id"], body["status"])
     if doc is None:
         raise _not_found()
     return {"id": doc["_id"], "status": doc["status"]}
+
+
+def _settle(deps, notification_id: str, status: str) -> dict | None:
+    """Apply a delivery report and count it per ward (telemetry.SMS_DELIVERY) when it
+    changed what is known of the SMS: a repeated report is counted once."""
+    before = store.find_notification(deps.db, notification_id)
+    doc = store.record_receipt(deps.db, notification_id, status, deps.clock.now())
+    if doc is not None and before is not None and before.get("status") != doc.get("status") \
+            and doc.get("channel", "sms") == "sms":
+        telemetry.count_delivery(doc.get("ward_id"), doc["status"])
+    return doc
 
 
 def record_kannel_report(deps, caller: GatewayCaller, notification_id: str, dlr_type: str) -> dict:
@@ -125,7 +136,7 @@ def record_kannel_report(deps, caller: GatewayCaller, notification_id: str, dlr_
     if status is None:
         doc = store.find_notification(deps.db, notification_id)
     else:
-        doc = store.record_receipt(deps.db, notification_id, status, deps.clock.now())
+        doc = _settle(deps, notification_id, status)
     if doc is None:
         raise _not_found()
     return {"id": doc["_id"], "status": doc["status"]}
@@ -134,4 +145,17 @@ def record_kannel_report(deps, caller: GatewayCaller, notification_id: str, dlr_
 def expire_unreceipted(deps, principal: Principal | None = None) -> int:
     """Sent messages with no receipt after their validity period become `expired`; how
     many. Run by the worker's timer (principal None: the platform itself)."""
-    return store.reconcile_unreceipted(deps.db, deps.clock.now(), deps.validity_seconds)
+    now = deps.clock.now()
+    # Which wards' SMS are about to expire, for the delivery counts (read just before).
+    due = deps.db[store.NOTIFICATIONS].aggregate([
+        {"$match": {"status": domain.SENT, "awaits_receipt": True,
+                    "sent_at": {"$lt": now - timedelta(seconds=deps.validity_seconds)}}},
+        {"$group": {"_id": "$ward_id", "n": {"$sum": 1}}}])
+    by_ward = {row["_id"]: row["n"] for row in due}
+    expired = store.reconcile_unreceipted(deps.db, now, deps.validity_seconds)
+    if expired == sum(by_ward.values()):
+        for ward_id, count in by_ward.items():
+            telemetry.count_delivery(ward_id, domain.EXPIRED, count)
+    else:  # a report landed in between: the total is right, the wards are not known
+        telemetry.count_delivery(None, domain.EXPIRED, expired)
+    return expired

@@ -132,6 +132,25 @@ def may_rate(opportunity: Mapping | None, now: datetime) -> str:
     return Verdict.RATABLE
 
 
+# Answering the result-ready SMS with 1, 2 or 3 rates the dossier (CONTRACT "A phone is
+# enough"): by SMS a dossier may be rated from the moment its result is ready, for this
+# long, as well as in the usual window after its return.
+SMS_RESULT_READY_WINDOW = timedelta(days=30)
+
+
+def may_rate_by_sms(opportunity: Mapping | None, now: datetime) -> str:
+    """may_rate, for an answer to the result-ready SMS: a dossier whose result is ready
+    but not yet collected may be rated too (the citizen was told it is ready)."""
+    if opportunity is not None and opportunity.get("subject_type") == DOSSIER and opportunity.get("state") == PENDING_RETURN:
+        created = opportunity.get("created_at")
+        if created is not None and created.tzinfo is None:
+            created = created.replace(tzinfo=timezone.utc)
+        if created is None or now <= created + SMS_RESULT_READY_WINDOW:
+            return Verdict.RATABLE
+        return Verdict.WINDOW_CLOSED
+    return may_rate(opportunity, now)
+
+
 def new_rating(rating_id: str, opportunity: Mapping, request: RatingRequest, now: datetime) -> dict:
     """The rating record: the opportunity's who/where copied in, so that tallies need no join."""
     return {

@@ -40,15 +40,18 @@ def _refusal(verdict: str) -> Problem:
     return Problem(404, "not_ratable", "Chưa thể đánh giá", detail)
 
 
-def give_rating(deps: "Deps", principal: Principal | None, rating_request: domain.RatingRequest) -> dict:
+def give_rating(deps: "Deps", principal: Principal | None, rating_request: domain.RatingRequest,
+                channel: str = "web") -> dict:
     """Store one rating for an opportunity and its RatingGiven event, atomically. Anyone
-    holding the ticket id or receipt code may rate, once; no login needed."""
+    holding the ticket id or receipt code may rate, once; no login needed. `channel` sms:
+    an answer to the result-ready SMS, which may rate a dossier from its result on."""
     opportunity = store.find_opportunity(deps.db, rating_request.subject_type, rating_request.subject_id)
     now = deps.clock.now()
-    verdict = domain.may_rate(opportunity, now)
+    verdict = (domain.may_rate_by_sms if channel == "sms" else domain.may_rate)(opportunity, now)
     if verdict != domain.Verdict.RATABLE:
         raise _refusal(verdict)
     rating = domain.new_rating(str(uuid.uuid4()), opportunity, rating_request, now)
+    rating["channel"] = channel
     try:
         store.add_rating(deps.db, rating, [events.rating_given(rating)])
     except store.AlreadyRated:
@@ -66,6 +69,25 @@ def rate(deps: "Deps", principal: Principal | None, body: Mapping) -> dict:
         raise _invalid(exc) from None
     rating = give_rating(deps, principal, rating_request)
     return {"rating_id": rating["_id"]}
+
+
+def rate_by_sms(deps: "Deps", receipt_code: object, score: object) -> dict:
+    """identity's RPC when a citizen answers the result-ready SMS with 1, 2 or 3 (identity
+    found the dossier through dossier, from the phone registered on it): the same use case
+    as POST /ratings with the receipt code, channel sms. The answer is an outcome, never a
+    refusal: {"outcome": "rated", "rating_id"} | {"outcome": "already_rated"} |
+    {"outcome": "not_ratable", "reason"} | {"outcome": "invalid"}."""
+    try:
+        rating_request = domain.read_rating_request({"receipt_code": receipt_code, "score": score})
+    except domain.InvalidInput:
+        return {"outcome": "invalid"}
+    try:
+        rating = give_rating(deps, None, rating_request, channel="sms")
+    except Problem as refused:
+        if refused.code == "already_rated":
+            return {"outcome": "already_rated"}
+        return {"outcome": "not_ratable", "reason": refused.code}
+    return {"outcome": "rated", "rating_id": rating["_id"]}
 
 
 def rate_at_screen(deps: "Deps", principal: Principal | None, ward_id: str, counter_id: str,

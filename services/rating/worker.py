@@ -1,16 +1,17 @@
-"""The rating worker: nameko wiring only. Each event handler calls the use case the tests
-call too: opportunities.py (what may be rated), wards.py (wards opened, for names in
+"""The rating worker: nameko wiring only. Each event handler (and the RPC identity asks
+when a citizen rates by SMS, ratings.rate_by_sms) calls the use case the tests call too: opportunities.py (what may be rated), wards.py (wards opened, for names in
 statistics and rankings), and the shared SessionsRevoked record."""
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
 
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
 from motcua_common.events import Event
 from motcua_common.revocations import on_sessions_revoked
 
-from . import opportunities, wards
+from . import opportunities, ratings, wards
 from .deps import SERVICE, Deps, build_deps
 
 
@@ -31,6 +32,11 @@ class RatingDeps(DependencyProvider):
 class RatingService:
     name = SERVICE
     deps = RatingDeps()
+
+    @rpc
+    def rate_dossier_by_sms(self, receipt_code: str, score: str) -> dict:
+        """identity's question when a citizen answers the result-ready SMS with 1, 2 or 3."""
+        return ratings.rate_by_sms(self.deps, receipt_code, score)
 
     @event_handler("TicketServed")
     def ticket_served(self, event: Event) -> str:

@@ -27,12 +27,36 @@ def app(settings):
 
     settings = replace(settings, admin_password="admin-secret-1")
     bootstrap.prepare(settings, demo=True)
-    return create_app(settings)
+    sent = []  # the SMS identity asked notify to send: (to, template, variables, ward_id, key)
+    app = create_app(settings, send_reply=lambda *args: sent.append(args))
+    app.sent = sent
+    return app
 
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    client = app.test_client()
+    client.sent = app.sent
+    return client
+
+
+def phone_code(client, phone="+84905123456"):
+    """The last one-time code identity asked notify to text to `phone`."""
+    return [v["code"] for to, template, v, _w, _k in client.sent if to == phone and template == "phone_code"][-1]
+
+
+def register(client, **overrides):
+    """A web registration, its phone then proven with the code sent there (as a citizen does)."""
+    body = citizen_body(**overrides)
+    created = client.post("/identity/api/v1/citizens", json=body)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["status"] == "pending_phone"
+    from motcua_identity.domain import normalise_phone
+
+    verified = client.post(f"/identity/api/v1/citizens/{created.get_json()['citizen_id']}/phone-verification",
+                           json={"code": phone_code(client, normalise_phone(body["phone"]))})
+    assert verified.status_code == 200, verified.get_json()
+    return created
 
 
 def login(client, username, password):
@@ -55,6 +79,13 @@ def test_register_login_and_the_event_in_the_outbox(client, service_db):
     created = client.post("/identity/api/v1/citizens", json=citizen_body())
     assert created.status_code == 201, created.get_json()
     citizen_id = created.get_json()["citizen_id"]
+    assert created.get_json()["status"] == "pending_phone" and created.get_json()["phone_verified"] is False
+    # Not usable before the code sent to the phone is entered ...
+    early = login(client, "048090001234", "hoa-sen-2026")
+    assert early.status_code == 403 and early.get_json()["code"] == "phone_not_verified"
+    verified = client.post(f"/identity/api/v1/citizens/{citizen_id}/phone-verification",
+                           json={"code": phone_code(client)})
+    assert verified.status_code == 200 and verified.get_json()["status"] == "active"
     outbox = list(service_db("identity")[OUTBOX].find({"routing_key": {"$ne": "WardOpened"}}))  # demo wards: WardOpened
     assert [o["envelope"]["type"] for o in outbox] == ["CitizenRegistered"]
     payload = outbox[0]["envelope"]["payload"]
@@ -107,7 +138,7 @@ def test_idempotency_key_replays_the_first_answer(client, service_db):
 
 
 def test_lockout_after_repeated_failures(client):
-    client.post("/identity/api/v1/citizens", json=citizen_body())
+    register(client)
     for _ in range(4):
         assert login(client, "048090001234", "wrong-password").get_json()["code"] == "invalid_credentials"
     locked = login(client, "048090001234", "wrong-password")
@@ -117,7 +148,7 @@ def test_lockout_after_repeated_failures(client):
 
 
 def test_guessing_the_current_password_through_a_session_locks_the_account(client):
-    client.post("/identity/api/v1/citizens", json=citizen_body())
+    register(client)
     headers = bearer(login(client, "048090001234", "hoa-sen-2026"))
 
     def change(current: str):
@@ -133,7 +164,7 @@ def test_guessing_the_current_password_through_a_session_locks_the_account(clien
 
 
 def test_password_change_and_must_change_password(client, app, service_db):
-    client.post("/identity/api/v1/citizens", json=citizen_body())
+    register(client)
     headers = bearer(login(client, "048090001234", "hoa-sen-2026"))
     bad = client.put("/identity/api/v1/me/password", json={"current_password": "nope", "new_password": "moi-2026-abc"}, headers=headers)
     assert bad.status_code == 401
@@ -166,8 +197,8 @@ def test_officers_by_admin_and_ward_admin(client):
 
 
 def test_coverage_counts_registered_adults(client):
-    client.post("/identity/api/v1/citizens", json=citizen_body())
-    client.post("/identity/api/v1/citizens", json=citizen_body(national_id="048210001234", date_of_birth="2010-02-02", phone="0905000111"))
+    register(client)
+    register(client, national_id="048210001234", date_of_birth="2010-02-02", phone="0905000111")
     officer = bearer(login(client, "canbo.haichau", demo.DEMO_STAFF_PASSWORD))
     body = client.get(f"/identity/api/v1/wards/{WARD}/coverage", headers=officer).get_json()
     assert body == {"ward_id": WARD, "registered_18_60": 1, "target_population": 8027, "ratio": round(1 / 8027, 4)}
@@ -211,7 +242,7 @@ def test_counter_registration_without_password_texts_a_temporary_one(settings, t
 
 
 def test_coverage_gauge_and_population_edits(client):
-    client.post("/identity/api/v1/citizens", json=citizen_body())
+    register(client)
     admin = bearer(login(client, "admin", "admin-secret-1"))
     assert client.put(f"/identity/api/v1/wards/{WARD}/population", json={"target_population": 4}, headers=admin).status_code == 200
     officer = bearer(login(client, "canbo.haichau", demo.DEMO_STAFF_PASSWORD))
@@ -228,7 +259,7 @@ ROLES = ["anonymous", "citizen", "officer", "ward_admin", "monitor", "admin"]
 @pytest.mark.parametrize("role", ROLES)
 def test_authorization_matrix(client, role):
     """Who may do what, per role and ward (officers and ward admins of dn-hai-chau)."""
-    client.post("/identity/api/v1/citizens", json=citizen_body())
+    register(client)
     logins = {"citizen": ("048090001234", "hoa-sen-2026"), "officer": ("canbo.haichau", demo.DEMO_STAFF_PASSWORD),
               "ward_admin": ("truongbp.haichau", demo.DEMO_STAFF_PASSWORD),
               "monitor": ("giamsat.thanhpho", demo.DEMO_STAFF_PASSWORD), "admin": ("admin", "admin-secret-1")}
@@ -258,7 +289,7 @@ def test_self_registrations_are_limited_per_address_but_not_at_the_counter(setti
 
     settings = replace(settings, registrations_per_client_hour=3)
     bootstrap.prepare(settings, demo=True)
-    client = create_app(settings).test_client()
+    client = create_app(settings, send_reply=lambda *args: None).test_client()
     bodies = [citizen_body(national_id=f"04809000{n:04d}", phone=f"0905 123 4{n:02d}") for n in range(5)]
     answers = [client.post("/identity/api/v1/citizens", json=body).status_code for body in bodies[:4]]
     assert answers == [201, 201, 201, 429]

@@ -29,9 +29,13 @@ def deps(settings):
 
 
 def test_registration_sign_in_and_the_lockout_by_the_injected_clock(deps):
-    deps, _sent = deps
+    deps, sent = deps
     answer, status = accounts.register_citizen(deps, None, dict(BODY), client="10.0.0.1")
-    assert status == 201
+    assert status == 201 and answer["status"] == "pending_phone"
+    with pytest.raises(errors.PhoneNotVerified):
+        accounts.sign_in(deps, "048090001234", "hoa-sen-2026", client="10.0.0.1")
+    code = sent[-1][2]["code"]
+    assert accounts.verify_phone(deps, answer["citizen_id"], code, "10.0.0.1")["status"] == "active"
     stored = deps.db.citizens.find_one({"_id": answer["citizen_id"]})
     assert stored["created_at"].replace(tzinfo=timezone.utc) == deps.clock.now()
     assert [o["envelope"]["type"] for o in deps.db[OUTBOX].find({"routing_key": {"$ne": "WardOpened"}})] == ["CitizenRegistered"]
