@@ -554,3 +554,14 @@ def check_broadcast_text(text: object, unaccented: bool) -> tuple[SmsBody | None
             f"(mỗi phần 67 ký tự có dấu hoặc 153 ký tự không dấu). / Too long.",
         )]
     return body, []
+
+
+# ---------------------------------------------------------------- the leader's overdue digest (digest.py)
+# One message a ward and working day to each of its leaders: how many dossiers went
+# overdue since the last digest, and the first receipt codes (the rest counted).
+TEMPLATES["overdue_digest"] = Template(
+    "overdue_digest",
+    "Một Cửa {ward_id}: {count} hồ sơ quá hạn mới ngày {day}: {receipt_codes}. "
+    "Chi tiết tại trang Số liệu của phường.",
+    dates=("day",),
+)

@@ -15,7 +15,7 @@ import logging
 import time
 
 import eventlet
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
@@ -24,7 +24,7 @@ from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
 from motcua_common.revocations import on_sessions_revoked
 
-from . import domain
+from . import digest, domain
 from .deps import Deps, build_deps
 from .intake import accept_event, accept_reply
 from .notifications import expire_unreceipted
@@ -49,6 +49,7 @@ class NotifyDependencies(DependencyProvider):
         settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
         # The worker verifies no token: it is called over the broker, never with a bearer.
         self.deps: Deps = build_deps(settings, outbound=True, verifier=None)
+        digest.ensure_indexes(self.deps.db)
         self._woken, self._last_look = False, 0.0
 
     def stop(self):
@@ -113,6 +114,33 @@ class DossierDetails:
             raise DossierUnavailable(f"dossier failed: {exc.exc_type}") from None
 
 
+class LeaderContacts:
+    """ward_id -> the ward's leaders' contacts [{officer_id, phone?, email?}], asked of
+    identity (`ward_leaders_contacts`) within a time limit. An identity that does not offer
+    the question yet answers "nobody known" (the digest is recorded, and logged); a silent
+    one makes the digest wait for the next tick."""
+
+    def __init__(self, identity, timeout_seconds: float):
+        self.identity, self.timeout = identity, timeout_seconds
+
+    def __call__(self, ward_id: str) -> list[dict]:
+        try:
+            with eventlet.Timeout(self.timeout):
+                return self.identity.ward_leaders_contacts.call_async(ward_id).result() or []
+        except eventlet.Timeout:
+            raise digest.LeadersUnavailable(f"no answer in {self.timeout:.0f} s") from None
+        except UnknownService:
+            raise digest.LeadersUnavailable("identity is not running") from None
+        except MethodNotFound:
+            log.warning("identity does not tell the ward's leaders' contacts (ward_leaders_contacts)")
+            return []
+        except RemoteError as exc:
+            if exc.exc_type == "MethodNotFound":
+                log.warning("identity does not tell the ward's leaders' contacts (ward_leaders_contacts)")
+                return []
+            raise digest.LeadersUnavailable(f"identity failed: {exc.exc_type}") from None
+
+
 class NotifyService:
     name = "notify"
     identity = RpcProxy("identity")
@@ -144,6 +172,18 @@ class NotifyService:
     @event_handler("SessionsRevoked")
     def on_sessions_revoked(self, event):
         return on_sessions_revoked(self.notify.deps.db, "notify", event)
+
+    @event_handler("DossierOverdue")
+    def on_dossier_overdue(self, event):
+        # Kept for the ward leader's end-of-day digest (digest.py), not texted one by one.
+        return digest.record_overdue(self.notify.deps, None, event)
+
+    @timer(interval=60)
+    def send_overdue_digests(self):
+        """At the end of each working day, each ward's leaders get one digest of its overdue dossiers."""
+        deps = self.notify.deps
+        if digest.send_digests(deps, None, LeaderContacts(self.identity, deps.options.identity_timeout_seconds)):
+            self.notify.wake()
 
     @rpc(expected_exceptions=domain.ReplyRefused)
     def send_sms_reply(self, to, template, variables, ward_id, key):
