@@ -184,7 +184,14 @@ class Sender:
             try:
                 details = self.dossiers(params["dossier_id"], doc["source_id"]) if self.dossiers else None
             except DossierUnavailable as exc:
-                return self._retry_or_fail(doc, domain.DOSSIER_UNAVAILABLE, f"dossier: {exc}")
+                if template in domain.NOTE_TEMPLATES:
+                    # What is missing, or why not: the message is nothing without it.
+                    return self._retry_or_fail(doc, domain.DOSSIER_UNAVAILABLE, f"dossier: {exc}")
+                # "Your result is ready" must not wait for dossier: it goes out plain (without
+                # the word that an online copy exists too).
+                log.warning("dossier did not answer: the result-ready SMS goes without its details",
+                            extra=_ids(doc))
+                details = None
             template, params = domain.with_details(template, params, details)
         try:
             text = domain.render(template, params)

@@ -522,3 +522,25 @@ def test_a_note_waits_for_dossier_and_a_missing_note_is_never_sent(db, sms_gatew
            dossiers=lambda *_: None).send_due()
     assert db[store.NOTIFICATIONS].find_one({"source_id": other["event_id"]})["reason"] == "template_error"
     assert len(sms_gateway.to("+84901000041")) == 1
+
+
+def test_a_result_ready_sms_does_not_wait_for_dossier(db, sms_gateway):
+    """Its details (an online copy exists) are a nicety: with dossier silent it goes out
+    plain, at once, rather than after dossier returns — or never."""
+    from motcua_common.events import new_event, parse_envelope
+    from motcua_notify.sender import DossierUnavailable
+
+    clock = Clock()
+    deps = build_deps(Settings.from_env({}), db=db, verifier=None, clock=FixedClock(clock.now))
+    event = new_event("DossierResultReady", WARD, {
+        "dossier_id": "d-7", "receipt_code": "HC-261201-000077", "ward_id": WARD, "citizen_id": "c-7"})
+    assert intake.accept_event(deps, None, parse_envelope(event)) == "processed"
+
+    def silent(*_):
+        raise DossierUnavailable("dossier is not running")
+
+    Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: {"phone": "+84901000077"}, OPTIONS, clock=clock,
+           rand=lambda: 1.0, dossiers=silent).send_due()
+    [request] = sms_gateway.to("+84901000077")
+    assert "HC-261201-000077" in request["body"]["text"]
+    assert db[store.NOTIFICATIONS].find_one({"source_id": event["event_id"]})["status"] == "sent"
