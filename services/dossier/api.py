@@ -63,10 +63,11 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None,
     from .portal import portal  # the citizen portal's pages (they call the same use cases)
     from .transparency import transparency  # the public scorecards (no login)
     from .ward_admin import ward_admin  # the ward administrator's pages
+    from .desk import desk  # the officer's desk (work list, counter intake, receipts)
     from .verification import verify_pages  # results anyone can check (the QR code's address)
     from .numbers_page import numbers_page  # the ward's numbers for its leader, and their downloads
 
-    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin, transparency, verify_pages,
+    return create_service_app(service_deps, [bp, local_pay, portal, ward_admin, transparency, verify_pages, desk,
                                              numbers_page],
                               OPENAPI_FILE, extra_collectors=collectors)
 

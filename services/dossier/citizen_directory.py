@@ -42,3 +42,23 @@ class CitizenDirectory:
         """{citizen_id, phone_last4, ward_id}, or None when nobody registered this id.
         Raises rpc.RpcUnavailable when identity does not answer."""
         return self._ask("find_citizen", national_id)
+
+    def identity_of(self, citizen_id: str) -> dict | None:
+        """{citizen_id, national_id, phone_last4, full_name}, or None: asked when a citizen
+        registers, to find a counter record waiting for their national id (counter_records.py).
+        Raises rpc.RpcUnavailable when identity does not answer (or cannot answer this)."""
+        return self._ask_new("citizen_identity", citizen_id)
+
+    def names(self, citizen_ids: list[str]) -> dict[str, str]:
+        """{citizen_id: full name} of those identity knows: the desk's work list shows the
+        citizen's name of an online dossier. Raises rpc.RpcUnavailable."""
+        return self._ask_new("citizen_names", list(citizen_ids)) or {}
+
+    def _ask_new(self, method: str, argument):
+        from nameko.exceptions import RemoteError
+
+        try:
+            return self._ask(method, argument)
+        except RemoteError as exc:
+            # e.g. MethodNotFound while identity runs a build without the question.
+            raise rpc.RpcUnavailable(f"identity.{method} failed: {exc.exc_type}") from exc

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from motcua_common import metrics, rpc
 from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, not_found
+from motcua_common.names import normalise_display_name
 
 from . import attachments, domain, events, issuing, payments, store, verification, views
 from .deps import LOOKUPS_PER_WINDOW, Deps
@@ -74,7 +76,17 @@ def read(deps: Deps, principal: Principal, dossier_id: str) -> dict:
     """GET /dossiers/{id}: everything, for its owner and its ward's staff."""
     dossier = get(deps, dossier_id)
     check_reader(principal, dossier, "Chỉ người nộp và cán bộ của phường xem được hồ sơ này. / Owner or ward staff only.")
-    return views.detail(dossier, linked(deps, dossier), for_staff=principal.is_staff_of(dossier["ward_id"]))
+    answer = views.detail(dossier, linked(deps, dossier), for_staff=principal.is_staff_of(dossier["ward_id"]))
+    if dossier.get("collected"):  # who collected the result, and when (the return's record)
+        answer["collected"] = _collected_view(dossier["collected"])
+        for shown, kept in zip(answer["history"], dossier["history"]):
+            if kept.get("collected"):
+                shown["collected"] = _collected_view(kept["collected"])
+    return answer
+
+
+def _collected_view(collected: dict) -> dict:
+    return {"collected_by": collected.get("collected_by"), "collected_at": views.iso(collected["collected_at"])}
 
 
 def linked(deps: Deps, dossier: dict) -> list[dict]:
@@ -229,6 +241,7 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
     approval signs the result in the same step."""
     check_may_act(principal, dossier)
     action, note = _action_request(body)
+    collected = collection_record(deps, body, action)
     check_may_take(principal, action)
     try:
         payments.check_action(action, dossier.get("payment_status"), dossier.get("fee", 0))
@@ -254,7 +267,7 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
         # step's note (the note stays out of the event: it is free text).
         updated = store.record_outcome(deps.db, dossier, outcome, principal.subject, note, now, today,
                                        announced, result_pdf, event_id=announced[0]["event_id"],
-                                       result_token=result_token)
+                                       result_token=result_token, collected=collected)
     except domain.InvalidTransition as exc:
         raise invalid_transition(exc.message, dossier["status"]) from exc
     except store.StaleDossier as exc:
@@ -267,6 +280,50 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
                                           "from_status": outcome.from_status, "to_status": outcome.to_status})
     return {"status": updated["status"], "status_label": domain.STATUS_LABELS[updated["status"]],
             "due_date": updated["due_date"], "allowed_actions": views.actions_for(updated)}
+
+
+MAX_COLLECTOR_LENGTH = 200
+# A clock a little ahead at the counter PC: a collection "now" typed there is not refused.
+COLLECTED_AT_SKEW = timedelta(minutes=10)
+
+
+def collection_record(deps: Deps, body: dict, action: str) -> dict | None:
+    """Who collected the result and when (return only; both optional): {collected_by,
+    collected_at}, kept on the return's timeline entry and on the dossier. `collected_at`
+    is ISO 8601; without a zone it is the ward's local time; left out, it is now."""
+    by, at = body.get("collected_by"), body.get("collected_at")
+    if by in (None, "") and at in (None, ""):
+        return {"collected_by": None, "collected_at": deps.clock.now()} if action == "return" else None
+    if action != "return":
+        raise ValidationFailed([field_error("collected_by", "Chỉ ghi người nhận kết quả khi trả kết quả.")])
+    errors, name = [], None
+    if by not in (None, ""):
+        name = normalise_display_name(by) if isinstance(by, str) else None
+        if not name or len(name) > MAX_COLLECTOR_LENGTH:
+            errors.append(field_error("collected_by", f"Họ tên người nhận: chữ, tối đa {MAX_COLLECTOR_LENGTH} ký tự, "
+                                                      "không có ký tự ẩn."))
+    moment = deps.clock.now()
+    if at not in (None, ""):
+        moment = _local_moment(deps, at)
+        if moment is None:
+            errors.append(field_error("collected_at", "Thời điểm nhận kết quả không hợp lệ (ví dụ 2026-03-12T15:30)."))
+        elif moment > deps.clock.now() + COLLECTED_AT_SKEW:
+            errors.append(field_error("collected_at", "Thời điểm nhận kết quả không thể ở tương lai."))
+    if errors:
+        raise ValidationFailed(errors)
+    return {"collected_by": name, "collected_at": moment}
+
+
+def _local_moment(deps: Deps, raw) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(deps.settings.timezone))
+    return moment.astimezone(timezone.utc)
 
 
 def check_may_take(principal: Principal, action: str) -> None:

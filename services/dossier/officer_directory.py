@@ -26,3 +26,13 @@ class OfficerDirectory:
         except RemoteError as exc:
             # e.g. MethodNotFound while identity runs a build without the question.
             raise rpc.RpcUnavailable(f"identity.{METHOD} failed: {exc.exc_type}") from exc
+
+    def of_ward(self, ward_id: str) -> list[dict]:
+        """The ward's active staff, [{officer_id, full_name, role}] (identity's
+        `ward_officers`): the desk's «phân công» select and the officers' names it shows."""
+        from nameko.exceptions import RemoteError
+
+        try:
+            return list(rpc.call(self.settings, "identity", "ward_officers", ward_id, timeout=self.timeout) or [])
+        except RemoteError as exc:
+            raise rpc.RpcUnavailable(f"identity.ward_officers failed: {exc.exc_type}") from exc

@@ -37,6 +37,7 @@ PAYMENTS = "payments"  # attempts to pay a level-4 fee, one per checkout at the 
 PAYMENT_NOTICES = "payment_notices"  # ids of the provider notices already applied (replays)
 WARDS = "wards"  # the wards identity opened (WardOpened), as this service knows them
 WARD_PROCEDURES = "ward_procedures"  # which procedures each ward takes online, since when
+COUNTER_RECORDS = "counter_records"  # citizens filed for at the counter without an account (personal data)
 
 RECEIPT_CODE_ATTEMPTS = 5
 
@@ -69,6 +70,16 @@ def ensure_indexes(db: Database) -> None:
     # A notice older than the tolerance is refused anyway: its id need not be kept longer.
     db[PAYMENT_NOTICES].create_index("expires_at", expireAfterSeconds=0, name="expiry")
     db[WARD_PROCEDURES].create_index([("ward_id", ASCENDING), ("code", ASCENDING)], unique=True, name="ward_code")
+    # The officer's desk: a ward's tabs by status and due date, «của tôi», search by name,
+    # by citizen and by counter record; counter records by national id (one per person).
+    dossiers.create_index([("ward_id", ASCENDING), ("status", ASCENDING), ("due_date", ASCENDING)],
+                          name="ward_status_due")
+    dossiers.create_index([("ward_id", ASCENDING), ("assignee_id", ASCENDING), ("status", ASCENDING)],
+                          name="ward_assignee_status")
+    dossiers.create_index([("ward_id", ASCENDING), ("citizen_name_key", ASCENDING)], name="ward_citizen_name")
+    dossiers.create_index([("ward_id", ASCENDING), ("citizen_id", ASCENDING)], name="ward_citizen")
+    dossiers.create_index("counter_record_id", name="counter_record", sparse=True)
+    db[COUNTER_RECORDS].create_index("national_id", unique=True, name="national_id_unique")
 
 
 # ---------------------------------------------------------------- the catalog
@@ -260,7 +271,7 @@ def linked_dossiers(db: Database, chain_id: str, but: str) -> list[dict]:
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
                    note: str | None, now: datetime, today: date, events: list[dict],
                    result_pdf: bytes | None = None, event_id: str | None = None,
-                   result_token: str | None = None) -> dict:
+                   result_token: str | None = None, collected: dict | None = None) -> dict:
     """Write an action's outcome and its `events`; StaleDossier if the dossier moved meanwhile.
 
     `result_pdf` (the signed result of an approval) is stored first, then the dossier
@@ -276,6 +287,8 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
     }
     if outcome.to_status == domain.RETURNED:
         changes.update(returned_on=today.isoformat(), returned_on_time=outcome.returned_on_time)
+    if collected is not None:  # who collected the result, and when (return)
+        entry["collected"] = changes["collected"] = collected
     if result_pdf is not None:
         changes["result"] = _store_result(db, dossier, result_pdf, now, result_token)
 
@@ -558,3 +571,67 @@ def set_ward_procedure(db: Database, ward_id: str, code: str, online: bool, sinc
         upsert=True,
     )
     return db[WARD_PROCEDURES].find_one({"_id": key})
+
+
+# ---------------------------------------------------------------- the officer's desk
+def count_dossiers(db: Database, query: dict) -> int:
+    return db[DOSSIERS].count_documents(query)
+
+
+def desk_rows(db: Database, query: dict, limit: int) -> list[dict]:
+    """A tab of the desk's work list: lean rows, earliest due first."""
+    fields = {"history": 0, "form": 0, "assignments": 0, "attachments": 0}
+    return list(db[DOSSIERS].find(query, fields).sort([("due_date", ASCENDING), ("submitted_at", ASCENDING)])
+                .limit(limit))
+
+
+def set_citizen_names(db: Database, names: dict[str, str], keys: dict[str, str]) -> None:
+    """Name the dossiers of these citizens that carry no name yet (identity told the names)."""
+    for citizen_id, name in names.items():
+        if citizen_id:
+            db[DOSSIERS].update_many({"citizen_id": citizen_id, "citizen_name": {"$in": [None, ""]}},
+                                     {"$set": {"citizen_name": name, "citizen_name_key": keys[citizen_id]}})
+
+
+# ---------------------------------------------------------------- counter records
+def counter_record_by_national_id(db: Database, national_id: str) -> dict | None:
+    return db[COUNTER_RECORDS].find_one({"national_id": national_id})
+
+
+def get_counter_record(db: Database, record_id: str) -> dict | None:
+    return db[COUNTER_RECORDS].find_one({"_id": record_id})
+
+
+def save_counter_record(db: Database, record: dict) -> dict:
+    """Keep `record` (a new citizen filed for at the counter); when that national id has a
+    record already, it is updated (name, birth date, phone as the officer typed them now)
+    and kept under its id. The stored record."""
+    changes = {k: record[k] for k in ("full_name", "name_key", "date_of_birth", "phone", "updated_at", "updated_by")}
+    first = {k: v for k, v in record.items() if k not in changes and k != "national_id"}
+    # update_one then a read (not findAndModify): see motcua_common.mongo.update_and_read.
+    try:
+        db[COUNTER_RECORDS].update_one({"national_id": record["national_id"]},
+                                       {"$set": changes, "$setOnInsert": first}, upsert=True)
+    except DuplicateKeyError:  # two officers filing for the same new person at once: theirs stands, ours updates it
+        db[COUNTER_RECORDS].update_one({"national_id": record["national_id"]}, {"$set": changes})
+    return db[COUNTER_RECORDS].find_one({"national_id": record["national_id"]})
+
+
+def claim_counter_record(db: Database, record_id: str, citizen_id: str, phone_last4: str | None, now: datetime) -> int:
+    """The counter record and its dossiers become `citizen_id`'s (once: a claimed record
+    stays claimed); how many dossiers changed hands."""
+
+    def change(session: ClientSession) -> int:
+        db[COUNTER_RECORDS].update_one({"_id": record_id, "claimed_by": None},
+                                       {"$set": {"claimed_by": citizen_id, "claimed_at": now}}, session=session)
+        changes = {"citizen_id": citizen_id, "claimed_at": now}
+        if phone_last4:
+            changes["phone_last4"] = phone_last4
+        return db[DOSSIERS].update_many({"counter_record_id": record_id, "citizen_id": ""}, {"$set": changes},
+                                        session=session).modified_count
+
+    return in_transaction(db, change)
+
+
+def has_unclaimed_counter_records(db: Database) -> bool:
+    return db[COUNTER_RECORDS].count_documents({"claimed_by": None}, limit=1) > 0

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from motcua_common import metrics, rpc
 from motcua_common.auth import STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
+from motcua_common.names import fold
 
-from . import domain, events, issuing, offerings, payments, store
+from . import counter_records, domain, events, issuing, offerings, payments, store
 from .deps import Deps
 from .dossiers import working_calendar
 from .catalog import Procedure, chain_form, clean_form, form_errors
@@ -23,19 +25,28 @@ from .catalog import Procedure, chain_form, clean_form, form_errors
 log = logging.getLogger(__name__)
 
 
-def submit(deps: Deps, principal: Principal, body: dict) -> list[dict]:
-    """Store the submission and its events; the dossiers, the one asked for first."""
-    procedure, ward_id, form, with_chain = _check_request(deps, principal, body)
-    channel = "online" if principal.role == "citizen" else "counter"
-    chain = [procedure] + (_next_procedures(deps, procedure) if with_chain else [])
-    if channel == "online":
-        _refuse_counter_only(chain)
-        # A ward takes online only what it has reviewed and switched on; the counter, always.
-        offerings.check_offered_online(deps, ward_id, chain)
-    problems = form_errors(chain_form(chain), form)
-    if problems:
-        raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])
-    citizen = _resolve_citizen(deps, principal, body)
+@dataclass(frozen=True)
+class CounterFiling:
+    """What the officer's desk adds to a counter submission (intake.py): the citizen's name
+    as the desk shows it, the counter record filed on when the citizen has no account
+    (then identity is not asked, and the dossiers belong to nobody until the citizen
+    claims them: counter_records.py), and the papers the officer received."""
+    citizen_name: str | None = None
+    record: dict | None = None
+    papers_received: tuple[str, ...] = ()
+
+
+def submit(deps: Deps, principal: Principal, body: dict, filing: CounterFiling | None = None) -> list[dict]:
+    """Store the submission and its events; the dossiers, the one asked for first.
+
+    `chain_procedures` (a list of codes among the procedure's next_procedures) files only
+    those links of the chain; `with_chain: true` files them all."""
+    procedure, ward_id, form, chain, channel = check(deps, principal, body)
+    if filing is not None and filing.record is not None and principal.role != "citizen":
+        citizen = {"citizen_id": "", "phone_last4": counter_records.phone_last4(filing.record)}
+    else:
+        citizen = _resolve_citizen(deps, principal, body)
+    desk = _desk_fields(filing)
 
     now, today = deps.clock.now(), deps.clock.today()
     calendar = working_calendar(deps)
@@ -43,8 +54,8 @@ def submit(deps: Deps, principal: Principal, body: dict) -> list[dict]:
     dossiers = []
     for position, p in enumerate(chain):
         due = calendar.add_working_days(today, _working_days(p, head=procedure, is_head=position == 0))
-        dossiers.append(_new_dossier(p, ward_id, channel, citizen, clean_form(list(p.form), form),
-                                     principal, now, today, due, chain_id))
+        dossiers.append({**_new_dossier(p, ward_id, channel, citizen, clean_form(list(p.form), form),
+                                        principal, now, today, due, chain_id), **desk})
     for linked in dossiers[1:]:
         linked["linked_from"] = dossiers[0]["_id"]
     store.insert_dossiers(deps.db, dossiers, lambda d: domain.new_receipt_code(d["ward_id"], today), events.submitted)
@@ -53,6 +64,23 @@ def submit(deps: Deps, principal: Principal, body: dict) -> list[dict]:
     log.info("dossier submitted", extra={"dossier_id": dossiers[0]["_id"], "procedure_code": procedure.code,
                                          "ward_id": ward_id, "channel": channel, "linked": len(dossiers) - 1})
     return dossiers
+
+
+def check(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str, dict, list[Procedure], str]:
+    """Everything submit checks before it asks identity or writes: the procedure, the
+    ward, the form, the chain filed and the channel; refusals as submit answers them."""
+    procedure, ward_id, form, with_chain = _check_request(deps, principal, body)
+    channel = "online" if principal.role == "citizen" else "counter"
+    chain = [procedure] + (_chosen_links(deps, procedure, body.get("chain_procedures"))
+                           if "chain_procedures" in body else _next_procedures(deps, procedure) if with_chain else [])
+    if channel == "online":
+        _refuse_counter_only(chain)
+        # A ward takes online only what it has reviewed and switched on; the counter, always.
+        offerings.check_offered_online(deps, ward_id, chain)
+    problems = form_errors(chain_form(chain), form)
+    if problems:
+        raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])
+    return procedure, ward_id, form, chain, channel
 
 
 def _check_request(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:
@@ -82,6 +110,25 @@ def _check_request(deps: Deps, principal: Principal, body: dict) -> tuple[Proced
     if principal.role != "citizen" and not principal.is_staff_of(ward_id):
         raise forbidden("Cán bộ chỉ nộp hộ hồ sơ tại phường của mình. / Staff of this ward only.")
     return procedure, ward_id, form, with_chain
+
+
+def _chosen_links(deps: Deps, head: Procedure, codes) -> list[Procedure]:
+    """The links of `head`'s chain the officer chose, in the catalog's order."""
+    if not isinstance(codes, list) or any(not isinstance(c, str) or c not in head.next_procedures for c in codes):
+        raise ValidationFailed([field_error("chain_procedures", "Chỉ chọn các thủ tục liên thông của thủ tục này.")])
+    return [p for p in _next_procedures(deps, head) if p.code in codes]
+
+
+def _desk_fields(filing: CounterFiling | None) -> dict:
+    """The fields a counter filing adds to each dossier of the submission."""
+    if filing is None:
+        return {}
+    fields: dict = {"papers_received": list(filing.papers_received)}
+    if filing.citizen_name:
+        fields.update(citizen_name=filing.citizen_name, citizen_name_key=fold(filing.citizen_name))
+    if filing.record is not None:
+        fields["counter_record_id"] = filing.record["_id"]
+    return fields
 
 
 def _ward_exists(deps: Deps, ward_id: str) -> bool:

@@ -549,3 +549,31 @@ def find_citizen(deps: Deps, national_id: object) -> dict | None:
     if found is None:
         return None
     return {"citizen_id": found["_id"], "phone_last4": found["phone"][-4:], "ward_id": found["ward_id"]}
+
+
+MAX_NAMES_ASKED = 200
+
+
+def citizen_identity(deps: Deps, citizen_id: object) -> dict | None:
+    """Who a newly registered citizen is, asked by dossier when CitizenRegistered arrives:
+    their national id finds the dossiers an officer filed for them at the counter before
+    they had an account (the event itself carries nothing personal)."""
+    found = store.citizen(deps.db, citizen_id) if isinstance(citizen_id, str) and citizen_id else None
+    if found is None:
+        return None
+    phone = found.get("phone") or ""
+    return {"citizen_id": found["_id"], "national_id": found["national_id"], "full_name": found.get("full_name", ""),
+            "phone_last4": phone[-4:] if len(phone) >= 4 else None}
+
+
+def citizen_names(deps: Deps, citizen_ids: object) -> dict[str, str]:
+    """{citizen_id: full name} of the citizens identity knows among `citizen_ids` (at most
+    MAX_NAMES_ASKED): the officer's desk names the citizen of each dossier it lists."""
+    if not isinstance(citizen_ids, list):
+        return {}
+    names = {}
+    for citizen_id in citizen_ids[:MAX_NAMES_ASKED]:
+        found = store.citizen(deps.db, citizen_id) if isinstance(citizen_id, str) and citizen_id else None
+        if found is not None and found.get("full_name"):
+            names[found["_id"]] = found["full_name"]
+    return names

@@ -111,6 +111,17 @@ def officer_in_ward(deps: Deps, officer_id: object, ward_id: object) -> bool:
             and found.get("role") in WARD_STAFF_ROLES and found.get("ward_id") == ward_id)
 
 
+def ward_officers(deps: Deps, ward_id: object) -> list[dict]:
+    """The ward's active staff (officers, ward admins, leaders), [{officer_id, full_name,
+    role}] by name: asked by dossier for the desk's assignment select and officers' names."""
+    if not isinstance(ward_id, str) or not ward_id:
+        return []
+    staff = [o for o in store.officers_of_ward(deps.db, ward_id)
+             if o.get("active", True) is not False and o.get("role") in WARD_STAFF_ROLES]
+    return [{"officer_id": o["_id"], "full_name": o.get("full_name") or o.get("username", ""), "role": o["role"]}
+            for o in sorted(staff, key=lambda o: (o.get("full_name") or "", o["_id"]))]
+
+
 def _managed_officer(deps: Deps, principal: Principal, officer_id: object) -> dict:
     """The officer `principal` may manage: 404 for none, 403 for another ward's or the
     platform's own accounts (admin, monitor: the admin's alone)."""

@@ -53,5 +53,21 @@ class IdentityService:
         """Whether an active officer of that ward, asked by dossier before an assignment."""
         return officers.officer_in_ward(self.deps, officer_id, ward_id)
 
+    @rpc
+    def ward_officers(self, ward_id: str) -> list[dict]:
+        """The ward's active staff [{officer_id, full_name, role}], asked by dossier's desk."""
+        return officers.ward_officers(self.deps, ward_id)
+
+    @rpc
+    def citizen_identity(self, citizen_id: str) -> dict | None:
+        """A citizen's national id (and name, phone digits), asked by dossier when they
+        register, to hand them the dossiers filed for them at the counter."""
+        return accounts.citizen_identity(self.deps, citizen_id)
+
+    @rpc
+    def citizen_names(self, citizen_ids: list[str]) -> dict[str, str]:
+        """{citizen_id: full name}, asked by dossier's desk for the dossiers it lists."""
+        return accounts.citizen_names(self.deps, citizen_ids)
+
 
 SERVICES = [IdentityService]
