@@ -87,9 +87,9 @@ def stats_file(deps: Deps, principal: Principal, ward_id: str, fmt: str, from_te
     sheet.title = "Tổng hợp"
     sheet.append(["Chỉ tiêu", "Giá trị"])
     sheet["A1"].font = sheet["B1"].font = Font(bold=True)
-    for key, label, value in summary:
+    for row_number, (key, label, value) in enumerate(summary, start=2):
         sheet.append([label, _cell_value(key, value)])
-        _format_cell(sheet.cell(row=sheet.max_row, column=2), key)
+        _format_cell(sheet.cell(row=row_number, column=2), key)
     sheet.column_dimensions["A"].width = 36
     sheet.column_dimensions["B"].width = 18
     _table(book.create_sheet("Theo thủ tục"), PROCEDURE_COLUMNS, procedures)
@@ -174,10 +174,13 @@ def _table(sheet, columns, rows) -> None:
     sheet.append([label for _, label in columns])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for row in rows:
+    # Formats set per cell as the row is written (sheet.max_row is recounted on every
+    # call: asking it per row made a ward's year of dossiers take a minute).
+    formatted = [(index, key) for index, (key, _) in enumerate(columns, start=1) if key in RATES or key in DATES]
+    for row_number, row in enumerate(rows, start=2):
         sheet.append([_cell_value(key, row[key]) for key, _ in columns])
-        for index, (key, _) in enumerate(columns, start=1):
-            _format_cell(sheet.cell(row=sheet.max_row, column=index), key)
+        for index, key in formatted:
+            _format_cell(sheet.cell(row=row_number, column=index), key)
     for index, (key, label) in enumerate(columns, start=1):
         sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = \
             48 if key == "procedure_name" else max(14, len(label) + 2)
