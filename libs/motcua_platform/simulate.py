@@ -244,9 +244,12 @@ def _login(api: Api, username: str, password: str, attempts: int = 4) -> dict | 
 def _register_citizens(api: Api, ward: Ward, rng: random.Random, how_many: int) -> None:
     while len(ward.citizens) < how_many:
         (national_id, born), password = _national_id(rng, ward.province_code), f"mc-{uuid.uuid4().hex[:12]}"
+        # At the counter (the ward's officer, the card checked): active at once. A web
+        # registration waits for the code texted to its phone (MOTCUA_WEB_PHONE_PROOF).
         response = api.call("register_citizen", "POST", "/identity/api/v1/citizens", expect=(201, 409, 429), json={
             "national_id": national_id, "full_name": "Công dân mô phỏng", "date_of_birth": born,
-            "phone": f"09{rng.randint(0, 99_999_999):08d}", "ward_id": ward.ward_id, "password": password})
+            "phone": f"09{rng.randint(0, 99_999_999):08d}", "ward_id": ward.ward_id, "password": password},
+            headers=ward.officer)
         if response is None:
             return
         if response.status_code == 429:

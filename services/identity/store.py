@@ -367,9 +367,12 @@ def claim_sms(db: Database, key: str, phone_text: str, now: datetime) -> dict | 
 
 
 def recent_sms(db: Database, phone_text: str, since: datetime, but: str) -> dict | None:
-    """The same text from the same phone handled since `since` (another gateway id)."""
+    """The same text from the same phone handled since `since` (another gateway id). One
+    that was refused (nothing to rate yet, a code not found) is not a resend to swallow:
+    asking again a moment later is answered afresh."""
     return db.sms_messages.find_one({"phone_text": phone_text, "at": {"$gte": since}, "_id": {"$ne": but},
-                                     "outcome": {"$ne": None}}, sort=[("at", DESCENDING)])
+                                     "outcome": {"$ne": None}, "outcome.result": {"$ne": "refused"}},
+                                    sort=[("at", DESCENDING)])
 
 
 def finish_sms(db: Database, key: str, outcome: dict) -> None:

@@ -19,6 +19,8 @@ from motcua_common import demo
 from motcua_testing.fixtures import wait_for
 from motcua_testing.forms import fill_form
 
+from .conftest import verify_phone
+
 pytestmark = pytest.mark.e2e
 WARD = "dn-hai-chau"
 PHONE = "0935 246 810"
@@ -66,6 +68,7 @@ def test_a_ward_day_end_to_end(platform, gateway):
         "national_id": "048092004321", "full_name": "Trần Thị Thu", "date_of_birth": "1992-03-08",
         "phone": PHONE, "ward_id": WARD, "password": "thu-hai-chau-92"})
     assert registered.status_code == 201, registered.text
+    verify_phone(base, gateway, registered, "+84935246810")
     citizen = login(base, "048092004321", "thu-hai-chau-92")
 
     # submits a dossier online

@@ -16,6 +16,9 @@ from pymongo import MongoClient
 
 from motcua_testing.fixtures import wait_for
 
+from motcua_common.phones import normalise_phone
+
+from .conftest import verify_phone
 from .test_ward_day import fill_form
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +63,7 @@ def test_no_personal_id_or_secret_in_events_logs_or_traces(platform, gateway):
         "ward_id": WARD, "password": PASSWORD})
     assert registered.status_code == 201, registered.text
     citizen_id = registered.json()["citizen_id"]
+    verify_phone(base, gateway, registered, normalise_phone(PHONE))
     wrong = requests.post(f"{base}/identity/api/v1/sessions", timeout=30,
                           json={"username": NATIONAL_ID, "password": PASSWORD + "-sai"})
     assert wrong.status_code == 401

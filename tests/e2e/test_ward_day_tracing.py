@@ -10,6 +10,7 @@ import pytest
 
 from motcua_testing.fixtures import wait_for
 
+from .conftest import verify_phone
 from .test_ward_day import call, login, sms_for, submit_online
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +29,7 @@ def test_one_trace_spans_a_submission_through_to_its_sms(platform, gateway):
         "national_id": "048093005566", "full_name": "Lê Văn Tám", "date_of_birth": "1993-05-06",
         "phone": "0935 111 222", "ward_id": "dn-hai-chau", "password": "tam-hai-chau-93"})
     assert registered.status_code == 201, registered.text
+    verify_phone(base, gateway, registered, "+84935111222")
     citizen = login(base, "048093005566", "tam-hai-chau-93")
     procedure = next(p for p in call("GET", f"{base}/dossier/api/v1/procedures").json() if p["level"] >= 3)
     dossier = submit_online(base, citizen, procedure)

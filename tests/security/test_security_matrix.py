@@ -119,6 +119,9 @@ EXPECTED = {
     "POST /identity/api/v1/officers/{officer_id}/password-reset": ward_admins_anywhere,
     "PATCH /identity/api/v1/citizens/{citizen_id}": staff_roles,
     "PUT /identity/api/v1/citizens/by-national-id": lambda role, own: role in WARD_STAFF + ("admin",),
+    "POST /identity/api/v1/citizens/by-national-id/release": lambda role, own: role in WARD_STAFF + ("admin",),
+    "POST /identity/api/v1/citizens/{citizen_id}/phone-verification": anyone,        # the code is the proof
+    "POST /identity/api/v1/citizens/{citizen_id}/phone-verification/code": anyone,
     "GET /identity/healthz": anyone,
     "GET /identity/readyz": anyone,
     "GET /identity/metrics": anyone,
