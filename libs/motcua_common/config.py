@@ -31,6 +31,9 @@ class Settings:
     queue_type: str = "quorum"
     consumer_max_attempts: int = 5
     consumer_retry_delay_ms: int = 2000
+    # A message the consumer never acknowledged (its worker died handling it) goes to the
+    # dead-letter queue after this many deliveries (quorum queues' delivery limit).
+    consumer_delivery_limit: int = 20
     relay_poll_seconds: float = 0.2
     sms_retry_window_seconds: int = 600
     trusted_proxies: int = 0
@@ -64,6 +67,7 @@ class Settings:
             queue_type=env.get("MOTCUA_QUEUE_TYPE", "quorum"),
             consumer_max_attempts=int(env.get("MOTCUA_CONSUMER_MAX_ATTEMPTS", "5")),
             consumer_retry_delay_ms=int(env.get("MOTCUA_CONSUMER_RETRY_DELAY_MS", "2000")),
+            consumer_delivery_limit=int(env.get("MOTCUA_CONSUMER_DELIVERY_LIMIT", "20")),
             relay_poll_seconds=float(env.get("MOTCUA_RELAY_POLL_SECONDS", "0.2")),
             sms_retry_window_seconds=int(env.get("SMS_RETRY_WINDOW_SECONDS", "600")),
             trusted_proxies=int(env.get("MOTCUA_TRUSTED_PROXIES", "0")),

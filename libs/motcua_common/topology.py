@@ -103,6 +103,45 @@ def _at_least_once(settings: Settings) -> dict:
     return {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
+def poison_arguments(sub: Subscription, settings: Settings) -> dict:
+    """A message delivered delivery_limit times without being acknowledged — an event whose
+    handler kills its worker, so the consumer's own bounded retry never runs — leaves the
+    queue for the subscription's dead-letter queue instead of being redelivered for ever
+    (or, on a broker with a default limit, dropped without a word). Quorum queues only."""
+    if settings.queue_type != "quorum":
+        return {}
+    return {"x-delivery-limit": settings.consumer_delivery_limit, "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": sub.queue, "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish"}
+
+
+def _declare_consumer_queue(channel, sub: Subscription, settings: Settings):
+    """The consumer queue with its delivery limit. A queue declared by an older version
+    without it keeps working as it is (the broker refuses to change a queue's arguments):
+    said once in the log, with the policy that adds the limit. Returns the channel to go on
+    with (a refused declaration closes the one it was made on)."""
+    import logging
+
+    import pika.exceptions
+
+    try:
+        channel.queue_declare(sub.queue, durable=True, arguments={**queue_arguments(settings),
+                                                                  **poison_arguments(sub, settings)})
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists with other arguments
+            raise
+    channel = channel.connection.channel()
+    channel.queue_declare(sub.queue, passive=True)
+    logging.getLogger(__name__).warning(
+        "queue %s has no delivery limit (declared before it existed): an event that kills its worker is "
+        "redelivered for ever; add it with rabbitmqctl set_policy motcua-poison '^%s$' "
+        "'{\"delivery-limit\": %d, \"dead-letter-exchange\": \"%s\", \"dead-letter-routing-key\": \"%s\"}' "
+        "--apply-to quorum_queues, or delete the empty queue and restart", sub.queue, sub.queue.replace(".", "\\."),
+        settings.consumer_delivery_limit, DEAD_LETTER_EXCHANGE, sub.queue)
+    return channel
+
+
 def declare(channel, settings: Settings) -> None:
     """Declare exchanges, queues and bindings on a pika channel (idempotent)."""
     for service in SERVICES:
@@ -110,7 +149,7 @@ def declare(channel, settings: Settings) -> None:
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="direct", durable=True)
     base = queue_arguments(settings)
     for sub in SUBSCRIPTIONS:
-        channel.queue_declare(sub.queue, durable=True, arguments=dict(base))
+        channel = _declare_consumer_queue(channel, sub, settings)
         channel.queue_bind(sub.queue, exchange_for(sub.source), routing_key=sub.event_type)
         channel.queue_declare(
             sub.retry_queue,

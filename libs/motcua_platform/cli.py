@@ -100,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
                                     help="open the wards a CSV lists: official_code,ward_id,target_population")
     p_import.add_argument("file", help="a CSV file with a header line; ward_id and target_population may be empty")
 
+    p_dead = sub.add_parser("dead-letters", formatter_class=fmt, help="what the consumers set aside, and replaying it",
+                            description="Events a consumer could not handle: its retries failed, it was malformed, "
+                                        "or it was delivered more than MOTCUA_CONSUMER_DELIVERY_LIMIT times without "
+                                        "an acknowledgement (a handler that kills its worker).")
+    dead_sub = p_dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
+    p_dead_list = dead_sub.add_parser("list", formatter_class=fmt, help="each dead-letter queue's events and why")
+    p_dead_list.add_argument("--queue", help="one consumer queue (or its .dead queue) only")
+    p_dead_replay = dead_sub.add_parser("replay", formatter_class=fmt,
+                                        help="send a queue's dead letters back to its consumer (idempotent consumers)")
+    p_dead_replay.add_argument("queue", help="the consumer queue or its .dead queue, e.g. notify.dossier.DossierSubmitted")
+    p_dead_replay.add_argument("--event-id", help="only this event")
+
     p_backup = sub.add_parser("backup", formatter_class=fmt, help="write every service's database to a folder (while running)",
                               description="Every service's database into DIR (manifest.json, one .bson and one "
                                           ".indexes.json per collection), while the platform runs. Uses MONGO_URL, or "
@@ -154,6 +166,29 @@ def _settings():
     if not env.get("MONGO_URL") and running.exists():
         env["MONGO_URL"] = running.read_text().strip()
     return Settings.from_env(env)
+
+
+def _dead_letters(args) -> int:
+    from motcua_platform import dead_letters
+
+    settings = _settings()
+    check_broker(settings.amqp_url)
+    try:
+        if args.dead_command == "list":
+            found = dead_letters.list_dead(settings, args.queue)
+            for queue, letters in found.items():
+                print(f"{queue}: {len(letters)}")
+                for letter in letters:
+                    print(f"  {letter.event_id}  {letter.dead_at}  {letter.reason}")
+            if not found:
+                print("no dead letters")
+            return 0
+        moved = dead_letters.replay(settings, args.queue, args.event_id)
+        print(f"{moved} event(s) sent back to {args.queue.removesuffix('.dead')}")
+        return 0
+    except ValueError as exc:
+        print(f"motcua: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _backup_or_restore(args) -> int:
@@ -271,6 +306,8 @@ def _run(args) -> int:
         return 0
     if args.command == "wards":
         return _wards(args)
+    if args.command == "dead-letters":
+        return _dead_letters(args)
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args)
     if args.command == "simulate":

@@ -177,3 +177,88 @@ def test_relay_keeps_an_event_pending_when_the_broker_nacks_it(broker_settings, 
     relay.close()
     assert pending_count(db) == 0
     conn.close()
+
+
+def test_an_event_that_kills_its_worker_is_dead_lettered_after_the_delivery_limit(broker_settings, service_db):
+    """Poison that kills: the handler takes the worker process down, so the consumer's own
+    bounded retry never runs and the message is redelivered to every restarted worker. The
+    queue's delivery limit moves it to the dead-letter queue; the events behind it go through."""
+    from dataclasses import replace
+
+    settings = replace(broker_settings, consumer_delivery_limit=3)
+    notify, dossier = service_db("notify"), service_db("dossier")
+    # One message in hand at a time: the poison alone is unacknowledged when the worker dies.
+    # (With more in hand, the others are returned with it and count a delivery too: a
+    # healthy event can reach the limit beside a poison one and is then dead-lettered as
+    # well, to be replayed with `motcua dead-letters replay` — never lost.)
+    env = {**settings_env(settings), "MOTCUA_WORKER_MODULE": "probe_worker", "PYTHONPATH": str(SUPPORT),
+           "MOTCUA_CONSUMER_DELIVERY_LIMIT": "3", "MOTCUA_WORKER_MAX_WORKERS": "1"}
+    topology.declare_with_url(settings)
+    commit(dossier, lambda s: None, [submitted("KILL1")] + [submitted(f"OK{i}") for i in range(5)])
+    relay = Relay(dossier, settings, "dossier")
+    relay.publish_pending()
+    relay.close()
+    restarts = 0
+    worker = None
+    try:
+        # What `motcua up` (or Kubernetes) does: start the worker again whenever it dies.
+        def settled() -> bool:
+            nonlocal worker, restarts
+            if worker is None or worker.poll() is not None:
+                restarts += worker is not None
+                worker = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service",
+                                           "notify"], env=env)
+            return notify.seen.count_documents({}) == 5 and bool(dead_letters_peek(settings))
+        wait_for(settled, timeout=120, interval=0.5, message="the good events consumed, the poison dead-lettered")
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            worker.wait(20)
+    from motcua_platform import dead_letters as operators
+
+    listed = operators.list_dead(settings)
+    [letter] = listed["notify.dossier.DossierSubmitted.dead"]
+    assert "delivery_limit" in letter.reason, "the operator is told why"
+    assert dead_letters_peek(settings) == 1, "listing leaves them where they are"
+    # Once the cause is fixed the operator sends it back (no worker runs now: it waits there).
+    assert operators.replay(settings, "notify.dossier.DossierSubmitted.dead") == 1
+    assert dead_letters_peek(settings) == 0
+    headers, body = basic_get_one(settings, "notify.dossier.DossierSubmitted")
+    assert json.loads(body)["payload"]["receipt_code"] == "KILL1" and headers["x-motcua-replayed"] is True
+    # The first delivery and `limit` returns (RabbitMQ counts returns), then set aside.
+    assert notify.kills.count_documents({}) == 3 + 1 == restarts
+    assert notify.seen.count_documents({}) == 5
+
+
+def basic_get_one(settings, queue):
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        method, properties, body = conn.channel().basic_get(queue, auto_ack=True)
+        assert method is not None, f"nothing in {queue}"
+        return properties.headers or {}, body
+    finally:
+        conn.close()
+
+
+def dead_letters_peek(settings, queue="notify.dossier.DossierSubmitted.dead") -> int:
+    conn = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def test_a_queue_from_before_the_delivery_limit_keeps_working(broker_settings, caplog):
+    """An upgrade: the broker refuses to change an existing queue's arguments. The topology
+    goes on (the queue as it is) and says how to add the limit, instead of failing every
+    process at start."""
+    sub = topology.subscription("notify", "DossierSubmitted")
+    conn = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
+    try:
+        conn.channel().queue_declare(sub.queue, durable=True, arguments={"x-queue-type": "quorum"})
+        with caplog.at_level("WARNING"):
+            topology.declare(conn.channel(), broker_settings)
+        assert "set_policy motcua-poison" in caplog.text and sub.queue in caplog.text
+        assert conn.channel().queue_declare(sub.queue, passive=True).method.queue == sub.queue
+    finally:
+        conn.close()
