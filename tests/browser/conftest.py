@@ -21,15 +21,27 @@ SHOTS_COPY = Path("/tmp/motcua-screenshots")
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def sms_gateway():
+    """Where the platform's SMS go: the tests read the phone's one-time code there."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+    from sms_gateway import RecordingGateway
+
+    with RecordingGateway() as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, sms_gateway):
     vhost = f"motcua-browser-{uuid.uuid4().hex[:8]}"
     amqp_url = create_vhost(vhost)
     port = free_port()
     data_dir = tmp_path_factory.mktemp("motcua-browser-data")
     log_path = data_dir / "platform.log"
-    env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_RELAY_POLL_SECONDS="0.1")
+    env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_RELAY_POLL_SECONDS="0.1",
+               SMS_GATEWAY_URL=sms_gateway.url)
     env.pop("MONGO_URL", None)
-    env.pop("SMS_GATEWAY_URL", None)
     running = RunningPlatform(env, log_path, port=port)
     try:
         ready = running.start()

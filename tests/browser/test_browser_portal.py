@@ -12,6 +12,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from motcua_testing.phones import verify_phone
+
 pytestmark = pytest.mark.browser
 WARD = "tn-song-cong"  # the demo officer canbo.songcong works here
 PHONE = {"width": 390, "height": 844}
@@ -21,12 +23,13 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
 
 
 @pytest.fixture(scope="module")
-def citizen_token(platform):
-    """A citizen of the ward, registered and signed in through identity's API."""
+def citizen_token(platform, sms_gateway):
+    """A citizen of the ward, registered (the phone proven) and signed in through identity's API."""
     registered = requests.post(f"{platform}/identity/api/v1/citizens", timeout=30, json={
         "national_id": NATIONAL_ID, "full_name": "Đỗ Thị Hạnh", "date_of_birth": "1990-05-04",
         "phone": PHONE_NUMBER, "ward_id": WARD, "password": PASSWORD})
     assert registered.status_code == 201, registered.text
+    verify_phone(platform, sms_gateway, registered, "+84" + PHONE_NUMBER[1:])
     session = requests.post(f"{platform}/identity/api/v1/sessions", timeout=30,
                             json={"username": NATIONAL_ID, "password": PASSWORD})
     assert session.status_code == 200, session.text

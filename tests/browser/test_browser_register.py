@@ -12,6 +12,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from motcua_testing.phones import code_texted_to
+
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
@@ -37,7 +39,18 @@ def fill_registration(page, national_id, full_name, date_of_birth, phone, passwo
     page.fill("#f-password_repeat", repeat)
 
 
-def test_registering_and_signing_in_on_a_phone_without_javascript(platform, open_page, shots):
+def prove_the_phone(page, sms_gateway, phone: str, shots, name: str) -> None:
+    """The page asks for the code texted to the phone, as the citizen would type it."""
+    expect(page.locator("[data-verify-phone]")).to_be_visible()
+    shots(page, name)
+    page.fill("#f-code", "000000" if code_texted_to(sms_gateway, phone) != "000000" else "111111")
+    page.click("[data-verify-phone] form:first-of-type button[type=submit]")
+    expect(page.locator("[data-error-for=code]")).to_be_visible()  # a wrong code is said beside the field
+    page.fill("#f-code", code_texted_to(sms_gateway, phone))
+    page.click("[data-verify-phone] form:first-of-type button[type=submit]")
+
+
+def test_registering_and_signing_in_on_a_phone_without_javascript(platform, open_page, shots, sms_gateway):
     page = open_page(PHONE, javascript=False)
     page.goto(f"{platform}/identity/register")
     expect(page.locator("h1")).to_have_text("Đăng ký tài khoản công dân")
@@ -56,6 +69,7 @@ def test_registering_and_signing_in_on_a_phone_without_javascript(platform, open
 
     fill_registration(page, "019 185 004 321", "Lê Thị Hoa", "12/08/1985", "0912 345 678", "song-cong-85", "song-cong-85")
     page.click("main button[type=submit]")
+    prove_the_phone(page, sms_gateway, "+84912345678", shots, "identity-verify-phone-nojs")
     expect(page.locator("[data-username]")).to_have_text("019185004321")
     shots(page, "identity-registered-phone-nojs")
 
@@ -75,12 +89,13 @@ def test_registering_and_signing_in_on_a_phone_without_javascript(platform, open
     assert answer.status_code == 200 and answer.json()["ward_id"] == WARD
 
 
-def test_signing_in_changing_the_password_and_out_on_a_desktop(platform, open_page, shots):
+def test_signing_in_changing_the_password_and_out_on_a_desktop(platform, open_page, shots, sms_gateway):
     page = open_page(DESKTOP)
     page.goto(f"{platform}/identity/register")
     fill_registration(page, "001090007788", "Trần Văn Nam", "1990-03-15", "0987 654 321", "ha-noi-1990", "ha-noi-1990")
     shots(page, "identity-register-desktop")
     page.click("main button[type=submit]")
+    prove_the_phone(page, sms_gateway, "+84987654321", shots, "identity-verify-phone-desktop")
     expect(page.locator("[data-username]")).to_have_text("001090007788")
 
     page.goto(f"{platform}/identity/login?next=/identity/password?next=/identity/register")

@@ -18,30 +18,6 @@ from sms_gateway import RecordingGateway  # noqa: E402
 SMS_INBOUND_TOKEN = "e2e-gateway-token"
 
 
-def verify_phone(base: str, gateway, registered, phone: str) -> None:
-    """A web registration's phone proven as a citizen does it: the 6-digit code the
-    recording gateway received for `phone` (E.164), typed back (MOTCUA_WEB_PHONE_PROOF)."""
-    import re
-
-    import requests
-
-    from motcua_testing.fixtures import wait_for
-
-    answer = registered.json()
-    if answer.get("status") != "pending_phone":
-        return
-
-    def codes():
-        texts = [m["body"]["text"] for m in gateway.accepted() if m["body"]["to"] == phone]
-        return [match.group(1) for text in texts if ("xác nhận" in text or "xac nhan" in text)
-                for match in [re.search(r"\b([0-9]{6})\b", text)] if match]
-
-    code = wait_for(codes, timeout=60, message="the phone's one-time code")[-1]
-    verified = requests.post(f"{base}/identity/api/v1/citizens/{answer['citizen_id']}/phone-verification",
-                             json={"code": code}, timeout=30)
-    assert verified.status_code == 200, verified.text
-
-
 @pytest.fixture(scope="package")
 def gateway():
     with RecordingGateway() as gw:

@@ -19,7 +19,7 @@ from motcua_common import demo
 from motcua_testing.fixtures import wait_for
 from motcua_testing.forms import fill_form
 
-from .conftest import verify_phone
+from motcua_testing.phones import verify_phone
 
 pytestmark = pytest.mark.e2e
 WARD = "dn-hai-chau"

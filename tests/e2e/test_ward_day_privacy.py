@@ -18,7 +18,7 @@ from motcua_testing.fixtures import wait_for
 
 from motcua_common.phones import normalise_phone
 
-from .conftest import verify_phone
+from motcua_testing.phones import verify_phone
 from .test_ward_day import fill_form
 
 pytestmark = pytest.mark.e2e

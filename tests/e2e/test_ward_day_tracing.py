@@ -10,7 +10,7 @@ import pytest
 
 from motcua_testing.fixtures import wait_for
 
-from .conftest import verify_phone
+from motcua_testing.phones import verify_phone
 from .test_ward_day import call, login, sms_for, submit_online
 
 pytestmark = pytest.mark.e2e

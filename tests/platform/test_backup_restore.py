@@ -67,12 +67,13 @@ def test_a_backup_restores_everything_and_never_reissues_a_ticket_number(platfor
     before = [take_ticket(base, service["code"]) for _ in range(3)]
 
     # A citizen, a dossier and its signed result.
-    registered = requests.post(f"{base}/identity/api/v1/citizens", timeout=30, json={
+    officer = login(base, "canbo.songcong", demo.DEMO_STAFF_PASSWORD)
+    # Registered at the counter (the officer saw the CCCD card): active at once.
+    registered = requests.post(f"{base}/identity/api/v1/citizens", timeout=30, headers=officer, json={
         "national_id": "019093001122", "full_name": "Lý Thị Sao", "date_of_birth": "1993-04-09",
         "phone": "0912 334 455", "ward_id": WARD, "password": "sao-luu-song-cong"})
     assert registered.status_code == 201, registered.text
     citizen = login(base, "019093001122", "sao-luu-song-cong")
-    officer = login(base, "canbo.songcong", demo.DEMO_STAFF_PASSWORD)
     admin = login(base, "admin", ADMIN_PASSWORD)
     procedure = next(p for p in requests.get(f"{base}/dossier/api/v1/procedures", timeout=30).json()
                      if p["level"] == 2)  # counter-only: filed by the officer on the citizen's behalf

@@ -154,6 +154,7 @@ EXPECTED = {
     "GET /dossier/api/v1/wards/{ward_id}/stats": ward_watchers,
     "GET /dossier/api/v1/wards/{ward_id}/procedures": anyone,
     "GET /dossier/api/v1/public/scorecards": anyone,
+    "GET /dossier/api/v1/wards/{ward_id}/exports/{kind}.{fmt}": ward_watchers,
     "PUT /dossier/api/v1/wards/{ward_id}/procedures/{code}": ward_admin,
     # queue
     "GET /queue/api/v1/wards/{ward_id}/services": anyone,
@@ -217,7 +218,7 @@ def test_every_documented_endpoint_has_a_row_and_every_row_an_endpoint(apps):
 
 def _fill(path: str, ward: str, counters: dict) -> str:
     values = {"ward_id": ward, "counter_id": counters[ward], "code": "HT-XNHN", "day": "2031-01-02",
-              "device_id": MISSING_ID}
+              "device_id": MISSING_ID, "kind": "dossiers", "fmt": "csv"}
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
     while "{" in path:
