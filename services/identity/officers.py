@@ -11,6 +11,7 @@ import re
 from pymongo.errors import DuplicateKeyError
 
 from motcua_common.auth import WARD_STAFF_ROLES, Principal
+from motcua_common.phones import normalise_phone
 
 from . import domain, events, store
 from .accounts import audit, forget_revocation_cache, temporary_until
@@ -20,7 +21,10 @@ from .errors import Invalid, NotAllowed, OfficerNotFound, UsernameTaken, WardNot
 ROLES = WARD_STAFF_ROLES + ("monitor",)   # officer, ward_admin, leader, monitor
 ROLE_NAMES = {"officer": "Cán bộ một cửa", "ward_admin": "Trưởng bộ phận", "leader": "Lãnh đạo phường",
               "monitor": "Giám sát", "admin": "Quản trị hệ thống"}
-EDITABLE = ("active", "role", "ward_id", "full_name", "counter_id")
+EDITABLE = ("active", "role", "ward_id", "full_name", "counter_id", "phone", "email")
+# An officer's contacts are optional: the ward's leaders get the end-of-day digest of
+# overdue dossiers there (notify asks ward_leaders_contacts).
+EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,190}\.[A-Za-z]{2,24}$")
 _COUNTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 
 
@@ -39,12 +43,44 @@ def _counter_id(value: object, errors: list) -> str | None:
     return value.strip()
 
 
+def _contacts(body: dict, errors: list) -> dict:
+    """{phone?, email?} as given (an empty value clears it), or errors beside the field."""
+    found = {}
+    if "phone" in body:
+        value = body["phone"]
+        phone = normalise_phone(value) if value not in (None, "") else None
+        if value not in (None, "") and (phone is None or not str(value).isascii()):
+            errors.append(domain.FieldError("phone", "Số điện thoại di động không hợp lệ. / Invalid mobile number."))
+        else:
+            found["phone"] = phone
+    if "email" in body:
+        value = body["email"]
+        if value in (None, ""):
+            found["email"] = None
+        elif not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value.strip()):
+            errors.append(domain.FieldError("email", "Địa chỉ thư điện tử không hợp lệ. / Invalid e-mail address."))
+        else:
+            found["email"] = value.strip().lower()
+    return found
+
+
+def ward_leaders_contacts(deps: Deps, ward_id: object) -> list[dict]:
+    """The ward's active leaders and how to reach them (the overdue digest)."""
+    if not isinstance(ward_id, str):
+        return []
+    return [{"officer_id": o["_id"], **({"phone": o["phone"]} if o.get("phone") else {}),
+             **({"email": o["email"]} if o.get("email") else {})}
+            for o in store.officers_of_ward(deps.db, ward_id)
+            if o.get("role") == "leader" and o.get("active", True) is not False]
+
+
 def view(officer: dict) -> dict:
     """An officer as the API and the pages show it: never the password hash."""
     return {"officer_id": officer["_id"], "username": officer["username"], "full_name": officer.get("full_name"),
             "role": officer.get("role"), "ward_id": officer.get("ward_id"), "counter_id": officer.get("counter_id"),
             "active": officer.get("active", True), "must_change_password": bool(officer.get("must_change_password")),
-            "last_login_at": _iso(officer.get("last_login_at"))}
+            "last_login_at": _iso(officer.get("last_login_at")), "phone": officer.get("phone"),
+            "email": officer.get("email")}
 
 
 def _iso(moment) -> str | None:
@@ -176,6 +212,7 @@ def update_officer(deps: Deps, principal: Principal, officer_id: str, body: dict
         counter_id = _counter_id(body["counter_id"], errors)
         if counter_id != officer.get("counter_id") and not any(e.field == "counter_id" for e in errors):
             changes["counter_id"] = counter_id
+    changes.update(_contacts(body, errors))
     if errors:
         raise Invalid(errors)
     if "ward_id" in changes and principal.role != "admin":

@@ -49,6 +49,11 @@ class IdentityService:
         return wards.ward_for_rpc(self.deps, ward_id)
 
     @rpc
+    def ward_leaders_contacts(self, ward_id: str) -> list[dict]:
+        """The ward's active leaders' phones and e-mails, asked by notify for the overdue digest."""
+        return officers.ward_leaders_contacts(self.deps, ward_id)
+
+    @rpc
     def officer_in_ward(self, officer_id: str, ward_id: str) -> bool:
         """Whether an active officer of that ward, asked by dossier before an assignment."""
         return officers.officer_in_ward(self.deps, officer_id, ward_id)

@@ -393,3 +393,29 @@ def test_officer_corrects_a_citizens_ward_and_phone(client, app, service_db):
     citizen_self = bearer(client, "048090001234", password)
     assert client.patch(f"/identity/api/v1/citizens/{citizen['_id']}", json={"phone": "0905000111"},
                         headers=citizen_self).status_code in (403, 401)
+
+
+def test_a_leaders_contacts_for_the_overdue_digest(app, client, service_db):
+    """The ward's admin records how to reach its leader; notify asks for the ward's active
+    leaders' contacts (the end-of-day digest of overdue dossiers)."""
+    ward_admin = bearer(client, "truongbp.haichau")
+    officers = service_db("identity").officers
+    leader_id = officers.find_one({"username": "lanhdao.haichau"})["_id"]
+    bad = client.patch(f"/identity/api/v1/officers/{leader_id}", headers=ward_admin,
+                       json={"phone": "０９０５１２３４５６", "email": "not an address"})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.get_json()["errors"]} == {"phone", "email"}
+    done = client.patch(f"/identity/api/v1/officers/{leader_id}", headers=ward_admin,
+                        json={"phone": "0905 123 456", "email": "Lanhdao.HaiChau@danang.gov.vn"})
+    assert done.status_code == 200, done.get_json()
+    assert (done.get_json()["phone"], done.get_json()["email"]) == ("+84905123456", "lanhdao.haichau@danang.gov.vn")
+    from motcua_identity import officers as officer_cases
+
+    deps = app.extensions["motcua"]
+    assert officer_cases.ward_leaders_contacts(deps, WARD) == [
+        {"officer_id": leader_id, "phone": "+84905123456", "email": "lanhdao.haichau@danang.gov.vn"}]
+    assert officer_cases.ward_leaders_contacts(deps, "dn-lien-chieu") == [
+        {"officer_id": officers.find_one({"username": "lanhdao.lienchieu"})["_id"]}]
+    assert officer_cases.ward_leaders_contacts(deps, {"$ne": None}) == []
+    client.patch(f"/identity/api/v1/officers/{leader_id}", headers=ward_admin, json={"active": False})
+    assert officer_cases.ward_leaders_contacts(deps, WARD) == [], "a leader who left gets no digest"
