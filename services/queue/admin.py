@@ -1,6 +1,6 @@
 """The ward admin's page of the queue (/queue/admin/{ward_id}): the ward's queue services,
-its counters and which services each serves, its opening hours, and its kiosks (a pairing
-link, the paired devices, revoking one). Vietnamese, server-rendered, plain form posts and
+its counters and which services each serves, its opening hours, its kiosks (a pairing
+link, the paired devices, revoking one) and its devices' last contact (heartbeats.py). Vietnamese, server-rendered, plain form posts and
 redirects: everything works without JavaScript, on a 1366×768 office PC.
 
 Sign-in is the platform's one web session (motcua_common.web_session): identity's sign-in
@@ -23,7 +23,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from motcua_common.problems import Problem
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
 
-from . import counters, hours, kiosks, wards
+from . import counters, heartbeats, hours, kiosks, wards
 from .callers import deps as _deps
 
 FOLDER = Path(__file__).resolve().parent
@@ -41,6 +41,7 @@ SAVED = {
     "counter_deleted": "Đã xóa quầy.",
     "hours": "Đã lưu giờ làm việc.",
     "kiosk_revoked": "Đã thu hồi máy lấy số.",
+    "device_forgotten": "Đã xóa thiết bị khỏi danh sách.",
 }
 _WRITTEN_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 
@@ -128,6 +129,8 @@ def _render(ward_id: str, ward_name: str, principal, status: int = 200, form: st
         opening=wards.opening_hours(deps, principal, ward_id),
         holidays=wards.upcoming_holidays(deps, principal),
         devices=[{**d, "paired_at": _local(d["paired_at"])} for d in kiosks.list_devices(deps, principal, ward_id)],
+        health=[_health_row(d) for d in heartbeats.list_devices(deps, principal, ward_id)],
+        kind_names=heartbeats.KIND_NAMES, silent_minutes=heartbeats.SILENT_AFTER_SECONDS // 60,
         saved=SAVED.get(request.args.get("saved", "")) if status == 200 and form is None else None,
         form=form, fields=fields or {}, notice=notice, typed=typed or {}, pairing=pairing,
         kiosk_url=url_for("queue_pages.kiosk", ward_id=ward_id, _external=True))
@@ -136,6 +139,23 @@ def _render(ward_id: str, ward_name: str, principal, status: int = 200, form: st
 
 def _local(iso: str) -> str:
     return _deps().clock.local(datetime.fromisoformat(iso.replace("Z", "+00:00"))).strftime("%H:%M %d/%m/%Y")
+
+
+def _health_row(device: dict) -> dict:
+    """A device's last contact as the office reads it: its local time, and how long ago."""
+    last = device["last_seen_at"]
+    if last is None:
+        return {**device, "last_seen": None, "ago": "chưa từng báo tín hiệu"}
+    seconds = int((_deps().clock.now() - datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds())
+    if seconds < 60:
+        ago = "vừa xong"
+    elif seconds < 3600:
+        ago = f"{seconds // 60} phút trước"
+    elif seconds < 2 * 86400:
+        ago = f"{seconds // 3600} giờ trước"
+    else:
+        ago = f"{seconds // 86400} ngày trước"
+    return {**device, "last_seen": _local(last), "ago": ago}
 
 
 def _saved(ward_id: str, what: str, anchor: str):
@@ -301,3 +321,15 @@ def revoke_kiosk(ward_id: str, device_id: str):
         return _refusal_page(ward_id, ward_name, principal, problem, "kiosks", {})
     return _saved(ward_id, "kiosk_revoked", "kiosks")
 
+
+
+# ---------------------------------------------------------------- devices (heartbeats)
+@admin.post("/<ward_id>/devices/<kind>/<device_id>/forget")
+def forget_device(ward_id: str, kind: str, device_id: str):
+    check_csrf()
+    ward_name, principal = _signed_in_admin(ward_id)
+    try:
+        heartbeats.forget(_deps(), principal, ward_id, kind, device_id)
+    except Problem as problem:
+        return _refusal_page(ward_id, ward_name, principal, problem, "devices", {})
+    return _saved(ward_id, "device_forgotten", "devices")

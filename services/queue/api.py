@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from flask import Blueprint, Flask, Response, jsonify, url_for
+from flask import Blueprint, Flask, Response, jsonify, request, url_for
 
 from motcua_common.auth import TokenVerifier
 from motcua_common.clock import SystemClock
@@ -18,7 +18,7 @@ from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.outbox import pending_count
 
 from . import board as hall
-from . import counters, domain, kiosks, tickets, wards
+from . import counters, domain, heartbeats, kiosks, tickets, wards
 from .board import (
     BOARD_STREAM_HEARTBEAT_SECONDS,
     BOARD_STREAM_LIFETIME_SECONDS,
@@ -27,8 +27,9 @@ from .board import (
     WaitingTicketsCollector,
 )
 from .callers import deps as _deps
-from .callers import ticket_issuer
+from .callers import device_sender, ticket_issuer
 from .deps import as_clock, build_deps
+from .heartbeats import DeviceHealthCollector
 from .admin import admin
 from .pages import pages
 
@@ -50,7 +51,8 @@ def create_app(settings, verifier: TokenVerifier | None = None,
     if clock is not None:
         overrides["clock"] = as_clock(clock, settings.timezone)
     deps = build_deps(settings, **overrides)
-    collectors = [WaitingTicketsCollector(deps), OutboxPendingCollector("queue", lambda: pending_count(deps.db))]
+    collectors = [WaitingTicketsCollector(deps), OutboxPendingCollector("queue", lambda: pending_count(deps.db)),
+                  DeviceHealthCollector(deps)]
     return create_service_app(deps, [api, pages, admin], OPENAPI, extra_collectors=collectors)
 
 
@@ -219,3 +221,20 @@ def revoke_kiosk(ward_id: str, device_id: str):
     counters.require_ward(deps, None, ward_id)
     kiosks.revoke(deps, current_principal(), ward_id, device_id)
     return Response(status=204)
+
+
+# ---------------------------------------------------------------- device health
+@api.post("/wards/<ward_id>/devices/heartbeat")
+def device_heartbeat(ward_id: str):
+    """A kiosk, board, counter console or rating screen says it is still there (heartbeats.py)."""
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    body = json_body()
+    return heartbeats.receive(deps, device_sender(), ward_id, body, request.remote_addr or "unknown")
+
+
+@api.get("/wards/<ward_id>/devices")
+def list_devices(ward_id: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return jsonify(heartbeats.list_devices(deps, current_principal(), ward_id))

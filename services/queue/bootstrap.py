@@ -14,7 +14,7 @@ from motcua_common.config import Settings
 from motcua_common.mongo import connect, service_database
 
 from . import counters, hours, wards
-from .deps import build_deps
+from .deps import build_deps, heartbeat_limiter
 from .store import ensure_indexes
 
 # The services a ward's one-stop desk typically queues for; the code is also the letter
@@ -58,6 +58,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
     try:
         db = service_database(client, settings, "queue")
         ensure_indexes(db)
+        heartbeat_limiter(db).ensure_indexes()
         if demo:
             load_demo(build_deps(settings, db=db, verifier=None, devices=None))
     finally:

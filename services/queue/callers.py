@@ -35,3 +35,11 @@ def ticket_issuer() -> Principal | None:
         if kiosk is not None:
             g.principal = kiosk  # Idempotency-Key records are kept per device
     return current_principal(optional=deps().settings.demo)
+
+
+def device_sender() -> Principal | None:
+    """Who sends a device heartbeat: a bearer token (an officer's console, a kiosk token),
+    else a paired kiosk's cookie, else nobody (a public board or rating screen)."""
+    if request.headers.get("Authorization") is None:
+        return paired_kiosk()
+    return current_principal()

@@ -9,6 +9,7 @@ tickets.py, board.py, kiosks.py) and renders its answer; it never imports api.py
 from __future__ import annotations
 
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
 import qrcode
@@ -17,7 +18,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from markupsafe import Markup
 
 from . import board as hall
-from . import counters, domain, hours, kiosks, tickets, wards
+from . import counters, domain, heartbeats, hours, kiosks, tickets, wards
 from .callers import deps as _deps
 from .callers import kiosk_cookie
 from .devices import COOKIE_NAME, CREDENTIAL_MAX_AGE_SECONDS
@@ -30,10 +31,42 @@ pages = Blueprint("queue_pages", __name__, url_prefix="/queue", root_path=str(FO
                   static_folder="static", static_url_path="/static")
 
 
+# The pages a device keeps on screen all day report a heartbeat (static/heartbeat.js), by kind.
+HEARTBEAT_PAGES = {
+    "queue_pages.kiosk": heartbeats.KIOSK, "queue_pages.kiosk_ticket": heartbeats.KIOSK,
+    "queue_pages.kiosk_procedures": heartbeats.KIOSK, "queue_pages.kiosk_dossiers": heartbeats.KIOSK,
+    "queue_pages.kiosk_rate": heartbeats.KIOSK, "queue_pages.board": heartbeats.BOARD,
+    "queue_pages.counter": heartbeats.COUNTER,
+}
+
+
+def _app_version() -> str:
+    try:
+        return metadata.version("motcua")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+APP_VERSION = _app_version()
+
+
 @pages.context_processor
 def _office():
     # The header clock shows the office's time, whatever zone the screen's device is set to.
-    return {"office_timezone": _deps().settings.timezone}
+    return {"office_timezone": _deps().settings.timezone, "heartbeat": _heartbeat_config()}
+
+
+def _heartbeat_config() -> dict | None:
+    kind = HEARTBEAT_PAGES.get(request.endpoint or "")
+    args = request.view_args or {}
+    if kind is None or "ward_id" not in args:
+        return None
+    config = {"ward_id": args["ward_id"], "kind": kind, "app_version": APP_VERSION,
+              "interval_seconds": heartbeats.HEARTBEAT_SECONDS,
+              "url": url_for("queue_api.device_heartbeat", ward_id=args["ward_id"])}
+    if kind == heartbeats.COUNTER:
+        config["counter_id"] = args.get("counter_id")
+    return config
 
 
 def _page_not_found(message: str):

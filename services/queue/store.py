@@ -33,6 +33,7 @@ APPOINTMENTS = "appointments"
 KIOSK_DEVICES = "kiosk_devices"
 KIOSK_PAIRINGS = "kiosk_pairings"
 KIOSK_REQUESTS = "kiosk_requests"
+DEVICE_HEARTBEATS = "device_heartbeats"
 
 # domain.call_order as index keys: the queue_of_the_day index keeps a ward's line in calling order.
 CALL_ORDER_SORT = [("priority_rank", ASCENDING), ("queued_at", ASCENDING), ("sequence", ASCENDING), ("_id", ASCENDING)]
@@ -77,6 +78,10 @@ def ensure_indexes(db: Database) -> None:
     # A pairing link lives minutes; a kiosk's form token (double-tap guard) a day.
     db[KIOSK_PAIRINGS].create_index("expires_at", expireAfterSeconds=0, name="pairing_expiry")
     db[KIOSK_REQUESTS].create_index("created_at", expireAfterSeconds=24 * 3600, name="kiosk_request_expiry")
+    # Device health (heartbeats.py): a ward's devices, and anonymous ones forgotten in time
+    # (only they carry forget_at).
+    db[DEVICE_HEARTBEATS].create_index([("ward_id", ASCENDING), ("anonymous", ASCENDING)], name="devices_of_ward")
+    db[DEVICE_HEARTBEATS].create_index("forget_at", expireAfterSeconds=0, name="device_forget")
     db[APPOINTMENTS].create_index("receipt_code", name="by_receipt_code")
     db[APPOINTMENTS].create_index([("ward_id", ASCENDING), ("due_date", ASCENDING)], name="due_per_ward")
 
@@ -337,6 +342,39 @@ class QueueStore:
         result = self.db[KIOSK_DEVICES].update_one({"_id": device_id, "ward_id": ward_id},
                                                    {"$set": {"status": "revoked", "revoked_at": now}})
         return result.matched_count == 1
+
+    def all_kiosk_devices(self) -> list[dict]:
+        return list(self.db[KIOSK_DEVICES].find({}, {"ward_id": 1, "status": 1}))
+
+    # ------------------------------------------------------------ device health (heartbeats)
+    def heartbeat_record(self, key: str) -> dict | None:
+        return self.db[DEVICE_HEARTBEATS].find_one({"_id": key})
+
+    def anonymous_device_count(self, ward_id: str, now: datetime) -> int:
+        """The ward's self-declared devices not yet forgotten (the TTL monitor runs once a minute)."""
+        return self.db[DEVICE_HEARTBEATS].count_documents(
+            {"ward_id": ward_id, "anonymous": True, "forget_at": {"$gt": now}})
+
+    def record_heartbeat(self, key: str, fields: dict, on_insert: dict) -> None:
+        self.db[DEVICE_HEARTBEATS].update_one(
+            {"_id": key}, {"$set": fields, "$inc": {"beats": 1}, "$setOnInsert": on_insert}, upsert=True)
+
+    def heartbeat_records(self, ward_id: str) -> list[dict]:
+        return list(self.db[DEVICE_HEARTBEATS].find({"ward_id": ward_id}))
+
+    def all_heartbeat_records(self, limit: int) -> list[dict]:
+        """Every ward's device records, the most recently heard first, at most `limit`."""
+        return list(self.db[DEVICE_HEARTBEATS].find({}).sort("last_seen_at", DESCENDING).limit(limit))
+
+    def forget_heartbeat_record(self, key: str) -> bool:
+        return self.db[DEVICE_HEARTBEATS].delete_one({"_id": key}).deleted_count == 1
+
+    def all_counters(self) -> list[dict]:
+        return [_public(d, "ward_id", "counter_id", "name") for d in self.db[COUNTERS].find({})]
+
+    def all_wards_hours(self) -> list[dict]:
+        """Every ward's id and opening-hours setting."""
+        return list(self.db[WARDS].find({}, {"opening_hours": 1}))
 
     def claim_kiosk_request(self, ward_id: str, form_token: str, now: datetime) -> dict | None:
         """The first submission of a kiosk form token claims it (None); a repeat gets the
