@@ -184,6 +184,13 @@ def resend_phone_code(deps: Deps, citizen_id: object, client: str) -> dict:
             "phone_code_expires_in": domain.PHONE_CODE_MINUTES * 60}
 
 
+def username_of(deps: Deps, citizen_id: object) -> str | None:
+    """A citizen's username (their CCCD), for their own page right after they proved their
+    phone: they sign in with it."""
+    account = store.citizen(deps.db, citizen_id) if isinstance(citizen_id, str) else None
+    return account.get("national_id") if account else None
+
+
 def verify_phone(deps: Deps, citizen_id: object, code: object, client: str) -> dict:
     """POST /citizens/{id}/phone-verification {code}: the code sent to the phone activates
     the web account. Five tries per code; an expired or used-up code asks for a new one."""

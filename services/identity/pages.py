@@ -190,7 +190,8 @@ def verify_phone():
             return _registered_page(200, {"status": "active", "citizen_id": citizen_id}, None, None)
         return _registered_page(problem.status, pending, None, None, errors=errors,
                                 notice=None if errors else _vietnamese(problem.detail))
-    return _registered_page(200, answer, None, None, notice="Đã xác nhận số điện thoại. Bạn có thể đăng nhập.")
+    return _registered_page(200, answer, accounts.username_of(_deps(), answer["citizen_id"]), None,
+                            notice="Đã xác nhận số điện thoại. Bạn có thể đăng nhập.")
 
 
 # ---------------------------------------------------------------- sign in
