@@ -157,6 +157,10 @@ def exposed_metrics() -> dict[str, set[str]]:
         exposed[family.name] = {label for sample in family.samples for label in sample.labels}
     exposed.update(BROKER_METRICS)
     exposed[WARD_INFO] = set(metrics.WARD_INFO_LABELS)
+    # The queue's device health, computed at scrape time (motcua_queue.heartbeats.DeviceHealthCollector).
+    from motcua_queue.heartbeats import METRIC_LABELS as DEVICE_METRICS
+
+    exposed.update({name: set(labels) for name, labels in DEVICE_METRICS.items()})
     exposed.update(recorded_series())
     return exposed
 
