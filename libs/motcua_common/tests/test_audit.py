@@ -1,0 +1,148 @@
+"""The hash-chained audit log, against the real (embedded) database: appends chain, an
+edit or a removal by hand is found by `verify` at the first bad record, concurrent writers
+(threads, with and without a transaction) never fork the chain, and retention removes the
+oldest records behind a checkpoint that verification starts from."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from motcua_common import audit
+from motcua_common.mongo import in_transaction
+
+T0 = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def _entry(n: int, at: datetime = T0, **extra) -> dict:
+    return audit.entry(action="read_dossier", actor_id=f"officer-{n % 3}", actor_role="officer",
+                       subject_type="dossier", subject_id=f"d-{n}", ward_id="tn-song-cong", at=at,
+                       client="10.0.0.7", details={"fields": ["form", "citizen_name"]}, **extra)
+
+
+def test_appended_records_chain_and_verify(service_db):
+    db = service_db("identity")
+    first = audit.append(db, _entry(1))
+    second = audit.append(db, _entry(2))
+    assert (first["_id"], second["_id"]) == (1, 2)
+    assert first["prev_hash"] == audit.GENESIS and second["prev_hash"] == first["hash"]
+    stored = db.audit_log.find_one({"_id": 1})
+    assert audit.record_hash(stored) == stored["hash"]  # the hash survives the database's round trip
+    assert stored["client_hash"] and "10.0.0.7" not in str(stored)
+    assert audit.verify(db) == (True, None, 2)
+
+
+def test_an_edit_by_hand_is_found_at_its_record(service_db):
+    db = service_db("identity")
+    for n in range(5):
+        audit.append(db, _entry(n))
+    db.audit_log.update_one({"_id": 3}, {"$set": {"actor_id": "someone-else"}})
+    assert audit.verify(db) == (False, 3, 3)
+
+
+def test_a_rehashed_edit_still_breaks_the_next_link(service_db):
+    db = service_db("identity")
+    for n in range(4):
+        audit.append(db, _entry(n))
+    edited = {**db.audit_log.find_one({"_id": 2}), "outcome": "denied"}
+    edited["hash"] = audit.record_hash(edited)
+    db.audit_log.replace_one({"_id": 2}, edited)
+    assert audit.verify(db) == (False, 3, 3)
+
+
+def test_a_removed_record_and_a_removed_tail_are_found(service_db):
+    db = service_db("identity")
+    for n in range(4):
+        audit.append(db, _entry(n))
+    db.audit_log.delete_one({"_id": 4})
+    assert audit.verify(db)[:2] == (False, 4)
+    db.audit_log.delete_one({"_id": 2})
+    assert audit.verify(db)[:2] == (False, 2)
+
+
+def test_concurrent_writers_never_fork_the_chain(service_db, settings):
+    from motcua_common.mongo import connect
+
+    errors: list[BaseException] = []
+
+    def writer(k: int, transactional: bool) -> None:
+        client = connect(settings)  # each its own client, as two API processes would be
+        db = client[settings.database_name("identity")]
+        try:
+            for n in range(15):
+                if transactional:
+                    in_transaction(db, lambda s, n=n: (db.things.insert_one({"k": k, "n": n}, session=s),
+                                                       audit.append(db, _entry(n), session=s)))
+                else:
+                    audit.append(db, _entry(n))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=writer, args=(k, k % 2 == 0)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    db = service_db("identity")
+    assert audit.verify(db) == (True, None, 60)
+    assert db.things.count_documents({}) == 30  # each transactional write with its record
+    assert db.audit_head.find_one({"_id": "head"})["seq"] == 60
+
+
+def test_a_writer_that_died_before_moving_the_head_is_caught_up(service_db):
+    db = service_db("identity")
+    audit.append(db, _entry(1))
+    audit.append(db, _entry(2))
+    db.audit_head.update_one({"_id": "head"}, {"$set": {"seq": 1}})  # the counter lagging a record
+    third = audit.append(db, _entry(3))
+    assert third["_id"] == 3 and audit.verify(db) == (True, None, 3)
+
+
+def test_retention_removes_the_oldest_behind_a_checkpoint(service_db):
+    db = service_db("identity")
+    for n in range(6):
+        audit.append(db, _entry(n, at=T0 + timedelta(days=400 * n)))
+    removed = audit.prune(db, days=1000, now=T0 + timedelta(days=2000))
+    # ages 2000, 1600, 1200 days go; 800, 400 and 0 stay
+    assert removed == 3
+    assert sorted(r["_id"] for r in audit.records(db)) == [4, 5, 6]
+    checkpoint = db.audit_log.find_one({"_id": "checkpoint"})
+    assert checkpoint["seq"] == 3
+    assert audit.verify(db) == (True, None, 3)
+    assert audit.append(db, _entry(7))["_id"] == 7
+    assert audit.verify(db) == (True, None, 4)
+    assert audit.prune(db, days=1000, now=T0 + timedelta(days=2000)) == 0  # idempotent
+    db.audit_log.update_one({"_id": "checkpoint"}, {"$set": {"hash": "f" * 64}})
+    assert audit.verify(db) == (False, 4, 1)
+
+
+def test_retention_keeps_the_newest_record(service_db):
+    db = service_db("identity")
+    for n in range(3):
+        audit.append(db, _entry(n, at=T0))
+    assert audit.prune(db, days=1, now=T0 + timedelta(days=30)) == 2
+    assert [r["_id"] for r in audit.records(db)] == [3]
+    assert audit.verify(db) == (True, None, 1)
+    assert audit.prune(db, days=0, now=T0 + timedelta(days=30)) == 0
+
+
+def test_retention_days_per_kind(settings):
+    assert audit.retention_days("audit", env={}) == 5 * 365
+    assert audit.retention_days("notifications", env={}) == 365
+    assert audit.retention_days("attachments", env={"MOTCUA_RETENTION_ATTACHMENTS_DAYS": "30"}) == 30
+    assert audit.retention_days("audit", env={"MOTCUA_RETENTION_AUDIT_DAYS": "many"}) == 5 * 365
+    tuned = replace(settings, extra={"MOTCUA_RETENTION_NOTIFICATIONS_DAYS": "90"})
+    assert audit.retention_days("notifications", tuned, env={}) == 90
+
+
+def test_a_ttl_index_follows_its_setting(service_db):
+    coll = service_db("notify").things
+    audit.ensure_ttl_index(coll, "created_at", 365, "created_ttl")
+    assert coll.index_information()["created_ttl"]["expireAfterSeconds"] == 365 * 86400
+    audit.ensure_ttl_index(coll, "created_at", 30, "created_ttl")
+    assert coll.index_information()["created_ttl"]["expireAfterSeconds"] == 30 * 86400
+    audit.ensure_ttl_index(coll, "created_at", 0, "created_ttl")
+    assert "created_ttl" not in coll.index_information()
