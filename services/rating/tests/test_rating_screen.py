@@ -110,3 +110,17 @@ def test_officers_are_ranked_per_half_year_for_the_ward_and_the_city(client, db,
     assert client.get(f"/rating/api/v1/wards/{WARD}/rankings", headers=token("officer", "dn-hai-chau")).status_code == 403
     bad = client.get(f"/rating/api/v1/wards/{WARD}/rankings?period=2026", headers=token("monitor"))
     assert bad.status_code == 422 and bad.json["errors"][0]["field"] == "period"
+
+
+def test_the_screen_reports_a_heartbeat_like_the_office_floors_other_devices(client):
+    """Queue's device health lists the rating screen beside each counter: the page carries
+    the heartbeat's settings and queue's script (the same origin serves both services)."""
+    import json
+    import re
+
+    html = client.get(SCREEN).get_data(as_text=True)
+    config = json.loads(re.search(r'<script type="application/json" id="heartbeat-config">(.*?)</script>', html, re.S)
+                        .group(1))
+    assert config["kind"] == "rating_screen" and config["ward_id"] == WARD
+    assert config["url"] == f"/queue/api/v1/wards/{WARD}/devices/heartbeat"
+    assert '<script src="/queue/static/heartbeat.js" defer></script>' in html
