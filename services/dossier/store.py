@@ -585,6 +585,21 @@ def desk_rows(db: Database, query: dict, limit: int) -> list[dict]:
                 .limit(limit))
 
 
+DESK_FIELDS = {"receipt_code": 1, "procedure_name": 1, "procedure_code": 1, "citizen_id": 1, "citizen_name": 1,
+               "status": 1, "due_date": 1, "assignee_id": 1, "chain_id": 1, "counter_record_id": 1,
+               "submitted_at": 1, "ward_id": 1}
+
+
+def ward_open_rows(db: Database, ward_id: str, statuses: tuple[str, ...]) -> list[dict]:
+    """A ward's dossiers in `statuses`, lean (the desk's columns): one equality query per
+    status on the ward_status_due index — the embedded database answers those far faster
+    than one $in — so the work list counts its tabs and picks its rows from one read."""
+    rows: list[dict] = []
+    for status in statuses:
+        rows.extend(db[DOSSIERS].find({"ward_id": ward_id, "status": status}, DESK_FIELDS))
+    return rows
+
+
 def set_citizen_names(db: Database, names: dict[str, str], keys: dict[str, str]) -> None:
     """Name the dossiers of these citizens that carry no name yet (identity told the names)."""
     for citizen_id, name in names.items():

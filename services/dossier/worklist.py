@@ -62,47 +62,50 @@ def tabs_for(principal: Principal) -> list[Tab]:
     return [t for t in TABS if not t.leader_only or is_leader(principal)]
 
 
-def _query(tab: str, principal: Principal, ward_id: str, today: date) -> dict:
-    ward = {"ward_id": ward_id}
-    running = {"$in": list(domain.CLOCK_RUNNING_STATUSES)}
+def _in_tab(tab: str, row: dict, principal: Principal, today: str) -> bool:
+    running = row["status"] in domain.CLOCK_RUNNING_STATUSES
     return {
-        "cua-toi": {**ward, "assignee_id": principal.subject, "status": {"$in": list(OPEN_STATUSES)}},
-        "ca-phuong": {**ward, "status": {"$in": list(OPEN_STATUSES)}},
-        "den-han": {**ward, "status": running, "due_date": today.isoformat()},
-        "qua-han": {**ward, "status": running, "due_date": {"$lt": today.isoformat()}},
-        "cho-bo-sung": {**ward, "status": domain.SUPPLEMENT_REQUESTED},
-        "cho-tra": {**ward, "status": domain.RESULT_READY},
-        "cho-duyet": {**ward, "status": domain.PROCESSING},
-    }[tab]
+        "cua-toi": lambda: row.get("assignee_id") == principal.subject,
+        "ca-phuong": lambda: True,
+        "den-han": lambda: running and row["due_date"] == today,
+        "qua-han": lambda: running and row["due_date"] < today,
+        "cho-bo-sung": lambda: row["status"] == domain.SUPPLEMENT_REQUESTED,
+        "cho-tra": lambda: row["status"] == domain.RESULT_READY,
+        "cho-duyet": lambda: row["status"] == domain.PROCESSING,
+    }[tab]()
 
 
 def work_list(deps: Deps, principal: Principal, ward_id: str, tab: str) -> dict:
     """{tabs: [{key, label, count}], tab, rows}: the tab's dossiers, overdue first, then by
-    due date; each row with its due-date mark (overdue, due_soon)."""
+    due date; each row with its due-date mark (overdue, due_soon). Every tab is a part of
+    the ward's open dossiers, read once (lean) and counted here."""
     check_staff(principal, ward_id)
     shown = tabs_for(principal)
     if tab not in {t.key for t in shown}:
         tab = DEFAULT_TAB
-    today = deps.clock.today()
-    counts = [{"key": t.key, "label": t.label, "count": store.count_dossiers(deps.db, _query(t.key, principal,
-                                                                                               ward_id, today))}
-              for t in shown]
-    rows = store.desk_rows(deps.db, _query(tab, principal, ward_id, today), ROWS_SHOWN)
-    return {"tabs": counts, "tab": tab, "rows": decorate(deps, rows)}
+    today = deps.clock.today().isoformat()
+    open_rows = store.ward_open_rows(deps.db, ward_id, OPEN_STATUSES)
+    counts = [{"key": t.key, "label": t.label,
+               "count": sum(1 for r in open_rows if _in_tab(t.key, r, principal, today))} for t in shown]
+    chosen = [r for r in open_rows if _in_tab(tab, r, principal, today)]
+    rows = decorate(deps, chosen, ROWS_SHOWN)
+    return {"tabs": counts, "tab": tab, "rows": rows, "more": max(0, len(chosen) - ROWS_SHOWN)}
 
 
-def decorate(deps: Deps, rows: list[dict]) -> list[dict]:
-    """Rows with their marks (overdue, due_soon: due by the next working day) and the
-    citizen's name, overdue first then by due date."""
+def decorate(deps: Deps, rows: list[dict], limit: int | None = None) -> list[dict]:
+    """Rows with their marks (overdue, due_soon: due by the next working day), overdue
+    first then by due date, the first `limit` of them with the citizen's name."""
     today = deps.clock.today()
     next_working_day = working_calendar(deps).add_working_days(today, 1)
-    fill_names(deps, rows)
     for row in rows:
         due = date.fromisoformat(row["due_date"])
         row["overdue"] = domain.is_overdue(row["status"], due, today)
         row["due_soon"] = (not row["overdue"] and row["status"] in domain.CLOCK_RUNNING_STATUSES
                            and due <= next_working_day)
-    return sorted(rows, key=lambda r: (not r["overdue"], r["due_date"], r.get("receipt_code", "")))
+    ordered = sorted(rows, key=lambda r: (not r["overdue"], r["due_date"], r.get("receipt_code", "")))
+    ordered = ordered[:limit] if limit is not None else ordered
+    fill_names(deps, ordered)
+    return ordered
 
 
 def fill_names(deps: Deps, rows: list[dict]) -> None:
