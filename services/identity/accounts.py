@@ -26,9 +26,12 @@ from .errors import (
 log = logging.getLogger(__name__)
 
 
-def audit(deps: Deps, action: str, **details) -> None:
-    """A security event in identity's audit log, stamped by deps.clock."""
-    store.audit(deps.db, action, at=deps.clock.now(), **details)
+def audit(deps: Deps, action: str, *, by: Principal | str | None = None, **details) -> None:
+    """A security event in identity's hash-chained audit log (motcua_common.audit), stamped
+    by deps.clock. `by` is the officer acting (their Principal, so the role is kept too);
+    without one, the account acting on itself (sign-in, own password, registration)."""
+    actor_id, actor_role = (by.subject, by.role) if isinstance(by, Principal) else (by, details.pop("actor_role", None))
+    store.audit(deps.db, action, at=deps.clock.now(), actor_id=actor_id, actor_role=actor_role, **details)
 
 
 def forget_revocation_cache(deps: Deps, account_id: str) -> None:
@@ -246,7 +249,7 @@ def reissue_temporary_password(deps: Deps, principal: Principal, citizen_id: str
         raise CitizenNotFound()
     password = domain.new_temporary_password()
     store.set_temporary_password(deps.db, account, password, temporary_until(deps))
-    audit(deps, "reissue_temporary_password", account_id=citizen_id, by=principal.subject, client=client)
+    audit(deps, "reissue_temporary_password", account_id=citizen_id, by=principal, client=client)
     sent = send_temporary_password(deps, account["phone"], password, account.get("ward_id"),
                                    f"reissue:{citizen_id}:{int(deps.clock.now().timestamp())}")
     if not sent:
@@ -474,7 +477,7 @@ def correct_citizen(deps: Deps, principal: Principal, citizen_id: object, body: 
         store.update_citizen(deps.db, account["_id"], {**changes, "corrected_at": now, "corrected_by": principal.subject},
                              revocation, [events.sessions_revoked(account["_id"], ward_id, now, "contact_changed")])
         forget_revocation_cache(deps, account["_id"])
-        audit(deps, "correct_citizen", account_id=account["_id"], by=principal.subject, client=client,
+        audit(deps, "correct_citizen", account_id=account["_id"], by=principal, client=client,
               changed=sorted(changes), from_ward=account.get("ward_id"), ward_id=ward_id)
     updated = store.citizen(deps.db, account["_id"])
     return {"citizen_id": updated["_id"], "ward_id": updated["ward_id"], "phone_last4": updated["phone"][-4:],
@@ -492,6 +495,10 @@ def correct_citizen_by_national_id(deps: Deps, principal: Principal, body: dict,
     if problems:
         raise Invalid(problems)
     found = store.citizen_by_national_id(deps.db, national_id)
+    # A staff lookup of a person by CCCD: audited whatever follows (the account, never the CCCD).
+    audit(deps, "find_citizen_by_national_id", by=principal, client=client, ward_id=principal.ward_id,
+          subject_type="account", subject_id=found["_id"] if found else None,
+          outcome="found" if found else "not_found", purpose="correct_citizen")
     if found is None:
         raise CitizenNotFound()
     return correct_citizen(deps, principal, found["_id"], body, client)
@@ -533,7 +540,7 @@ def release_national_id(deps: Deps, principal: Principal, body: object, client: 
     store.release_citizen(deps.db, account, changes, revocation,
                           [events.sessions_revoked(account["_id"], ward_id, now, "account_released")])
     forget_revocation_cache(deps, account["_id"])
-    audit(deps, "release_national_id", account_id=account["_id"], by=principal.subject, client=client,
+    audit(deps, "release_national_id", account_id=account["_id"], by=principal, client=client,
           ward_id=ward_id, by_ward=principal.ward_id)
     return {"citizen_id": account["_id"], "released": True, "sessions_revoked": True}
 
@@ -548,11 +555,20 @@ def citizen_contact(deps: Deps, citizen_id: str) -> dict | None:
             "ward_id": found["ward_id"]}
 
 
-def find_citizen(deps: Deps, national_id: object) -> dict | None:
-    """The account of a national id, asked by dossier when an officer submits at the counter."""
+def find_citizen(deps: Deps, national_id: object, asked_by: object = None) -> dict | None:
+    """The account of a national id, asked by dossier when an officer submits at the counter.
+    A staff lookup of a person by CCCD: audited (who asked when dossier names the officer in
+    `asked_by` {officer_id, role, ward_id}, else the service; the account found, never the
+    CCCD)."""
     if not isinstance(national_id, str) or domain.check_national_id(national_id, None):
         return None
     found = store.citizen_contact_by_national_id(deps.db, national_id)
+    asker = asked_by if isinstance(asked_by, dict) else {}
+    audit(deps, "find_citizen_by_national_id", by=str(asker.get("officer_id") or "service:dossier"),
+          actor_role=asker.get("role") if isinstance(asker.get("role"), str) else None,
+          ward_id=asker.get("ward_id") if isinstance(asker.get("ward_id"), str) else None,
+          subject_type="account", subject_id=found["_id"] if found else None,
+          outcome="found" if found else "not_found")
     if found is None:
         return None
     return {"citizen_id": found["_id"], "phone_last4": found["phone"][-4:], "ward_id": found["ward_id"]}
@@ -584,3 +600,85 @@ def citizen_names(deps: Deps, citizen_ids: object) -> dict[str, str]:
         if found is not None and found.get("full_name"):
             names[found["_id"]] = found["full_name"]
     return names
+
+
+# ---------------------------------------------------------------- the citizen's own data (Decree 13/2023)
+# What an account document holds that is never handed out, even to its owner: the password's
+# hash and the sign-in counters are security machinery, not personal data about them.
+EXPORT_WITHHELD = ("password_hash", "failed_logins", "locked_until")
+EXPORT_VERSION = 1
+
+
+def _exported(value):
+    if isinstance(value, datetime):
+        return _utc(value).isoformat() if value.tzinfo is None else value.isoformat()
+    if isinstance(value, dict):
+        return {k: _exported(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exported(v) for v in value]
+    return value
+
+
+def _who(record: dict, account_id: str) -> str:
+    """Who acted, without naming another person: the citizen, an officer's role, or the system."""
+    if record.get("actor_id") == account_id:
+        return "self"
+    if record.get("actor_role"):
+        return record["actor_role"]
+    return "service" if str(record.get("actor_id") or "").startswith("service:") else "staff"
+
+
+def export_own_data(deps: Deps, principal: Principal) -> dict:
+    """GET /me/export: everything identity holds about the signed-in citizen (Decree
+    13/2023, the data subject's right to their data): the account as stored (less the
+    password's hash and the sign-in counters), the registration, sessions ended early, a
+    pending phone code's dates (not the code), and the audit log's entries about the
+    account — what was done, when, by whom as a role (never another person's id or data).
+    Their dossiers are dossier's: listed at `dossiers.href`, not copied here."""
+    if principal.role != "citizen":
+        raise NotAllowed("Chỉ công dân tải dữ liệu của chính mình. / Citizens export their own data.")
+    account = store.citizen(deps.db, principal.subject)
+    if account is None:
+        raise CitizenNotFound()
+    account_id = account["_id"]
+    shown = {k: v for k, v in account.items() if k not in EXPORT_WITHHELD and k != "_id"}
+    for key in [k for k in shown if k.endswith("_by")]:  # corrected_by, released_by: an officer, not named
+        shown[key] = "self" if shown[key] == account_id else "staff"
+    ward = store.get_ward(deps.db, account.get("ward_id") or "")
+    code = store.phone_code(deps.db, account_id)
+    revoked = deps.db[revocations_collection()].find_one({"_id": account_id})
+    entries = [{"at": r["at"], "action": r["action"], "outcome": r.get("outcome"), "by": _who(r, account_id),
+                "ward_id": r.get("ward_id"), "details": r.get("details") or {}}
+               for r in store.audit_entries_about(deps.db, account_id)]
+    earlier = [{"at": r["at"], "action": r["action"], "outcome": r.get("outcome"),
+                "by": "self" if r.get("by") in (None, account_id) else "staff"}
+               for r in deps.db.audit.find({"account_id": account_id}).sort("at", 1)]
+    export = {
+        "export_version": EXPORT_VERSION,
+        "exported_at": deps.clock.now(),
+        "controller": "Một Cửa — identity",
+        "account": {"citizen_id": account_id, **shown},
+        "registration": {"channel": account.get("channel"), "registered_at": account.get("created_at"),
+                         "ward_id": account.get("ward_id"), "ward_name": (ward or {}).get("name"),
+                         "status": account.get("status", "active"), "phone_verified": account.get("phone_verified")},
+        "consents": [],
+        "consents_note": "Identity records no consents beyond the registration itself; it keeps the account to "
+                         "serve the citizen's dossiers (Decree 13/2023, art. 17).",
+        "phone_code": ({"sent_at": code.get("sent_at"), "expires_at": code.get("expires_at"), "tries": code.get("tries")}
+                       if code else None),
+        "sessions_revoked": ({"revoked_before": revoked.get("revoked_before"), "reason": revoked.get("reason")}
+                             if revoked else None),
+        "audit": earlier + entries,
+        "dossiers": {"href": "/dossier/api/v1/dossiers",
+                     "note": "Your dossiers are held by the dossier service: list them with the same token."},
+        "not_included": ["password hash and sign-in failure counters (security machinery)",
+                         "inbound SMS texts (kept 2 days to answer a gateway's resend, then deleted)"],
+    }
+    audit(deps, "export_own_data", account_id=account_id)
+    return _exported(export)
+
+
+def revocations_collection() -> str:
+    from motcua_common.revocations import COLLECTION
+
+    return COLLECTION

@@ -109,6 +109,16 @@ def register():
     return idempotent(deps.db, "citizens", lambda: accounts.register_citizen(deps, principal, body, client))
 
 
+@api.get("/api/v1/me/export")
+@authenticated("citizen")
+def export_own_data():
+    """The signed-in citizen's data as identity holds it (Decree 13/2023)."""
+    response = jsonify(accounts.export_own_data(_deps(), current_principal()))
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Content-Disposition"] = 'attachment; filename="motcua-du-lieu-ca-nhan.json"'
+    return response
+
+
 @api.post("/api/v1/citizens/<citizen_id>/phone-verification")
 def verify_phone(citizen_id: str):
     """A web registration's phone proven by the code sent there: the account is active."""

@@ -117,7 +117,7 @@ def create_officer(deps: Deps, principal: Principal, body: dict, client: str) ->
                                           now=deps.clock.now(), counter_id=counter_id)
     except DuplicateKeyError:
         raise UsernameTaken()
-    audit(deps, "create_officer", account_id=officer_id, client=client, by=principal.subject, role=role)
+    audit(deps, "create_officer", account_id=officer_id, client=client, by=principal, role=role)
     return officer_id
 
 
@@ -237,7 +237,7 @@ def update_officer(deps: Deps, principal: Principal, officer_id: str, body: dict
     store.update_officer(deps.db, officer["_id"], changes, revocation, event_list or [])
     if revocation:
         forget_revocation_cache(deps, officer["_id"])
-    audit(deps, "update_officer", account_id=officer["_id"], by=principal.subject, client=client,
+    audit(deps, "update_officer", account_id=officer["_id"], by=principal, client=client,
           changed=sorted(k for k in changes if k != "updated_at"), **({"reason": reason} if reason else {}))
     return view(store.officer(deps.db, officer["_id"]))
 
@@ -256,6 +256,6 @@ def reset_password(deps: Deps, principal: Principal, officer_id: str, client: st
     store.reset_officer_password(deps.db, officer["_id"], password, until, revocation,
                                  [events.sessions_revoked(officer["_id"], ward_id, now, "officer_changed")])
     forget_revocation_cache(deps, officer["_id"])
-    audit(deps, "reset_officer_password", account_id=officer["_id"], by=principal.subject, client=client)
+    audit(deps, "reset_officer_password", account_id=officer["_id"], by=principal, client=client)
     return {"officer_id": officer["_id"], "username": officer["username"], "temporary_password": password,
             "must_change_password": True, "expires_at": _iso(until)}

@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from motcua_common import audit as audit_log
 from motcua_common import revocations
 from motcua_common.mongo import update_and_read
 from motcua_common.outbox import commit
@@ -99,7 +100,10 @@ def ensure_indexes(db: Database) -> None:
     db.officers.create_index("username", unique=True)
     db.officers.create_index("ward_id")
     db.wards.create_index("official_code")
-    db.audit.create_index([("at", ASCENDING)])
+    audit_log.ensure_indexes(db)
+    # The log before the hash chain (collection `audit`, read only now) expires with the
+    # audit retention, like the chain's own records.
+    audit_log.ensure_ttl_index(db.audit, "at", audit_log.retention_days("audit"), "at_1")
     # Inbound SMS already handled (a gateway's resend is answered from here), kept two days.
     db.sms_messages.create_index("at", expireAfterSeconds=2 * 86400, name="sms_messages_ttl")
     db.sms_messages.create_index([("phone_text", ASCENDING), ("at", DESCENDING)], name="same_text_recently")
@@ -349,10 +353,23 @@ def find_account(db: Database, account_id: str) -> dict | None:
 
 
 def audit(db: Database, action: str, *, at: datetime, account_id: str | None = None, outcome: str = "ok",
-          client: str | None = None, **details) -> None:
-    """Security events. Never a password, token, national id or phone number."""
-    db.audit.insert_one({"at": at, "action": action, "account_id": account_id, "outcome": outcome,
-                         "client": client, **details})
+          client: str | None = None, actor_id: str | None = None, actor_role: str | None = None,
+          ward_id: str | None = None, subject_type: str | None = None, subject_id: str | None = None,
+          **details) -> dict:
+    """Security events and officers' actions, appended to the hash-chained `audit_log`
+    (motcua_common.audit). The subject is the account acted on; the actor is the officer
+    when one acted, else the account itself. Never a password, token, national id or phone
+    number; the client's address only as a digest."""
+    record = audit_log.entry(action=action, actor_id=actor_id or account_id, actor_role=actor_role,
+                             subject_type=subject_type or ("account" if account_id else None),
+                             subject_id=subject_id or account_id, ward_id=ward_id, outcome=outcome, client=client,
+                             at=at, details=details)
+    return audit_log.append(db, record)
+
+
+def audit_entries_about(db: Database, account_id: str) -> list[dict]:
+    """The audit log's records whose subject is this account (a citizen's data export)."""
+    return list(audit_log.records(db, {"subject_type": "account", "subject_id": account_id}))
 
 
 # ---------------------------------------------------------------- inbound SMS already handled

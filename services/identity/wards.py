@@ -134,7 +134,7 @@ def open_ward(deps: Deps, principal: Principal | None, official_code: object, wa
         if already is not None:
             raise WardExists("official_code", already["ward_id"], found.official_code)
         raise WardExists("ward_id", chosen, found.official_code)
-    audit(deps, "open_ward", by=principal.subject if principal else "console", ward_id=chosen,
+    audit(deps, "open_ward", by=principal or "console", ward_id=chosen,
           official_code=found.official_code)
     return {k: ward[k] for k in ("ward_id", "official_code", "name", "province", "province_code", "kind",
                                  "target_population")}
@@ -187,7 +187,7 @@ def set_population(deps: Deps, principal: Principal, ward_id: str, population: o
     if store.get_ward(deps.db, ward_id) is None:
         raise WardNotFound(ward_id)
     store.set_target_population(deps.db, ward_id, population)
-    audit(deps, "set_population", by=principal.subject, ward_id=ward_id)
+    audit(deps, "set_population", by=principal, ward_id=ward_id)
     return store.get_ward(deps.db, ward_id)
 
 

@@ -38,9 +38,10 @@ class IdentityService:
         return accounts.citizen_contact(self.deps, citizen_id)
 
     @rpc
-    def find_citizen(self, national_id: str) -> dict | None:
-        """The account of a national id, asked by dossier when an officer submits at the counter."""
-        return accounts.find_citizen(self.deps, national_id)
+    def find_citizen(self, national_id: str, asked_by: dict | None = None) -> dict | None:
+        """The account of a national id, asked by dossier when an officer submits at the
+        counter (`asked_by`: {officer_id, role, ward_id} of that officer, for the audit)."""
+        return accounts.find_citizen(self.deps, national_id, asked_by)
 
     @rpc
     def ward(self, ward_id: str) -> dict | None:

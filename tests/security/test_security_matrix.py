@@ -111,6 +111,7 @@ EXPECTED = {
     "PUT /identity/api/v1/wards/{ward_id}/population": admin,
     "POST /identity/api/v1/sessions": anyone,
     "PUT /identity/api/v1/me/password": any_login,
+    "GET /identity/api/v1/me/export": lambda role, own: role == "citizen",
     "POST /identity/api/v1/officers": ward_admin_or_admin_any_ward,
     "GET /identity/api/v1/wards/{ward_id}/coverage": ward_watchers,
     "GET /identity/api/v1/administrative-units": anyone,

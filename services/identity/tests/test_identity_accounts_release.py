@@ -64,8 +64,8 @@ def test_the_officer_releases_a_cccd_taken_by_someone_else(client, service_db):
     assert wrong["active"] is False and wrong["status"] == "released" and wrong["national_id"] != NATIONAL_ID
     revoked = [o["envelope"] for o in db[OUTBOX].find({"routing_key": "SessionsRevoked"})]
     assert [e["payload"]["reason"] for e in revoked] == ["account_released"]
-    [entry] = list(db.audit.find({"action": "release_national_id"}))
-    assert entry["account_id"] == wrong_id and NATIONAL_ID not in str(entry)
+    [entry] = list(db.audit_log.find({"action": "release_national_id"}))
+    assert entry["subject_id"] == wrong_id and NATIONAL_ID not in str(entry)
 
     # The real owner registers and signs in.
     owner_id = register(client, "0905 123 456", "hoa-sen-2026")

@@ -124,7 +124,7 @@ def test_registering_on_the_web_takes_the_api_path(client, service_db):
     assert citizen["password_hash"].startswith("$argon2id$") and citizen["channel"] == "web"
     events = [o["envelope"] for o in db[OUTBOX].find({"routing_key": {"$ne": "WardOpened"}})]
     assert [(e["type"], e["payload"]["channel"]) for e in events] == [("CitizenRegistered", "web")]
-    assert db.audit.count_documents({"action": "register", "account_id": citizen["_id"], "outcome": "ok"}) == 1
+    assert db.audit_log.count_documents({"action": "register", "subject_id": citizen["_id"], "outcome": "ok"}) == 1
     # The account signs in through the JSON API too.
     assert client.post("/identity/api/v1/sessions", json={"username": NATIONAL_ID, "password": PASSWORD}).status_code == 200
 
@@ -230,7 +230,7 @@ def test_wrong_passwords_then_the_lockout_with_its_end_in_vietnamese(client, ser
     # Locked means locked, from the page as from the API.
     assert sign_in(client, NATIONAL_ID, PASSWORD).status_code == 423
     assert client.get_cookie(SESSION_COOKIE) is None
-    assert service_db("identity").audit.count_documents({"action": "login", "outcome": "locked"}) == 1
+    assert service_db("identity").audit_log.count_documents({"action": "login", "outcome": "locked"}) == 1
 
 
 def test_too_many_attempts_get_a_429_page(client):
