@@ -49,15 +49,37 @@ def attach(deps: Deps, principal: Principal, dossier: dict, filename: str | None
     # The file's name and content stay out of the log: a name often carries a person's.
     api_log.info("attachment added", extra={"dossier_id": dossier["_id"], "attachment_id": entry["attachment_id"],
                                             "content_type": media_type, "size": entry["size"]})
+    if principal.role != "citizen":  # an officer's upload: on the audit chain (a citizen's own is on the dossier)
+        store.append_audit(deps.db, dossiers.audit_entry(deps, principal, "attach", dossier,
+                                                         attachment_id=entry["attachment_id"], document=document,
+                                                         content_type=media_type, size=entry["size"]))
     return entry
 
 
-def open_file(deps: Deps, dossier: dict, attachment_id: str) -> tuple[dict, object]:
+def open_file(deps: Deps, dossier: dict, attachment_id: str, principal: Principal | None = None
+              ) -> tuple[dict, object]:
     """The entry and a readable stored file (`.length` is its size); 404 when the dossier
     has no such attachment. Found through the dossier: an attachment id is good only with
-    its own dossier's."""
+    its own dossier's. A download by staff (an ID scan, a paper with the citizen's data)
+    is audited: `principal` is the caller, or the one this request authenticated."""
     entry = next((a for a in dossier.get("attachments", []) if a["attachment_id"] == attachment_id), None)
     stored = store.open_attachment(deps.db, attachment_id) if entry else None
     if stored is None:
         raise not_found("Hồ sơ không có tệp đính kèm này. / No such attachment.")
+    principal = principal or _request_principal()
+    if principal is not None and principal.role != "citizen":
+        store.append_audit(deps.db, dossiers.audit_entry(deps, principal, "download_attachment", dossier,
+                                                         attachment_id=attachment_id, document=entry.get("document"),
+                                                         content_type=entry.get("content_type")))
     return entry, stored
+
+
+def _request_principal() -> Principal | None:
+    """The caller this request already authenticated (the API's bearer token, the desk's
+    session), for callers that do not pass it; None outside a request."""
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return None
+    found = g.get("principal") or g.get("desk_principal")
+    return found if isinstance(found, Principal) else None

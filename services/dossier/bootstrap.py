@@ -7,6 +7,9 @@ Idempotent: safe to run on every start and from several processes."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+
+from motcua_common import audit
 from motcua_common import demo as demo_data
 from motcua_common.auth import Principal
 from motcua_common.clock import SystemClock
@@ -34,8 +37,28 @@ def prepare(settings: Settings, demo: bool = False) -> None:
                                                         "procedures": len(catalog.procedures)})
         if demo:
             _prepare_demo_wards(settings, db)
+        apply_retention(settings, db)
     finally:
         client.close()
+
+
+def apply_retention(settings: Settings, db) -> dict[str, int]:
+    """The retention periods, applied now (every start, and `motcua audit prune`): scanned
+    papers of dossiers closed longer than MOTCUA_RETENTION_ATTACHMENTS_DAYS ago, and audit
+    records older than MOTCUA_RETENTION_AUDIT_DAYS (behind the chain's checkpoint)."""
+    now = SystemClock(settings.timezone).now()
+    done = {"attachments": 0, "audit": 0}
+    days = audit.retention_days("attachments", settings)
+    if days > 0:
+        while True:
+            purged = store.prune_closed_attachments(db, now - timedelta(days=days), now)
+            done["attachments"] += purged
+            if purged < 500:
+                break
+    done["audit"] = audit.prune(db, audit.retention_days("audit", settings), now)
+    if any(done.values()):
+        log.info("retention applied", extra={"service": SERVICE, **done})
+    return done
 
 
 # The platform preparing its own demo: acts as the administrator would.

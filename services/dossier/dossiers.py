@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from motcua_common import metrics, rpc
+from motcua_common import audit, metrics, rpc
 from motcua_common.auth import STAFF_ROLES, WARD_STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden, not_found
 from motcua_common.names import normalise_display_name
@@ -73,9 +73,11 @@ def readable_or_none(deps: Deps, principal: Principal, dossier_id: str) -> dict 
 
 
 def read(deps: Deps, principal: Principal, dossier_id: str) -> dict:
-    """GET /dossiers/{id}: everything, for its owner and its ward's staff."""
+    """GET /dossiers/{id}: everything, for its owner and its ward's staff (a staff read of
+    the citizen's data is audited)."""
     dossier = get(deps, dossier_id)
     check_reader(principal, dossier, "Chỉ người nộp và cán bộ của phường xem được hồ sơ này. / Owner or ward staff only.")
+    note_staff_read(deps, principal, dossier, "api")
     answer = views.detail(dossier, linked(deps, dossier), for_staff=principal.is_staff_of(dossier["ward_id"]))
     if dossier.get("collected"):  # who collected the result, and when (the return's record)
         answer["collected"] = _collected_view(dossier["collected"])
@@ -83,6 +85,28 @@ def read(deps: Deps, principal: Principal, dossier_id: str) -> dict:
             if kept.get("collected"):
                 shown["collected"] = _collected_view(kept["collected"])
     return answer
+
+
+# What a staff read of a dossier shows of the citizen (field names, for the audit record).
+PERSONAL_FIELDS = ("citizen_id", "citizen_name", "form", "phone_last4", "attachments", "collected")
+
+
+def audit_entry(deps: Deps, principal: Principal, action: str, dossier: dict, outcome: str = "ok",
+                **details) -> dict:
+    """An audit record of `principal` doing `action` on `dossier` (motcua_common.audit):
+    ids and field names in `details`, never the citizen's data."""
+    return audit.entry(action=action, actor_id=principal.subject, actor_role=principal.role, subject_type="dossier",
+                       subject_id=dossier["_id"], ward_id=dossier.get("ward_id"), outcome=outcome,
+                       at=deps.clock.now(), details=details)
+
+
+def note_staff_read(deps: Deps, principal: Principal, dossier: dict, via: str) -> None:
+    """A member of staff (not the citizen owning it) read the dossier with the citizen's
+    data: one audit record (`via`: api, desk). The owner's own reads are not recorded."""
+    if principal.role == "citizen" or not principal.is_staff_of(dossier["ward_id"]):
+        return
+    shown = sorted(name for name in PERSONAL_FIELDS if dossier.get(name) not in (None, "", [], {}))
+    store.append_audit(deps.db, audit_entry(deps, principal, "read_dossier", dossier, fields=shown, via=via))
 
 
 def _collected_view(collected: dict) -> dict:
@@ -267,7 +291,14 @@ def act(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
         # step's note (the note stays out of the event: it is free text).
         updated = store.record_outcome(deps.db, dossier, outcome, principal.subject, note, now, today,
                                        announced, result_pdf, event_id=announced[0]["event_id"],
-                                       result_token=result_token, collected=collected)
+                                       result_token=result_token, collected=collected,
+                                       audit_entry=audit_entry(deps, principal, f"action:{action}", dossier,
+                                                               from_status=outcome.from_status,
+                                                               to_status=outcome.to_status,
+                                                               event_id=announced[0]["event_id"],
+                                                               fields=sorted(
+                                                                   (["note"] if note else [])
+                                                                   + (["collected"] if collected else []))))
     except domain.InvalidTransition as exc:
         raise invalid_transition(exc.message, dossier["status"]) from exc
     except store.StaleDossier as exc:
@@ -355,7 +386,10 @@ def assign(deps: Deps, principal: Principal, dossier: dict, body: dict) -> dict:
     try:
         domain.check_assignable(dossier["status"])
         updated = store.assign(deps.db, dossier, officer_id, principal.subject, (note or "").strip() or None,
-                               deps.clock.now())
+                               deps.clock.now(),
+                               audit_entry=audit_entry(deps, principal, "assign", dossier, step=dossier["status"],
+                                                       assignee_id=officer_id,
+                                                       fields=["note"] if (note or "").strip() else []))
     except domain.NotAssignable as exc:
         raise Problem(409, "not_assignable", "Hồ sơ đã kết thúc",
                       f"Hồ sơ ở trạng thái «{domain.STATUS_LABELS[exc.status]}» không còn bước nào để phân công.",

@@ -17,6 +17,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from motcua_common import audit as audit_log
 from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.outbox import commit
@@ -80,6 +81,8 @@ def ensure_indexes(db: Database) -> None:
     dossiers.create_index([("ward_id", ASCENDING), ("citizen_id", ASCENDING)], name="ward_citizen")
     dossiers.create_index("counter_record_id", name="counter_record", sparse=True)
     db[COUNTER_RECORDS].create_index("national_id", unique=True, name="national_id_unique")
+    # The hash-chained audit log of officers' actions and reads (motcua_common.audit).
+    audit_log.ensure_indexes(db)
 
 
 # ---------------------------------------------------------------- the catalog
@@ -271,8 +274,10 @@ def linked_dossiers(db: Database, chain_id: str, but: str) -> list[dict]:
 def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_id: str,
                    note: str | None, now: datetime, today: date, events: list[dict],
                    result_pdf: bytes | None = None, event_id: str | None = None,
-                   result_token: str | None = None, collected: dict | None = None) -> dict:
-    """Write an action's outcome and its `events`; StaleDossier if the dossier moved meanwhile.
+                   result_token: str | None = None, collected: dict | None = None,
+                   audit_entry: dict | None = None) -> dict:
+    """Write an action's outcome and its `events` (and `audit_entry`, in the same
+    transaction); StaleDossier if the dossier moved meanwhile.
 
     `result_pdf` (the signed result of an approval) is stored first, then the dossier
     names it in the same write as the status change: a dossier is never result_ready
@@ -302,6 +307,8 @@ def record_outcome(db: Database, dossier: dict, outcome: domain.Outcome, actor_i
         )
         if updated is None:
             raise StaleDossier(dossier["_id"])
+        if audit_entry is not None:
+            audit_log.append(db, audit_entry, session=session)
         return updated
 
     try:
@@ -391,6 +398,47 @@ def open_attachment(db: Database, attachment_id: str):
         return None
 
 
+def append_audit(db: Database, entry: dict) -> dict:
+    """One record on the audit chain, on its own (a read, a download, an upload)."""
+    return audit_log.append(db, entry)
+
+
+PURGED_FILENAME = "(đã xoá hết thời hạn lưu trữ)"
+
+
+def prune_closed_attachments(db: Database, closed_before: datetime, now: datetime, limit: int = 500) -> int:
+    """Retention of scanned papers: the files of dossiers finished (returned or rejected)
+    before `closed_before` are removed from GridFS; the dossier keeps each paper's entry
+    (its id, type, size, digest, which paper, when) with the file name blanked, and
+    `attachments_purged_at`. At most `limit` dossiers a call; how many were purged."""
+    due = db[DOSSIERS].find({"status": {"$in": list(domain.FINISHED_STATUSES)}, "updated_at": {"$lt": closed_before},
+                             "attachments.0": {"$exists": True}, "attachments_purged_at": {"$exists": False}},
+                            {"attachments": 1, "ward_id": 1}).limit(limit)
+    purged = 0
+    for dossier in due:
+        for entry in dossier["attachments"]:
+            try:
+                _attachments(db).delete(entry["attachment_id"])
+            except gridfs.errors.NoFile:
+                pass
+        kept = [{**entry, "filename": PURGED_FILENAME, "purged_at": now} for entry in dossier["attachments"]]
+        record = audit_log.entry(action="purge_attachments", actor_id="service:dossier", actor_role="system",
+                                 subject_type="dossier", subject_id=dossier["_id"], ward_id=dossier.get("ward_id"),
+                                 at=now, details={"attachment_ids": [e["attachment_id"] for e in kept],
+                                                  "reason": "retention"})
+
+        def change(session: ClientSession, dossier=dossier, kept=kept, record=record) -> bool:
+            done = db[DOSSIERS].update_one({"_id": dossier["_id"], "attachments_purged_at": {"$exists": False}},
+                                           {"$set": {"attachments": kept, "attachments_purged_at": now}},
+                                           session=session).modified_count == 1
+            if done:
+                audit_log.append(db, record, session=session)
+            return done
+
+        purged += in_transaction(db, change)
+    return purged
+
+
 # ---------------------------------------------------------------- payments
 def pending_payment(db: Database, dossier_id: str, now: datetime) -> dict | None:
     return db[PAYMENTS].find_one({"dossier_id": dossier_id, "status": payments.PENDING, "expires_at": {"$gt": now}},
@@ -458,17 +506,26 @@ def record_counter_payment(db: Database, dossier: dict, officer_id: str, now: da
 
 
 # ---------------------------------------------------------------- assignment
-def assign(db: Database, dossier: dict, officer_id: str, actor_id: str, note: str | None, now: datetime) -> dict:
-    """Hand the dossier's current step to `officer_id`; StaleDossier if its status moved."""
+def assign(db: Database, dossier: dict, officer_id: str, actor_id: str, note: str | None, now: datetime,
+           audit_entry: dict | None = None) -> dict:
+    """Hand the dossier's current step to `officer_id` (with `audit_entry`, in one
+    transaction); StaleDossier if its status moved."""
     entry = {"step": dossier["status"], "officer_id": officer_id, "by": actor_id, "at": now, "note": note}
-    updated = update_and_read(
-        db[DOSSIERS],
-        {"_id": dossier["_id"], "status": dossier["status"]},
-        {"$set": {"assignee_id": officer_id, "updated_at": now}, "$push": {"assignments": entry}},
-    )
-    if updated is None:
-        raise StaleDossier(dossier["_id"])
-    return updated
+
+    def change(session: ClientSession | None) -> dict:
+        updated = update_and_read(
+            db[DOSSIERS],
+            {"_id": dossier["_id"], "status": dossier["status"]},
+            {"$set": {"assignee_id": officer_id, "updated_at": now}, "$push": {"assignments": entry}},
+            session,
+        )
+        if updated is None:
+            raise StaleDossier(dossier["_id"])
+        if audit_entry is not None:
+            audit_log.append(db, audit_entry, session=session)
+        return updated
+
+    return in_transaction(db, change) if audit_entry is not None else change(None)
 
 
 # ---------------------------------------------------------------- overdue detection
