@@ -7,6 +7,7 @@
   motcua topology                         declare exchanges, queues and bindings
   motcua prepare --service S [--demo]     indexes, bootstrap admin, reference data
   motcua simulate --wards N --minutes M   play ward days against a running platform
+  motcua audit verify [--service S]       check each service's hash-chained audit log
 
 Heavy imports happen inside each command: the worker must monkey-patch with eventlet
 before anything else is imported."""
@@ -137,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) "
                             "and check every dossier's SMS")
     p_sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from motcua_platform import audit_cli
+
+    audit_cli.add_parser(sub, fmt)
     parser.set_defaults(p_up=p_up)
     return parser
 
@@ -310,6 +314,12 @@ def _run(args) -> int:
         return _dead_letters(args)
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args)
+    if args.command == "audit":
+        from motcua_platform import audit_cli
+
+        settings = _settings()
+        check_database(settings.mongo_url)
+        return audit_cli.run(args, settings)
     if args.command == "simulate":
         from motcua_platform.simulate import main as simulate_main
 
