@@ -5,32 +5,17 @@ Personal data never travels in events; a service that must reach a citizen asks 
 the moment it needs to, and keeps nothing it does not need."""
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from motcua_common.config import Settings
+from motcua_common.deps import deps_provider
 
 from . import accounts, officers, wards
-from .deps import Deps, build_deps
-
-
-class IdentityDeps(DependencyProvider):
-    """identity's Deps (deps.build_deps), built once when the worker starts."""
-
-    def setup(self):
-        settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
-        self.deps = build_deps(settings)
-
-    def stop(self):
-        self.deps.db.client.close()
-
-    def get_dependency(self, worker_ctx) -> Deps:
-        return self.deps
+from .deps import build_deps
 
 
 class IdentityService:
     name = "identity"
-    deps = IdentityDeps()
+    deps = deps_provider(build_deps)()  # identity's Deps, built once per worker process
 
     @rpc
     def citizen_contact(self, citizen_id: str) -> dict | None:

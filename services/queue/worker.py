@@ -4,35 +4,21 @@
 every request's token check) — each through the use case any caller would use."""
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
 
-from motcua_common.config import Settings
+from motcua_common.deps import deps_provider
 from motcua_common.consumer import event_handler
 from motcua_common.events import Event
 from motcua_common.revocations import on_sessions_revoked
 
 from . import appointments, wards
-from .deps import Deps, build_deps
-
-
-class QueueDeps(DependencyProvider):
-    """The queue's deps (deps.build_deps), built once per worker container; the worker
-    never reads a kiosk cookie, so it goes without device keys."""
-
-    def setup(self):
-        settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
-        self.deps = build_deps(settings, devices=None)
-
-    def stop(self):
-        self.deps.db.client.close()
-
-    def get_dependency(self, worker_ctx) -> Deps:
-        return self.deps
+from .deps import build_deps
 
 
 class QueueWorker:
     name = "queue"
-    deps = QueueDeps()
+    # The queue's Deps, once per worker process; a worker never reads a kiosk cookie, so it
+    # goes without device keys.
+    deps = deps_provider(lambda settings: build_deps(settings, devices=None))()
 
     @event_handler("DossierSubmitted")
     def on_dossier_submitted(self, event: Event) -> str:

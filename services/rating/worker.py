@@ -3,35 +3,20 @@ when a citizen rates by SMS, ratings.rate_by_sms) calls the use case the tests c
 statistics and rankings), and the shared SessionsRevoked record."""
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from motcua_common.config import Settings
+from motcua_common.deps import deps_provider
 from motcua_common.consumer import event_handler
 from motcua_common.events import Event
 from motcua_common.revocations import on_sessions_revoked
 
 from . import opportunities, ratings, wards
-from .deps import SERVICE, Deps, build_deps
-
-
-class RatingDeps(DependencyProvider):
-    """The rating deps (deps.build_deps), built once per worker container."""
-
-    def setup(self):
-        settings = self.container.config.get("MOTCUA_SETTINGS") or Settings.from_env()
-        self.deps = build_deps(settings)
-
-    def stop(self):
-        self.deps.db.client.close()
-
-    def get_dependency(self, worker_ctx) -> Deps:
-        return self.deps
+from .deps import SERVICE, build_deps
 
 
 class RatingService:
     name = SERVICE
-    deps = RatingDeps()
+    deps = deps_provider(build_deps)()  # rating's Deps, built once per worker process
 
     @rpc
     def rate_dossier_by_sms(self, receipt_code: str, score: str) -> dict:
