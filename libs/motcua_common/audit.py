@@ -155,10 +155,13 @@ def _head(db: Database, session: ClientSession | None) -> tuple[int, str]:
     if head is None:
         head = db[AUDIT_LOG].find_one({"_id": CHECKPOINT_ID}, session=session) or {"seq": 0, "hash": GENESIS}
     seq, digest = int(head["seq"]), head["hash"]
-    later = db[AUDIT_LOG].find_one({"_id": {"$type": "number", "$gt": seq}}, sort=[("_id", -1)], session=session)
-    if later is not None:
-        seq, digest = int(later["_id"]), later["hash"]
-    return seq, digest
+    # Reads by exact _id only: a range or a sort over the log would read the whole
+    # collection on the embedded database at every append (see mongo.update_and_read).
+    while True:
+        later = db[AUDIT_LOG].find_one({"_id": seq + 1}, {"hash": 1}, session=session)
+        if later is None:
+            return seq, digest
+        seq, digest = seq + 1, later["hash"]
 
 
 def append(db: Database, record: Mapping, session: ClientSession | None = None, now: datetime | None = None) -> dict:
@@ -242,29 +245,41 @@ def verify(db: Database) -> tuple[bool, int | None, int]:
 
 
 # ---------------------------------------------------------------- retention
-def prune(db: Database, days: int, now: datetime | None = None) -> int:
-    """Remove the records older than `days` (oldest first, never the newest record) and
-    move the checkpoint to the last one removed, in one transaction; how many were removed.
-    days <= 0: nothing is removed."""
+PRUNE_BATCH = 5000
+
+
+def prune(db: Database, days: int, now: datetime | None = None, batch: int = PRUNE_BATCH) -> int:
+    """Remove the records older than `days` (oldest first, never the newest record, at
+    most `batch` a call) and move the checkpoint to the last one removed, in one
+    transaction; how many were removed. days <= 0: nothing is removed. Every read and
+    delete goes by exact _id, so a call costs the same however long the log is."""
     if days <= 0:
         return 0
     before = _moment(now or datetime.now(timezone.utc)) - timedelta(days=days)
-    newest = db[AUDIT_LOG].find_one({"_id": {"$type": "number"}}, sort=[("_id", -1)])
-    if newest is None:
-        return 0
-    # The oldest records, in seq order, up to the first that is still within the period.
-    keep = db[AUDIT_LOG].find_one({"_id": {"$type": "number"}, "at": {"$gte": before}}, sort=[("_id", 1)])
-    upto = (int(keep["_id"]) - 1) if keep is not None else int(newest["_id"]) - 1
-    if upto < 1:
-        return 0
-    last = db[AUDIT_LOG].find_one({"_id": upto})
+    checkpoint = db[AUDIT_LOG].find_one({"_id": CHECKPOINT_ID})
+    first = int(checkpoint["seq"]) + 1 if checkpoint else 1
+    oldest = db[AUDIT_LOG].find_one({"_id": first}, {"at": 1})
+    if oldest is None or _moment(oldest["at"]) >= before:
+        return 0  # nothing due: the oldest record is within the period (one read by _id)
+    newest, _ = _head(db, None)
+    # The oldest records, in seq order (by exact _id), up to the first still within the
+    # period; never the newest one (the head of the chain stays readable).
+    last = None
+    seq = first
+    while seq < newest and seq - first < batch:
+        record = db[AUDIT_LOG].find_one({"_id": seq}, {"at": 1, "hash": 1})
+        if record is None or _moment(record["at"]) >= before:
+            break
+        last, seq = record, seq + 1
     if last is None:
-        return 0  # already pruned up to here
+        return 0
+    upto = int(last["_id"])
 
     def change(session: ClientSession) -> int:
-        removed = db[AUDIT_LOG].delete_many({"_id": {"$type": "number", "$lte": upto}}, session=session).deleted_count
+        removed = db[AUDIT_LOG].delete_many({"_id": {"$in": list(range(first, upto + 1))}},
+                                            session=session).deleted_count
         db[AUDIT_LOG].replace_one({"_id": CHECKPOINT_ID},
-                                  {"_id": CHECKPOINT_ID, "seq": upto, "hash": last["hash"], "at": last["at"],
+                                  {"_id": CHECKPOINT_ID, "seq": upto, "hash": last["hash"],
                                    "pruned_at": _moment(now or datetime.now(timezone.utc))},
                                   upsert=True, session=session)
         return removed
@@ -276,3 +291,13 @@ def prune(db: Database, days: int, now: datetime | None = None) -> int:
         log.info("audit records past retention removed", extra={"database": db.name, "removed": removed,
                                                                  "checkpoint_seq": upto})
     return removed
+
+
+def prune_all(db: Database, days: int, now: datetime | None = None) -> int:
+    """`prune` batch after batch until nothing is due; how many were removed."""
+    removed = 0
+    while True:
+        done = prune(db, days, now)
+        removed += done
+        if done < PRUNE_BATCH:
+            return removed

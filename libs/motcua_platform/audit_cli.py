@@ -69,7 +69,7 @@ def prune(settings, services: Iterable[str], out: TextIO = sys.stdout) -> int:
                 print(f"{service}: {done['audit']} audit records, papers of {done['attachments']} closed dossiers "
                       "removed", file=out)
                 continue
-            removed = audit.prune(db, audit.retention_days("audit", settings))
+            removed = audit.prune_all(db, audit.retention_days("audit", settings))
             print(f"{service}: {removed} audit records removed", file=out)
     finally:
         client.close()

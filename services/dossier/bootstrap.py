@@ -55,7 +55,7 @@ def apply_retention(settings: Settings, db) -> dict[str, int]:
             done["attachments"] += purged
             if purged < 500:
                 break
-    done["audit"] = audit.prune(db, audit.retention_days("audit", settings), now)
+    done["audit"] = audit.prune_all(db, audit.retention_days("audit", settings), now)
     if any(done.values()):
         log.info("retention applied", extra={"service": SERVICE, **done})
     return done

@@ -146,3 +146,15 @@ def test_a_ttl_index_follows_its_setting(service_db):
     assert coll.index_information()["created_ttl"]["expireAfterSeconds"] == 30 * 86400
     audit.ensure_ttl_index(coll, "created_at", 0, "created_ttl")
     assert "created_ttl" not in coll.index_information()
+
+
+def test_retention_goes_in_batches_by_exact_id(service_db):
+    db = service_db("identity")
+    for n in range(7):
+        audit.append(db, _entry(n, at=T0))
+    later = T0 + timedelta(days=30)
+    assert audit.prune(db, days=1, now=later, batch=2) == 2
+    assert db.audit_log.find_one({"_id": "checkpoint"})["seq"] == 2 and audit.verify(db) == (True, None, 5)
+    assert audit.prune(db, days=1, now=later, batch=2) == 2
+    assert audit.prune_all(db, days=1, now=later) == 2  # the newest record stays
+    assert [r["_id"] for r in audit.records(db)] == [7] and audit.verify(db) == (True, None, 1)
