@@ -6,6 +6,7 @@ so it exists before any worker consumes. There is no demo data: a demo group wou
 made-up numbers the moment a real gateway is configured."""
 from __future__ import annotations
 
+from motcua_common import audit
 from motcua_common.config import Settings
 from motcua_common.mongo import connect, service_database
 from motcua_common.indexes import ensure_plumbing_indexes
@@ -17,7 +18,8 @@ def prepare(settings: Settings, demo: bool = False) -> None:
     client = connect(settings)
     try:
         db = service_database(client, settings, "notify")
-        store.ensure_indexes(db)
+        # Notifications expire MOTCUA_RETENTION_NOTIFICATIONS_DAYS after they were made (TTL).
+        store.ensure_indexes(db, audit.retention_days("notifications", settings))
         ensure_plumbing_indexes(db)
     finally:
         client.close()

@@ -26,6 +26,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from motcua_common import audit
 from motcua_common import tracing
 from motcua_common.mongo import in_transaction, update_and_read
 from motcua_common.outbox import commit
@@ -38,7 +39,10 @@ BROADCASTS = "broadcasts"
 GATEWAY_PAUSES = "gateway_pauses"   # _id: a gateway's route name; until: when it may be sent to again
 
 
-def ensure_indexes(db: Database) -> None:
+def ensure_indexes(db: Database, retention_days: int | None = None) -> None:
+    """`retention_days`: how long a notification (masked recipient, template, parameters,
+    delivery state) is kept after it was created; MOTCUA_RETENTION_NOTIFICATIONS_DAYS
+    (default 365) unless given, 0 for ever. A TTL index: the database removes them."""
     notifications = db[NOTIFICATIONS]
     notifications.create_index([("source_id", ASCENDING), ("template", ASCENDING), ("recipient", ASCENDING)],
                                unique=True, name="one_per_source_template_recipient")
@@ -46,6 +50,8 @@ def ensure_indexes(db: Database) -> None:
     notifications.create_index([("ward_id", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING)],
                                name="by_ward")
     notifications.create_index([("created_at", DESCENDING)], name="newest_first")
+    days = audit.retention_days("notifications") if retention_days is None else retention_days
+    audit.ensure_ttl_index(notifications, "created_at", days, "retention")
     db[GROUPS].create_index([("ward_id", ASCENDING), ("created_at", DESCENDING)], name="by_ward")
 
 
