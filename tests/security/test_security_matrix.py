@@ -199,15 +199,17 @@ EXPECTED = {
 
 
 def documented_operations(apps) -> list[tuple[str, str, str]]:
-    """(service, METHOD, full path) for every operation of every service's document."""
+    """(service, METHOD, full path) for every operation of every service's document. Paths are
+    relative to the document's server (/<svc>/api/v1); a path outside it (/<svc>/healthz)
+    names its own server, on the path item or the operation, as OpenAPI allows."""
     found = []
     for service, app in apps.items():
         spec = app.test_client().get(f"/{service}/api/v1/openapi.json").get_json()
-        base = (spec.get("servers") or [{"url": "/"}])[0]["url"].rstrip("/")
         for path, item in spec["paths"].items():
-            for method in item:
+            for method, operation in item.items():
                 if method in ("get", "put", "post", "delete", "patch"):
-                    found.append((service, method.upper(), base + path))
+                    servers = operation.get("servers") or item.get("servers") or spec.get("servers") or [{"url": "/"}]
+                    found.append((service, method.upper(), servers[0]["url"].rstrip("/") + path))
     return found
 
 

@@ -177,7 +177,9 @@ def test_broadcast_errors(client, token):
 def test_openapi_health_and_metrics(client):
     spec = client.get(f"{API}/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
-    assert {"/notify/api/v1/notifications", "/notify/api/v1/groups", "/notify/api/v1/broadcasts"} <= set(spec["paths"])
+    assert spec["servers"] == [{"url": "/notify/api/v1", "description": spec["servers"][0]["description"]}]
+    assert {"/notifications", "/groups", "/broadcasts"} <= set(spec["paths"])
+    assert spec["paths"]["/healthz"]["servers"] == [{"url": "/notify"}]
     assert client.get("/notify/healthz").status_code == 200
     metrics = client.get("/notify/metrics").get_data(as_text=True)
     assert 'motcua_outbox_pending{service="notify"}' in metrics
