@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import quote
@@ -27,7 +28,8 @@ from motcua_common.http import Problem, ValidationFailed, idempotent, request_co
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
 
 from . import (
-    attaching, attachments, domain, dossiers, intake, issuing, paying, payments, store, submission, views, worklist,
+    attaching, attachments, domain, dossiers, intake, issuing, paying, payments, store, submission, verification, views,
+    worklist,
 )
 from .catalog import chain_form
 from .deps import Deps
@@ -45,8 +47,17 @@ ACTION_HINTS = {
     "approve": "Ý kiến phê duyệt (không bắt buộc)",
     "return": "Ghi chú (không bắt buộc)",
 }
+# A citizen without an account (a counter record) is texted nothing: the officer tells them.
+UNTEXTED_HINTS = {
+    "request_supplement": "Giấy tờ còn thiếu (bắt buộc — công dân không nhận SMS: báo trực tiếp cho công dân)",
+    "reject": "Lý do từ chối (bắt buộc — công dân không nhận SMS: báo trực tiếp cho công dân)",
+}
 ROLE_LABELS = {"officer": "Cán bộ", "ward_admin": "Trưởng bộ phận", "leader": "Lãnh đạo", "admin": "Quản trị"}
 PAPER_SIZES = ("a4", "a5")
+# The step that moves the dossier on comes first on its page; asking for papers, then
+# refusing (the red button) last.
+ACTION_ORDER = ("receive", "start_processing", "approve", "return", "request_supplement", "reject")
+_LOCAL_MOMENT = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})[ ,]+(\d{1,2})[:h](\d{2})\s*$")
 
 desk = Blueprint("dossier_desk", __name__, url_prefix=DESK, root_path=str(FOLDER))
 desk.after_request(issue_csrf_cookie)
@@ -253,13 +264,20 @@ def _file_once(principal: Principal, ward_id: str, filed: intake.Intake, form_to
 
 # ---------------------------------------------------------------- one dossier
 def _dossier_page(ward_id: str, principal: Principal, dossier: dict, errors: dict | None = None,
-                  message: str | None = None, status: int = 200):
+                  message: str | None = None, status: int = 200, kept: dict | None = None):
+    """`kept`: what the officer typed into the form that failed ({action, note, ...}),
+    shown again beside its errors."""
     view = worklist.one(deps(), principal, dossier)
+    view["actions"] = sorted(view["actions"], key=lambda a: ACTION_ORDER.index(a) if a in ACTION_ORDER else 99)
+    token = (dossier.get("result") or {}).get("verify_token")
+    texted = bool(dossier.get("citizen_id"))
     return make_response(render_template(
         "desk/dossier.html", ward_id=ward_id, ward_name=_ward_name(ward_id), principal=principal, dossier=dossier,
-        **view, errors=errors or {}, message=message, hints=ACTION_HINTS, role_labels=ROLE_LABELS,
+        **view, errors=errors or {}, message=message, role_labels=ROLE_LABELS,
+        hints=ACTION_HINTS if texted else {**ACTION_HINTS, **UNTEXTED_HINTS}, kept=kept or {}, texted=texted,
         just_filed=request.args.get("moi") == "1", allowed_label=attachments.ALLOWED_LABEL,
         max_mb=attachments.MAX_FILE_BYTES // (1024 * 1024), now_local=deps().clock.local(deps().clock.now()),
+        verify_address=verification.address(deps(), token) if token else None,
     ), status)
 
 
@@ -276,20 +294,37 @@ def act(ward_id: str, dossier_id: str):
     dossier = _dossier_of_ward(ward_id, dossier_id)
     action = request.form.get("action", "")[:40]
     body = {"action": action, "note": request.form.get("note", "")[:2000] or None}
+    kept = {"action": action, "note": request.form.get("note", "")[:2000]}
     if action == "return":
-        body.update(collected_by=request.form.get("collected_by", "")[:300],
+        kept.update(collected_by=request.form.get("collected_by", "")[:300],
                     collected_at=request.form.get("collected_at", "")[:40])
+        body.update(collected_by=kept["collected_by"], collected_at=iso_moment(kept["collected_at"]))
     try:
         dossiers.act(deps(), principal, dossier, body)
     except ValidationFailed as problem:
         errors = {f"{action}.{e['field']}": e["message"] for e in problem.errors}
-        return _dossier_page(ward_id, principal, dossier, errors, "Chưa thực hiện được: sửa ô được đánh dấu.", 422)
+        if "không hợp lệ" in errors.get("return.collected_at", ""):
+            errors["return.collected_at"] = ("Ghi thời điểm nhận theo dạng ngày/tháng/năm giờ:phút, "
+                                             "ví dụ 07/12/2026 15:30.")
+        return _dossier_page(ward_id, principal, dossier, errors, "Chưa thực hiện được: sửa ô được đánh dấu.", 422,
+                             kept)
     except Problem as problem:
         if problem.status in (403, 409):
             return _dossier_page(ward_id, principal, store.get_dossier(deps().db, dossier_id), {},
                                  _vietnamese(problem.detail) or problem.title, problem.status)
         raise
     return redirect(f"{DESK}/{ward_id}/ho-so/{dossier_id}?da_lam={quote(action)}", 303)
+
+
+def iso_moment(typed: str) -> str:
+    """The collection time as the desk shows it (07/12/2026 15:30, the ward's local time)
+    in the ISO form the use case reads (2026-12-07T15:30); anything else as typed (ISO
+    included), for the use case to accept or refuse."""
+    match = _LOCAL_MOMENT.match(typed or "")
+    if not match:
+        return typed
+    day, month, year, hour, minute = (int(x) for x in match.groups())
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}"
 
 
 @desk.post("/<ward_id>/ho-so/<dossier_id>/phan-cong")

@@ -421,7 +421,11 @@ def attach(dossier_id: str):
 # ---------------------------------------------------------------- lookup by receipt code
 @portal.get("/tra-cuu")
 def lookup_page():
-    return render_template("portal/lookup.html", values={}, errors={}, found=None, message=None)
+    """The lookup form; `?ma=<receipt code>` (the address under the receipt's QR code)
+    fills the code in, so that the citizen types only the phone digits."""
+    code = " ".join(request.args.get("ma", "").split())[:64]
+    return render_template("portal/lookup.html", values={"receipt_code": code} if code else {}, errors={},
+                           found=None, message=None)
 
 
 @portal.post("/tra-cuu")

@@ -436,3 +436,84 @@ def test_use_cases_refuse_another_wards_staff(deps, token):
     with pytest.raises(Problem) as refused:
         worklist.work_list(deps, stranger, WARD, "ca-phuong")
     assert refused.value.status == 403
+
+
+def test_the_result_is_checked_from_its_page_and_the_receipts_qr_opens_the_lookup_filled_in(
+        client, sign_in, file_at_counter, dossier_db):
+    sign_in()
+    dossier_id = file_at_counter()
+    code = dossier_db.dossiers.find_one({"_id": dossier_id})["receipt_code"]
+
+    def do(action, **more):
+        return post(client, f"{DESK}/ho-so/{dossier_id}/thao-tac", {"action": action, **more})
+
+    assert post(client, f"{DESK}/ho-so/{dossier_id}/le-phi", {}).status_code == 303
+    assert do("receive").status_code == 303 and do("start_processing").status_code == 303
+    assert 'data-verify-link' not in client.get(f"{DESK}/ho-so/{dossier_id}").get_data(as_text=True)
+    sign_in(subject="lead-hc", role="leader", username="lanhdao.haichau")
+    assert do("approve").status_code == 303
+    html = client.get(f"{DESK}/ho-so/{dossier_id}").get_data(as_text=True)
+    token = dossier_db.dossiers.find_one({"_id": dossier_id})["result"]["verify_token"]
+    address = f"http://localhost/dossier/verify/{token}"
+    assert re.search(rf'<a href="{re.escape(address)}" data-verify-link>Kiểm tra kết quả</a>', html)
+    checked = client.get(f"/dossier/verify/{token}?format=json").json
+    assert checked["valid"] is True and checked["receipt_code"] == code
+
+    # The receipt's QR code: the lookup with the code filled in, the phone digits next.
+    lookup = page_of(client.get(f"/dossier/portal/tra-cuu?ma={code}"))
+    assert lookup.inputs["receipt_code"]["value"] == code
+    assert 'id="phone_last4" name="phone_last4" value="" inputmode="numeric" maxlength="4" autocomplete="off" autofocus' \
+        in client.get(f"/dossier/portal/tra-cuu?ma={code}").get_data(as_text=True)
+    assert page_of(client.get("/dossier/portal/tra-cuu")).inputs["receipt_code"]["value"] == ""
+
+
+def test_a_dossier_without_an_account_says_no_sms_goes_and_keeps_what_the_officer_typed(
+        client, sign_in, file_at_counter, dossier_db):
+    sign_in()
+    dossier_id = file_at_counter(NEW_ID, **{"record.full_name": "Đỗ Văn Tư", "record.date_of_birth": "01/02/1995"})
+    page = client.get(f"{DESK}/ho-so/{dossier_id}").get_data(as_text=True)
+    assert "data-no-sms" in page and "không nhận SMS" in page
+    assert "gửi cho công dân qua SMS" not in page
+    receipt = client.get(f"{DESK}/ho-so/{dossier_id}/giay-tiep-nhan").get_data(as_text=True)
+    assert "chưa đăng ký số điện thoại" in receipt and "nhắn tin TT" not in receipt
+
+    def do(action, **more):
+        return post(client, f"{DESK}/ho-so/{dossier_id}/thao-tac", {"action": action, **more})
+
+    assert do("receive").status_code == 303
+    long_note = "Thiếu giấy tờ " + "x" * 600
+    refused = do("request_supplement", note=long_note)
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "request_supplement.note" in page_of(refused).errors
+    assert f">{long_note}</textarea>" in html
+    assert 'aria-invalid="true" aria-describedby="request_supplement.note-error" autofocus' in html
+    # The steps that move the dossier on come first, refusing last.
+    assert post(client, f"{DESK}/ho-so/{dossier_id}/le-phi", {}).status_code == 303
+    actions = re.findall(r'data-action="(\w+)"', client.get(f"{DESK}/ho-so/{dossier_id}").get_data(as_text=True))
+    assert actions == ["start_processing", "request_supplement", "reject"]
+
+
+def test_the_collection_time_is_typed_as_the_ward_writes_it(client, sign_in, file_at_counter, dossier_db,
+                                                             signing_key):
+    from motcua_dossier.desk import iso_moment
+
+    assert iso_moment("07/12/2026 15:30") == "2026-12-07T15:30" and iso_moment("7/3/2026 8:05") == "2026-03-07T08:05"
+    assert iso_moment("2026-03-10T08:30") == "2026-03-10T08:30" and iso_moment("hôm qua") == "hôm qua"
+    sign_in()
+    dossier_id = file_at_counter(code="HT-XNHN")
+    dossier_db.dossiers.update_one({"_id": dossier_id}, {"$set": {"status": "result_ready"}})
+    page = client.get(f"{DESK}/ho-so/{dossier_id}").get_data(as_text=True)
+    assert ('id="return.collected_at" name="collected_at" inputmode="numeric" maxlength="20" '
+            'value="10/03/2026 09:00"') in page
+
+    def give(**more):
+        return post(client, f"{DESK}/ho-so/{dossier_id}/thao-tac", {"action": "return", **more})
+
+    bad = give(collected_by="Nguyễn Văn Hùng", collected_at="10-03-26")
+    assert bad.status_code == 422
+    assert "ngày/tháng/năm giờ:phút" in page_of(bad).errors["return.collected_at"]
+    assert 'value="10-03-26"' in bad.get_data(as_text=True) and 'value="Nguyễn Văn Hùng"' in bad.get_data(as_text=True)
+    assert give(collected_by="Nguyễn Văn Hùng", collected_at="10/03/2026 08:30").status_code == 303
+    token = {"Authorization": "Bearer " + signing_key.issue("off-hc-1", "officer", WARD, 600)}
+    detail = client.get(f"{API}/dossiers/{dossier_id}", headers=token).json
+    assert detail["collected"] == {"collected_by": "Nguyễn Văn Hùng", "collected_at": "2026-03-10T01:30:00Z"}
