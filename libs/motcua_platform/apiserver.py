@@ -19,9 +19,10 @@ def service_app(service: str, settings: Settings) -> Flask:
 class PrefixRouter:
     """WSGI app dispatching /<service>/... to that service's app."""
 
-    def __init__(self, apps: dict[str, Flask], landing=None):
+    def __init__(self, apps: dict[str, Flask], landing=None, api_docs=None):
         self.apps = apps
         self.landing = landing
+        self.api_docs = api_docs
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "") or "/"
@@ -31,6 +32,8 @@ class PrefixRouter:
             return app(environ, start_response)
         if path == "/" and self.landing is not None:
             return self.landing(environ, start_response)
+        if path.rstrip("/") == "/api-docs" and self.api_docs is not None:
+            return self.api_docs(environ, start_response)
         body = ('{"type":"about:blank","title":"Không tìm thấy","status":404,"code":"not_found",'
                 '"detail":"No service at this path. Services: /identity /dossier /queue /notify /rating"}')
         return Response(body, status=404, mimetype="application/problem+json")(environ, start_response)
@@ -53,6 +56,10 @@ def landing_page(ward_ids: list[str], services=SERVICES):
         ("identity", '<a href="/identity/api/v1/wards">Danh sách phường</a>')) if service in services)
     lists = f"<li>{lists}</li>" if lists else ""
     openapi = " · ".join(f'<a href="/{svc}/api/v1/openapi.json">{svc}</a>' for svc in services)
+    # /api-docs is this router's own page (motcua_platform.api_docs), not a service: linked relatively,
+    # so the front door's check that every /<prefix> link names a service it runs does not read it
+    # as a service called "api".
+    reference = '<li><a href="api-docs">Tài liệu API (API reference)</a>: thao tác, quyền gọi, mã trả về</li>'
     citizens = ""
     if "identity" in services and "dossier" in services:
         citizens = ("<h2>Công dân</h2><ul><li><a href='/dossier/portal'>Cổng dịch vụ công: thủ tục, nộp và theo dõi hồ sơ</a>"
@@ -60,7 +67,7 @@ def landing_page(ward_ids: list[str], services=SERVICES):
                     "<a href='/identity/login?next=/dossier/portal'>Đăng nhập</a></li></ul>")
     html = f"""<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>Một Cửa</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head><body style="font-family:sans-serif;max-width:48em;margin:2em auto">
-<h1>Bộ phận Một Cửa</h1>{citizens}{wards}<h2>API</h2><ul>{lists}
+<h1>Bộ phận Một Cửa</h1>{citizens}{wards}<h2>API</h2><ul>{reference}{lists}
 <li>OpenAPI: {openapi}</li>
 </ul></body></html>"""
 
@@ -72,9 +79,11 @@ def landing_page(ward_ids: list[str], services=SERVICES):
 
 def combined_app(settings: Settings, services=SERVICES) -> PrefixRouter:
     from motcua_common import demo
+    from motcua_platform.api_docs import api_docs_app
 
     return PrefixRouter({svc: service_app(svc, settings) for svc in services},
-                        landing=landing_page(demo.ward_ids() if settings.demo else [], services))
+                        landing=landing_page(demo.ward_ids() if settings.demo else [], services),
+                        api_docs=api_docs_app(services))
 
 
 def serve(app, host: str, port: int, threads: int = 16, workers: int = 1) -> None:
