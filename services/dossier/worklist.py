@@ -19,7 +19,7 @@ from motcua_common.names import fold
 
 from . import counter_records, domain, payments, store, views
 from .deps import Deps
-from .dossiers import working_calendar
+from .dossiers import note_staff_read, working_calendar
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,7 @@ def one(deps: Deps, principal: Principal, dossier: dict) -> dict:
     the ward's staff for the assignment select and their names on the timeline, the fee,
     the papers, the counter record (no account) and who collected the result."""
     check_staff(principal, dossier["ward_id"])
+    note_staff_read(deps, principal, dossier, "desk")  # staff saw the citizen's data: audited
     procedure = store.get_procedure(deps.db, dossier["procedure_code"], active_only=False)
     try:
         staff = deps.officers.of_ward(dossier["ward_id"])

@@ -517,3 +517,14 @@ def test_the_collection_time_is_typed_as_the_ward_writes_it(client, sign_in, fil
     token = {"Authorization": "Bearer " + signing_key.issue("off-hc-1", "officer", WARD, 600)}
     detail = client.get(f"{API}/dossiers/{dossier_id}", headers=token).json
     assert detail["collected"] == {"collected_by": "Nguyễn Văn Hùng", "collected_at": "2026-03-10T01:30:00Z"}
+
+
+def test_opening_a_dossier_at_the_desk_is_audited(client, sign_in, file_at_counter, dossier_db):
+    """Staff seeing a citizen's data on the desk's dossier page leave a record on the
+    hash-chained audit log, as the API's reads do."""
+    sign_in()
+    dossier_id = file_at_counter()
+    before = dossier_db.audit_log.count_documents({"action": "read_dossier", "subject_id": dossier_id})
+    assert client.get(f"{DESK}/ho-so/{dossier_id}").status_code == 200
+    reads = list(dossier_db.audit_log.find({"action": "read_dossier", "subject_id": dossier_id}))
+    assert len(reads) == before + 1 and reads[-1]["details"]["via"] == "desk"
