@@ -166,6 +166,10 @@ EXPECTED = {
     "DELETE /queue/api/v1/wards/{ward_id}/counters/{counter_id}": ward_admin,
     "GET /queue/api/v1/wards/{ward_id}/opening-hours": anyone,
     "PUT /queue/api/v1/wards/{ward_id}/opening-hours": ward_admin,
+    "GET /queue/api/v1/wards/{ward_id}/devices": ward_watchers,
+    # Boards and rating screens are public pages: their heartbeat is anonymous (limited per
+    # address and ward, capped per ward); a kiosk's or a counter's carries its credential.
+    "POST /queue/api/v1/wards/{ward_id}/devices/heartbeat": anyone,
     "POST /queue/api/v1/wards/{ward_id}/tickets": ticket_issuers,
     "POST /queue/api/v1/wards/{ward_id}/counters/{counter_id}/call-next": ward_staff,
     "POST /queue/api/v1/tickets/{ticket_id}/actions": staff_roles,
