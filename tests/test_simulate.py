@@ -42,7 +42,7 @@ def platform(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("motcua-sim")
     log = open(data_dir / "platform.log", "w")
     env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
-               MOTCUA_RELAY_POLL_SECONDS="0.05")
+               MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_SCORECARD_CACHE_SECONDS="0")
     env.pop("MONGO_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "up", "--demo", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -92,3 +92,34 @@ def test_only_a_connection_closed_before_any_answer_is_sent_again():
     refused = requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
     assert _closed_without_answer(closed) and _closed_without_answer(reset)
     assert not _closed_without_answer(refused)
+
+
+def test_after_the_day_the_public_scorecards_say_what_the_events_said(platform):
+    """Transparency is built by events (RatingGiven reaches dossier's scorecards); after the
+    simulated day each ward's public satisfaction equals what rating counted from the
+    ratings themselves, and its returned dossiers what dossier counted."""
+    import requests
+
+    from motcua_common import demo
+    from motcua_testing.fixtures import wait_for
+
+    base, _ = platform
+    monitor = requests.post(f"{base}/identity/api/v1/sessions", timeout=30,
+                            json={"username": "giamsat.thanhpho", "password": demo.DEMO_STAFF_PASSWORD}).json()
+    headers = {"Authorization": f"Bearer {monitor['access_token']}"}
+    wards = ("dn-hai-chau", "dn-lien-chieu")
+
+    def agree():
+        cards = {c["ward_id"]: c for c in requests.get(f"{base}/dossier/api/v1/public/scorecards", timeout=30).json()}
+        for ward in wards:
+            rated = requests.get(f"{base}/rating/api/v1/wards/{ward}/stats", headers=headers, timeout=30).json()
+            dossiers = requests.get(f"{base}/dossier/api/v1/wards/{ward}/stats", headers=headers, timeout=30).json()
+            card = cards[ward]
+            if rated["total"] == 0 or card["ratings"] != rated["total"]:
+                return False
+            if card["satisfaction_index"] != rated["satisfaction_index"] or card["returned"] != dossiers["returned"]:
+                return False
+        return cards
+
+    cards = wait_for(agree, timeout=60, message="the scorecards to agree with rating's and dossier's own counts")
+    assert all(cards[w]["online_share"] is not None for w in wards)

@@ -9,6 +9,7 @@ data. The whole table is computed in a handful of grouped reads for every ward a
 kept CACHE_SECONDS per process: the page and the API are public and must stay cheap."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import date, datetime, time as day_time, timezone
@@ -22,7 +23,9 @@ from . import domain, scorecard_store
 from .deps import SERVICE, Deps
 
 MONTHS = 12
-CACHE_SECONDS = 300.0
+# The public table is recomputed at most this often per process (the page and the API are
+# public and must stay cheap); MOTCUA_SCORECARD_CACHE_SECONDS changes it.
+CACHE_SECONDS = float(os.environ.get("MOTCUA_SCORECARD_CACHE_SECONDS", "300"))
 
 _cache: dict[int, tuple[float, list[dict]]] = {}
 _cache_lock = threading.Lock()
