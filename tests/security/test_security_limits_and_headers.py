@@ -22,8 +22,14 @@ def test_login_is_limited_per_username_then_per_address(apps, settings, signing_
     def attempt(username):
         return client.post("/identity/api/v1/sessions", json={"username": username, "password": "doan-mo-123"})
 
+    from motcua_identity.domain import MAX_FAILED_LOGINS
+
     answers = [attempt("0905999888").status_code for _ in range(identity_api.LOGINS_PER_USERNAME + 1)]
-    assert answers[:-1] == [401] * identity_api.LOGINS_PER_USERNAME and answers[-1] == 429
+    # An unknown username is answered as a known one would be: wrong, then locked for this
+    # address after the same number of tries (nobody learns whether it exists) — then the
+    # per-username rate limit.
+    assert answers[:MAX_FAILED_LOGINS - 1] == [401] * (MAX_FAILED_LOGINS - 1)
+    assert set(answers[MAX_FAILED_LOGINS - 1:-1]) == {423} and answers[-1] == 429
     refused = attempt("0905999888")
     assert refused.get_json()["code"] == "rate_limited" and int(refused.headers["Retry-After"]) >= 1
     # Spraying many usernames from one address meets the per-address limit.
