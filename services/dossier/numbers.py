@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from motcua_common.auth import Principal
-from motcua_common.http import ValidationFailed, field_error, forbidden
+from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
+from motcua_common.wards import is_ward_id
 
 from . import domain, store
 from .deps import Deps
@@ -42,10 +43,13 @@ class Period:
 
 
 def check_watcher(principal: Principal, ward_id: str) -> None:
-    """The ward's staff, the monitoring centre and admins read a ward's numbers."""
+    """The ward's staff, the monitoring centre and admins read a ward's numbers (of a ward
+    id that can be one: anything else is 404, never a file named after it)."""
     if not principal.can_watch(ward_id):
         raise forbidden("Chỉ cán bộ của phường, trung tâm giám sát và quản trị viên xem được số liệu này. "
                         "/ Ward staff, monitor or admin only.")
+    if not is_ward_id(ward_id):
+        raise Problem(404, "ward_not_found", "Không có phường này", "Không có phường nào mang mã này. / No such ward.")
 
 
 def period(deps: Deps, from_text: str | None, to_text: str | None) -> Period:

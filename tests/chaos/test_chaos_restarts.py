@@ -196,7 +196,8 @@ def test_broker_restarted_during_a_burst_writes_wait_in_the_outbox(
     finally:
         kiosks.stop()
     try:
-        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=30), "the relay emptied the outbox"
+        # Generous: on a loaded two-core machine the relay may still be reconnecting.
+        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=90), "the relay emptied the outbox"
     finally:
         relay.stop()
         app.extensions["motcua"].mongo_client.close()
@@ -250,7 +251,8 @@ def test_database_restarted_under_writes(settings, verifier, officer_headers, br
     finally:
         kiosks.stop()
     try:
-        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=30), "the relay emptied the outbox"
+        # Generous: on a loaded two-core machine the relay may still be reconnecting.
+        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=90), "the relay emptied the outbox"
     finally:
         relay.stop()
         app.extensions["motcua"].mongo_client.close()

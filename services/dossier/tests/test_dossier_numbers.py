@@ -220,3 +220,12 @@ def test_the_leader_reads_the_numbers_on_the_page(client, history, browser):
     assert download.headers["Content-Disposition"].startswith("attachment; filename=")
     assert client.get(f"/dossier/desk/{WARD}/so-lieu/tong-hop.xlsx").status_code == 200
     assert client.get(f"/dossier/desk/{WARD}/so-lieu/mat-khau.csv").status_code == 404
+
+
+def test_an_impossible_ward_id_is_404_never_a_file_named_after_it(client, token):
+    """Found by schemathesis: an admin's export for a ward id full of control characters
+    reached the spreadsheet writer (500)."""
+    admin = token("admin", None)
+    for path in ("/dossier/api/v1/wards/%5D%C2%AA%09x/exports/stats.xlsx", "/dossier/api/v1/wards/%00/stats"):
+        answer = client.get(path, headers=admin)
+        assert answer.status_code == 404 and answer.json["code"] == "ward_not_found", answer.json
