@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Request, Response, g, request
 
@@ -73,6 +73,21 @@ def session_principal(verifier: TokenVerifier) -> Principal | None:
     if revocations is not None and revocations.is_revoked(principal.subject, principal.issued_at):
         return None
     return principal
+
+
+def signed_in() -> Principal | None:
+    """This request's signed-in account (session_principal, once per request), for the
+    service's pages: the service's own token verifier."""
+    if "session_principal" not in g:
+        from flask import current_app
+
+        g.session_principal = session_principal(current_app.extensions["motcua"].verifier)
+    return g.session_principal
+
+
+def login_here() -> str:
+    """identity's sign-in page, coming back to this very page afterwards."""
+    return "/identity/login?next=" + quote(request.full_path.rstrip("?"), safe="/")
 
 
 def csrf_token() -> str:

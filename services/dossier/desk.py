@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, ValidationFailed, idempotent, request_context
-from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
+from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, signed_in
 
 from . import (
     attaching, attachments, domain, dossiers, intake, issuing, paying, payments, store, submission, verification, views,
@@ -67,13 +67,8 @@ def deps() -> Deps:
     return request_context()
 
 
-def signed_in() -> Principal | None:
-    if "desk_principal" not in g:
-        g.desk_principal = session_principal(deps().verifier)
-    return g.desk_principal
-
-
 def _login_url() -> str:
+    # The path alone: a desk page's query (a tab, a paper size) is not worth carrying over.
     return "/identity/login?next=" + quote(request.path, safe="/")
 
 

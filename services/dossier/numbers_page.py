@@ -12,11 +12,11 @@ import logging
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, abort, g, make_response, redirect, render_template, request
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request
 
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, request_context
-from motcua_common.web_session import csrf_token, issue_csrf_cookie, session_principal
+from motcua_common.web_session import csrf_token, issue_csrf_cookie, login_here, signed_in
 
 from . import exports, numbers, wards
 from .deps import Deps
@@ -35,25 +35,13 @@ def deps() -> Deps:
     return request_context()
 
 
-def signed_in() -> Principal | None:
-    """The signed-in account, or None (no cookie, a bad token, or a session ended early)."""
-    if "numbers_principal" not in g:
-        principal = session_principal(deps().verifier)
-        revocations = deps().revocations
-        if principal is not None and revocations is not None and revocations.is_revoked(principal.subject,
-                                                                                       principal.issued_at):
-            principal = None
-        g.numbers_principal = principal
-    return g.numbers_principal
 
 
-def _login_url() -> str:
-    return "/identity/login?next=" + quote(request.full_path.rstrip("?"), safe="/")
 
 
 @numbers_page.context_processor
 def _page_globals():
-    return {"signed_in": signed_in(), "csrf_token": csrf_token, "login_url": _login_url(), "desk": DESK}
+    return {"signed_in": signed_in(), "csrf_token": csrf_token, "login_url": login_here(), "desk": DESK}
 
 
 def _message(status: int, title: str, text: str, action: tuple[str, str] | None = None):
@@ -67,7 +55,7 @@ def _watcher(ward_id: str) -> Principal:
     a page saying why not."""
     principal = signed_in()
     if principal is None:
-        abort(redirect(_login_url(), 303))
+        abort(redirect(login_here(), 303))
     if principal.must_change_password:
         abort(_message(403, "Cần đổi mật khẩu", "Bạn đang dùng mật khẩu tạm thời. Vui lòng đổi mật khẩu trước.",
                        ("/identity/password?next=" + quote(request.path, safe="/"), "Đổi mật khẩu")))
