@@ -71,6 +71,17 @@ def ensure_local_rabbitmq(amqp_url: str, wait_seconds: float = 90) -> None:
     time.sleep(2)  # the listener opens slightly before the broker accepts logins
 
 
+def demo_environment(env: dict) -> dict:
+    """What `--demo` adds to the environment. A demo without an SMS gateway writes texts to
+    notify's log and never logs a one-time code, so a web registration could never be
+    finished: proof of the phone stays on wherever texts are really sent, or when asked for."""
+    added = {"MOTCUA_DEMO": "true"}
+    if "MOTCUA_WEB_PHONE_PROOF" not in env and not (env.get("SMS_GATEWAY_URL") or env.get("SMS_GATEWAY")):
+        added["MOTCUA_WEB_PHONE_PROOF"] = "false"
+        say("demo without an SMS gateway: web registrations need no code sent to the phone")
+    return added
+
+
 @dataclass
 class Child:
     name: str
@@ -114,7 +125,7 @@ class Platform:
         env.setdefault("AMQP_URL", Settings.amqp_url)
         env.setdefault("IDENTITY_URL", f"http://127.0.0.1:{self.port}")
         if self.demo:
-            env["MOTCUA_DEMO"] = "true"
+            env.update(demo_environment(env))
         return env
 
     def _prepare(self, settings: Settings) -> None:
