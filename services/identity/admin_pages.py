@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, redirect, request, url_for
-from pymongo.errors import PyMongoError
-from werkzeug.exceptions import HTTPException
 
 from motcua_common.auth import WARD_STAFF_ROLES, Principal
 from motcua_common.http import Problem, request_context
@@ -28,7 +26,7 @@ from motcua_common.web_session import CsrfRefused, check_csrf, issue_csrf_cookie
 
 from . import officers, units, wards
 from .errors import IdentityError
-from .pages import _client, _field_messages, _page, _vietnamese
+from .pages import _client, _field_messages, _page, _vietnamese, failure_message
 from .problems import problem_of
 
 log = logging.getLogger(__name__)
@@ -269,17 +267,5 @@ def _csrf_refused(_exc):
 @admin.errorhandler(Exception)
 def _failure(exc: Exception):
     """Whatever else goes wrong is a readable Vietnamese page, never JSON."""
-    if isinstance(exc, IdentityError):
-        exc = problem_of(exc)
-    if isinstance(exc, Problem):
-        status, message = exc.status, _vietnamese(exc.detail or exc.title)
-    elif isinstance(exc, HTTPException):
-        status = exc.code or 500
-        message = "Không tìm thấy trang này." if status == 404 else "Yêu cầu không hợp lệ, xin thử lại."
-    elif isinstance(exc, PyMongoError):
-        log.error("database error on %s: %s", request.path, exc.__class__.__name__)
-        status, message = 503, "Hệ thống đang tạm gián đoạn, xin thử lại sau ít phút."
-    else:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        status, message = 500, "Đã có lỗi, xin thử lại sau ít phút."
+    status, message = failure_message(exc)
     return _page("admin_message.html", status, title="Chưa thực hiện được", message=message)

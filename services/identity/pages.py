@@ -288,6 +288,15 @@ def _csrf_refused(_exc):
 @pages.errorhandler(Exception)
 def _failure(exc: Exception):
     """Whatever else goes wrong on these pages is a readable Vietnamese page, never JSON."""
+    status, message = failure_message(exc)
+    return _page("message.html", status, title="Chưa thực hiện được", message=message, retry_url=None)
+
+
+def failure_message(exc: Exception) -> tuple[int, str]:
+    """The status and the Vietnamese sentence a page shows for what went wrong (identity's
+    citizen pages and admin pages alike); an unexpected error is logged."""
+    if isinstance(exc, IdentityError):
+        exc = problem_of(exc)
     if isinstance(exc, Problem):
         status, message = exc.status, _vietnamese(exc.detail or exc.title)
     elif isinstance(exc, HTTPException):
@@ -299,4 +308,4 @@ def _failure(exc: Exception):
     else:
         log.exception("unhandled error on %s %s", request.method, request.path)
         status, message = 500, "Đã có lỗi, xin thử lại sau ít phút."
-    return _page("message.html", status, title="Chưa thực hiện được", message=message, retry_url=None)
+    return status, message
