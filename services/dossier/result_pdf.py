@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -62,6 +63,21 @@ class ResultContent:
     verify_url: str | None = None
 
 
+# Control, format (the bidirectional overrides and isolates, zero-width characters),
+# surrogate, private-use and unassigned code points: none has a place on a signed page.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def printable(text: str) -> str:
+    """`text` as the signed page may show it: NFC, whitespace of any kind (a line break
+    typed into a form) one space, and every character that could hide or reorder what is
+    shown dropped. Submission already refuses such form text (submission.py); this is the
+    second line, for what was stored before that check or reached the store another way:
+    the signature must cover exactly what a reader sees."""
+    spaced = " ".join(unicodedata.normalize("NFC", text).split())
+    return "".join(ch for ch in spaced if unicodedata.category(ch) not in _UNPRINTABLE)
+
+
 QR_SIZE = 32 * mm
 
 
@@ -79,8 +95,8 @@ def render(content: ResultContent) -> bytes:
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm, bottomMargin=18 * mm,
-        title=f"Kết quả: {content.procedure_name}", subject=f"{SUBJECT_PREFIX}{content.receipt_code}",
-        author=f"Ủy ban nhân dân {content.ward_name}", creator="Một Cửa",
+        title=f"Kết quả: {printable(content.procedure_name)}", subject=f"{SUBJECT_PREFIX}{content.receipt_code}",
+        author=f"Ủy ban nhân dân {printable(content.ward_name)}", creator="Một Cửa",
     )
     base = ParagraphStyle("base", fontName=FONT, fontSize=11, leading=15)
     centre = ParagraphStyle("centre", parent=base, alignment=1)
@@ -89,7 +105,7 @@ def render(content: ResultContent) -> bytes:
     small = ParagraphStyle("small", parent=base, fontSize=9, leading=12)
 
     def p(text: str, style=base) -> Paragraph:
-        return Paragraph(escape(text), style)
+        return Paragraph(escape(printable(text)), style)
 
     story = [
         p("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", bold_centre),

@@ -8,6 +8,7 @@ citizen may send to and the date a dossier handed in today would be due."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from motcua_common import metrics, rpc
 from motcua_common.auth import STAFF_ROLES, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
-from motcua_common.names import fold
+from motcua_common.names import fold, unsafe_characters
 
 from . import counter_records, domain, events, issuing, offerings, payments, store
 from .deps import Deps
@@ -80,7 +81,32 @@ def check(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str,
     problems = form_errors(chain_form(chain), form)
     if problems:
         raise ValidationFailed([field_error(f"form.{name}", message) for name, message in problems.items()])
+    refuse_hidden_characters(form)
     return procedure, ward_id, form, chain, channel
+
+
+HIDDEN_CHARACTERS_MESSAGE = ("Có ký tự ẩn hoặc ký tự điều khiển (như ký tự đảo chiều văn bản); "
+                             "xin gõ lại nội dung này.")
+
+
+def hidden_character_fields(form: dict) -> list[str]:
+    """The form's text fields carrying a character that would change what the signed
+    result shows without being seen itself (names.unsafe_characters: the bidirectional
+    overrides and isolates, controls, zero-width characters...). Line breaks and tabs are
+    whitespace a person typed, not hidden: the result prints them as spaces."""
+    return [name for name, value in form.items()
+            if isinstance(value, str) and unsafe_characters(unicodedata.normalize("NFC", " ".join(value.split())))]
+
+
+def refuse_hidden_characters(form: dict) -> None:
+    """422 hidden_characters naming each such field: what a citizen submits is printed
+    into a result the ward signs, and a right-to-left override in «Họ và tên» would make
+    the signed page read differently from what was stored."""
+    fields = hidden_character_fields(form)
+    if fields:
+        raise Problem(422, "hidden_characters", "Tờ khai có ký tự ẩn",
+                      "Tờ khai có ký tự ẩn hoặc ký tự điều khiển. / The form carries hidden or control characters.",
+                      errors=[field_error(f"form.{name}", HIDDEN_CHARACTERS_MESSAGE) for name in fields])
 
 
 def _check_request(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:

@@ -178,3 +178,24 @@ def test_verify_wants_a_pdf_body(client):
     assert empty.status_code == 422
     garbage = client.post("/dossier/api/v1/results/verify", data=b"%PDF-1.7 junk", content_type="application/pdf")
     assert garbage.status_code == 200 and garbage.json["valid"] is False
+
+
+def test_hidden_characters_never_reach_the_signed_page(monkeypatch):
+    """Form text stored before submission screened it (or reaching the store another way)
+    is printed without its bidirectional overrides and controls: the page a reader sees is
+    the text the ward signed."""
+    from motcua_dossier import result_pdf
+    shown = []
+
+    class Recorded(result_pdf.Paragraph):
+        def __init__(self, text, *args, **kwargs):
+            shown.append(text)
+            super().__init__(text, *args, **kwargs)
+
+    monkeypatch.setattr(result_pdf, "Paragraph", Recorded)
+    render(ResultContent(CODE, "Thủ tục\u2066", "Phường Hải Châu", date(2026, 3, 10), datetime(2026, 3, 11),
+                         (("Họ và tên", "Nguyễn \u202eThị\u202c Lan\x1b[31m"), ("Địa chỉ", "12 Lê Lợi\n\tHải Châu")),
+                         note="Đã \u200bduyệt"))
+    page = "\n".join(shown)
+    assert "Nguyễn Thị Lan[31m" in page and "12 Lê Lợi Hải Châu" in page and "Ghi chú: Đã duyệt" in page
+    assert not any(ch in page for ch in "\u202e\u202c\u2066\u200b\x1b\t")

@@ -113,6 +113,20 @@ def test_the_form_is_checked_against_the_procedure(submit):
     assert "Mục đích sử dụng" in errors["form.muc_dich_su_dung"]
 
 
+def test_form_text_with_hidden_characters_is_refused(submit, dossier_db):
+    """A right-to-left override (or a control) in form text would make the signed result
+    read otherwise than what was stored: refused with a stable code, nothing stored. A
+    line break typed in a field is whitespace, not hidden."""
+    filled = {"ho_ten": "Nguyễn Thị Lan", "ngay_sinh": "1990-05-04", "tinh_trang_hon_nhan": "Chưa kết hôn",
+              "muc_dich_su_dung": "Đăng ký kết hôn"}
+    response = submit(form={**filled, "ho_ten": "Nguyễn Thị \u202eLan"})
+    assert response.status_code == 422 and response.json["code"] == "hidden_characters"
+    assert [e["field"] for e in response.json["errors"]] == ["form.ho_ten"]
+    assert submit(form={**filled, "ho_ten": "Nguyễn Thị\x00Lan"}).json["code"] == "hidden_characters"
+    assert dossier_db.dossiers.count_documents({}) == 0
+    assert submit(form={**filled, "ho_ten": "Nguyễn Thị\nLan"}).status_code == 201
+
+
 def test_bad_fields_are_named(submit, client, citizen):
     response = client.post(URL, json={"procedure_code": "NOPE", "ward_id": "Hải Châu", "form": [], "with_chain": "yes"},
                            headers=citizen)
