@@ -219,10 +219,31 @@ def ward_abbreviation(ward_id: str) -> str:
     return (parts[0][:3] + "".join(p[0] for p in parts[1:])).upper()[:6]
 
 
+# A ward office cut off from the centre files dossiers on its own (motcua_platform.
+# office_intake) and gives each its receipt code there and then. Its codes have the same
+# shape, with this symbol first in the random part; the centre never puts it first, so the
+# two can never collide (the ward segment keeps one office's codes apart from another's).
+# The centre loses 1/31 of its codes per ward and day: ~27.7 million remain.
+OFFICE_RECEIPT_MARK = "X"
+_CENTRE_FIRST_SYMBOLS = RECEIPT_ALPHABET.replace(OFFICE_RECEIPT_MARK, "")
+
+
 def new_receipt_code(ward_id: str, received_on: date, choose=secrets.choice) -> str:
     """e.g. DNHC-260310-7KQ4M: ward, date of receipt (yymmdd), random part."""
-    random_part = "".join(choose(RECEIPT_ALPHABET) for _ in range(RECEIPT_RANDOM_LENGTH))
+    random_part = choose(_CENTRE_FIRST_SYMBOLS) + "".join(
+        choose(RECEIPT_ALPHABET) for _ in range(RECEIPT_RANDOM_LENGTH - 1))
     return f"{ward_abbreviation(ward_id)}-{received_on:%y%m%d}-{random_part}"
+
+
+def new_office_receipt_code(ward_id: str, received_on: date, choose=secrets.choice) -> str:
+    """A receipt code given at a ward office while it is cut off: e.g. DNHC-260310-X7KQ4."""
+    random_part = OFFICE_RECEIPT_MARK + "".join(choose(RECEIPT_ALPHABET) for _ in range(RECEIPT_RANDOM_LENGTH - 1))
+    return f"{ward_abbreviation(ward_id)}-{received_on:%y%m%d}-{random_part}"
+
+
+def is_office_receipt_code(code: str) -> bool:
+    parts = code.split("-")
+    return len(parts) == 3 and parts[2][:1] == OFFICE_RECEIPT_MARK
 
 
 def receipt_key(code: str) -> str:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 
+import eventlet
+from kombu import Exchange, Queue
 from nameko.extensions import DependencyProvider
+from nameko.messaging import consume
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from motcua_common import rpc as motcua_rpc
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler, handle_once
 from motcua_common.mongo import connect, service_database
 from motcua_common.revocations import on_sessions_revoked
 
-from . import citizens, counter_records, dossiers, scorecards, wards
+from . import citizens, counter_records, dossiers, office_filings, scorecards, wards
 from .deps import SERVICE, Deps, build_deps
 
 log = logging.getLogger(__name__)
@@ -25,6 +29,11 @@ log = logging.getLogger(__name__)
 # Due dates are whole days: looking every few minutes announces a dossier soon after the
 # ward's midnight, and a worker that was down catches up as soon as it starts (eager).
 OVERDUE_CHECK_SECONDS = 300
+# Dossiers a ward office took while cut off (office_filings.py), as its shovel delivers them.
+OFFICE_FILINGS = Queue(office_filings.FILINGS_QUEUE,
+                       Exchange(office_filings.FILINGS_EXCHANGE, type="topic", durable=True),
+                       routing_key="#", durable=True, queue_arguments={"x-queue-type": "quorum"})
+IDENTITY_RETRY_SECONDS = 5
 
 
 class DossierDeps(DependencyProvider):
@@ -73,6 +82,15 @@ class DossierWorker:
         # projection, once.
         counter_records.on_registered(self.deps, event["citizen_id"])
         return handle_once(self.deps.db, "dossier", event, citizens.on_registered(self.deps, event))
+
+    @consume(OFFICE_FILINGS, requeue_on_error=True)
+    def on_office_filing(self, filing):
+        try:
+            return office_filings.accept_or_keep(self.deps, filing)
+        except motcua_rpc.RpcUnavailable:
+            # Whose dossier it is waits for identity: delivered again, not in a tight loop.
+            eventlet.sleep(IDENTITY_RETRY_SECONDS)
+            raise
 
     @event_handler("WardOpened")
     def on_ward_opened(self, event):

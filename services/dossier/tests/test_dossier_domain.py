@@ -106,6 +106,20 @@ def test_receipt_codes_do_not_follow_a_sequence():
     assert codes != sorted(codes)
 
 
+def test_an_offices_receipt_codes_never_collide_with_the_centres():
+    """An office cut off from the centre numbers its own dossiers: same shape, a first
+    random symbol the centre never draws."""
+    drawn = iter(domain.OFFICE_RECEIPT_MARK * 5)
+    assert domain.new_receipt_code("dn-hai-chau", TUESDAY, choose=lambda symbols: next(iter(symbols))) != ""
+    centre_first = {domain.new_receipt_code("dn-hai-chau", TUESDAY).split("-")[2][0] for _ in range(400)}
+    assert domain.OFFICE_RECEIPT_MARK not in centre_first
+    office = domain.new_office_receipt_code("dn-hai-chau", TUESDAY, choose=lambda symbols: next(drawn))
+    assert office == "DNHC-260310-XXXXX" and domain.is_office_receipt_code(office)
+    assert re.fullmatch(r"DNHC-260310-X[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{4}",
+                        domain.new_office_receipt_code("dn-hai-chau", TUESDAY))
+    assert not domain.is_office_receipt_code(domain.new_receipt_code("dn-hai-chau", TUESDAY))
+
+
 @pytest.mark.parametrize("ward,abbreviation", [
     ("dn-hai-chau", "DNHC"), ("dn-lien-chieu", "DNLC"), ("hn-ba-dinh", "HNBD"), ("tn-song-cong", "TNSC"),
     ("hcm-ben-thanh", "HCMBT"), ("dongda", "DONG"),
