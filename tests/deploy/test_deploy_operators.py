@@ -1,10 +1,13 @@
-"""The backing services from their operators: the chart's RabbitmqCluster and MongoDBCommunity
-validated against those operators' CRD schemas (tests/deploy/crds: hand-written subsets, see
-their headers), what each profile asks of them, the services wired to them, and the backing
+"""The backing services from their operators: the chart's RabbitmqCluster, MongoDBCommunity and
+PerconaServerMongoDB validated against those operators' CRD schemas (tests/deploy/crds/README.md:
+the two MongoDB ones are the operators' own files, RabbitMQ's a hand-written subset), what each profile asks of them, the services wired to them, and the backing
 services left outside (external Secrets). Also the `helm test` pods and the backup CronJob."""
 from __future__ import annotations
 
 import copy
+import functools
+import gzip
+import json
 from pathlib import Path
 
 import jsonschema
@@ -36,9 +39,16 @@ def strict(schema):
     return schema
 
 
+def load_crd(path: Path) -> dict:
+    if path.name.endswith(".json.gz"):
+        return json.loads(gzip.decompress(path.read_bytes()))
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
 def crd_validator(kind: str):
-    for path in CRDS.glob("*.yaml"):
-        crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for path in sorted(CRDS.glob("*.yaml")) + sorted(CRDS.glob("*.json.gz")):
+        crd = load_crd(path)
         if crd["spec"]["names"]["kind"] == kind:
             (version,) = crd["spec"]["versions"]
             schema = strict(version["schema"]["openAPIV3Schema"])
@@ -65,7 +75,11 @@ RENDERINGS = {
                      "persistence": {"storageClassName": "fast"}}},
     ),
     "standby site": (("values-central.yaml", "values-standby.yaml"), {"identityUrl": "https://motcua.danang.example"}),
+    "central with the standby's members": (("values-central.yaml", "values-central-standby-members.yaml"), {}),
+    "standby promoted": (("values-central.yaml", "values-standby.yaml", "values-standby-promoted.yaml"),
+                         {"identityUrl": "https://motcua.danang.example"}),
 }
+MONGODB_KINDS = ("MongoDBCommunity", "PerconaServerMongoDB")
 
 
 @pytest.fixture(scope="module", params=list(RENDERINGS), ids=list(RENDERINGS))
@@ -81,10 +95,15 @@ def central(render):
 
 def test_the_custom_resources_are_valid_against_the_operators_schemas(release):
     checked = 0
-    for manifest in release.of_kind("RabbitmqCluster") + release.of_kind("MongoDBCommunity"):
+    for manifest in release.of_kind("RabbitmqCluster") + release.of_kind("MongoDBCommunity") \
+            + release.of_kind("PerconaServerMongoDB"):
         assert problems(manifest["kind"], manifest) == [], manifest["metadata"]["name"]
+        if manifest["kind"] == "PerconaServerMongoDB":
+            assert percona_operator_refusals(manifest) == []
         checked += 1
     assert checked >= 1
+    # Exactly one replica set per release, from one operator.
+    assert sum(len(release.of_kind(kind)) for kind in MONGODB_KINDS) == 1
 
 
 @pytest.mark.parametrize("kind, path, value, complaint", [
@@ -178,11 +197,132 @@ def test_the_standby_site_waits_with_its_backing_services_only(render):
     assert release.of_kind("Deployment") == release.of_kind("Ingress") == release.of_kind("Pod") == []
     (cluster,) = release.of_kind("RabbitmqCluster")
     assert "rabbitmq_federation" in cluster["spec"]["rabbitmq"]["additionalPlugins"]
-    (mdb,) = release.of_kind("MongoDBCommunity")
+    assert release.of_kind("MongoDBCommunity") == []
+    (psmdb,) = release.of_kind("PerconaServerMongoDB")
+    (replset,) = psmdb["spec"]["replsets"]
+    assert replset["size"] == 3
+    # Its members wait for the centre's operator to add them to the central replica set.
+    assert psmdb["spec"]["unmanaged"] is True and "users" not in psmdb["spec"]
+    # With a centre on the Community operator, an empty replica set for a restore instead.
+    empty = render("values-central.yaml", "values-standby.yaml",
+                   values={"identityUrl": "https://motcua.danang.example",
+                           "mongodb": {"operator": "community", "percona": {"unmanaged": False}}})
+    (mdb,) = empty.of_kind("MongoDBCommunity")
     assert mdb["spec"]["members"] == 3
     assert [u["name"] for u in mdb["spec"]["users"]] == list(SERVICES)  # ready for the services to come
-    # At the failover the same release is upgraded with the central profile alone: every service.
-    assert {d["metadata"]["name"] for d in render("values-central.yaml").of_kind("Deployment")} >= {"motcua-dossier-api"}
+    assert problems("MongoDBCommunity", mdb) == []
+
+
+def percona_operator_refusals(cr: dict) -> list[str]:
+    """What the Percona operator refuses beyond its CRD's schema, when it sets a resource's
+    defaults (pkg/apis/psmdb/v1/psmdb_defaults.go, v1.22.0): SmartUpdate on an unmanaged cluster;
+    an external member's votes outside 0..1, priority outside 0..1000, or a priority without a vote."""
+    found = []
+    spec = cr["spec"]
+    if spec.get("unmanaged") and spec.get("updateStrategy", "SmartUpdate") == "SmartUpdate":
+        found.append("SmartUpdate is not allowed on unmanaged clusters")
+    for replset in spec["replsets"]:
+        for node in replset.get("externalNodes", []):
+            if not 0 <= node["votes"] <= 1:
+                found.append(f"invalid votes for {node['host']}")
+            if not 0 <= node["priority"] <= 1000:
+                found.append(f"invalid priority for {node['host']}")
+            if node["votes"] == 0 and node["priority"] != 0:
+                found.append(f"non-voting member {node['host']} must have priority 0")
+    return found
+
+
+@pytest.fixture(scope="module")
+def with_standby(render):
+    return render("values-central.yaml", "values-central-standby-members.yaml")
+
+
+@pytest.fixture(scope="module")
+def standby(render):
+    return render("values-central.yaml", "values-standby.yaml", values={"identityUrl": "https://motcua.danang.example"})
+
+
+def test_the_centre_holds_the_standby_sites_members_without_vote_or_priority(with_standby, standby):
+    assert with_standby.of_kind("MongoDBCommunity") == []
+    (centre,) = with_standby.of_kind("PerconaServerMongoDB")
+    (wait,) = standby.of_kind("PerconaServerMongoDB")
+    (replset,) = centre["spec"]["replsets"]
+    assert replset["size"] == 3 and centre["spec"]["unmanaged"] is False
+    assert centre["spec"]["updateStrategy"] == "SmartUpdate"
+    external = replset["externalNodes"]
+    assert len(external) == 3 and len({n["host"] for n in external}) == 3
+    assert all(n["votes"] == 0 and n["priority"] == 0 and n["port"] == 27017 for n in external)
+    assert all(n["host"].startswith("motcua-mongodb-rs0-") for n in external)  # the standby's exposed members
+    # Members of one replica set across two clusters: each member exposed, named by that address.
+    for cr in (centre, wait):
+        (rs,) = cr["spec"]["replsets"]
+        assert rs["expose"]["enabled"] is True and cr["spec"]["clusterServiceDNSMode"] == "External"
+    # The same replica set, resource name and shared Secrets at both sites.
+    (wait_rs,) = wait["spec"]["replsets"]
+    assert (wait["metadata"]["name"], wait_rs["name"], wait_rs["size"]) == (centre["metadata"]["name"], "rs0", 3)
+    assert wait["spec"]["secrets"] == centre["spec"]["secrets"] == {
+        "users": "motcua-mongodb-system-users", "ssl": "motcua-mongodb-ssl", "sslInternal": "motcua-mongodb-ssl-internal"}
+    # The standby's operator makes its members but leaves the replica set and users to the centre.
+    assert wait["spec"]["unmanaged"] is True and wait["spec"]["updateStrategy"] == "OnDelete"
+    assert "users" not in wait["spec"] and "externalNodes" not in wait_rs
+    users = {u["name"]: u for u in centre["spec"]["users"]}
+    assert set(users) == set(SERVICES)
+    for name, user in users.items():
+        assert user["roles"] == [{"name": "readWrite", "db": f"motcua_{name}"}]
+        assert user["passwordSecretRef"] == {"name": "motcua-mongodb-users", "key": name}
+    assert centre["spec"]["backup"]["enabled"] is False  # the platform's own backups
+    # This operator writes no connection strings: the services read their own Secrets' mongo-url,
+    # and their NetworkPolicies reach the Percona pods.
+    api = with_standby.get("Deployment", "motcua-queue-api")["spec"]["template"]["spec"]["containers"][0]
+    (url,) = [e for e in api["env"] if e["name"] == "MONGO_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "motcua-queue", "key": "mongo-url"}
+    egress = with_standby.get("NetworkPolicy", "motcua-queue-api")["spec"]["egress"]
+    selectors = [peer["podSelector"]["matchLabels"] for rule in egress for peer in rule.get("to", []) if "podSelector" in peer]
+    assert {"app.kubernetes.io/instance": "motcua-mongodb", "app.kubernetes.io/name": "percona-server-mongodb",
+            "app.kubernetes.io/component": "mongod"} in selectors
+
+
+def test_a_promoted_standby_runs_the_platform_on_its_own_replica_set(render):
+    release = render("values-central.yaml", "values-standby.yaml", "values-standby-promoted.yaml",
+                     values={"identityUrl": "https://motcua.danang.example"})
+    (cr,) = release.of_kind("PerconaServerMongoDB")
+    assert cr["spec"]["unmanaged"] is False and cr["spec"]["updateStrategy"] == "SmartUpdate"
+    assert "externalNodes" not in cr["spec"]["replsets"][0]
+    assert {u["name"] for u in cr["spec"]["users"]} == set(SERVICES) | {"backup"}
+    assert {f"motcua-{s}-{r}" for s in SERVICES for r in ("api", "worker", "relay")} <= release.names("Deployment")
+    assert release.of_kind("Ingress") and release.of_kind("CronJob")
+    (job,) = release.of_kind("CronJob")
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    (url,) = [e for e in container["env"] if e["name"] == "MONGO_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "motcua-backup", "key": "mongo-url"}
+
+
+@pytest.mark.parametrize("path, value, complaint", [
+    (("spec", "replsets", 0, "externalNodes", 0), {"host": "b.example", "priority": 0}, "'votes' is a required property"),
+    (("spec", "replsets", 0, "externalNodes", 0, "votes"), "0", "is not of type"),
+    (("spec", "replsets", 0, "exposed"), {"enabled": True}, "Additional"),
+    (("spec", "replsets", 0, "size"), "three", "is not of type"),
+    (("spec", "unmanage"), True, "Additional"),
+])
+def test_the_percona_schema_refuses_what_its_operator_would_refuse(with_standby, path, value, complaint):
+    (manifest,) = copy.deepcopy(with_standby.of_kind("PerconaServerMongoDB"))
+    node = manifest
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    found = problems("PerconaServerMongoDB", manifest)
+    assert found and any(complaint in p for p in found), found
+
+
+def test_the_operators_own_checks_are_kept(with_standby, render):
+    (cr,) = copy.deepcopy(with_standby.of_kind("PerconaServerMongoDB"))
+    cr["spec"]["replsets"][0]["externalNodes"][0]["priority"] = 1
+    cr["spec"]["unmanaged"] = True
+    assert len(percona_operator_refusals(cr)) == 2
+    # The chart refuses a standby member given a priority without a vote (schema and template alike).
+    bad = {"mongodb": {"percona": {"externalNodes": [{"host": "b.example", "votes": 0, "priority": 1}]}}}
+    with pytest.raises(Exception, match="priority"):
+        render("values-central.yaml", "values-central-standby-members.yaml", values=bad)
 
 
 # --- helm test --------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ from the service's Secret (never literal values).
 - name: MONGO_URL
   valueFrom:
     secretKeyRef:
-      {{- if and .root.Values.mongodb.enabled .root.Values.mongodb.useOperatorConnectionStrings }}
+      {{- if include "motcua.mongodbConnectionStrings" .root }}
       name: {{ include "motcua.mongodbConnectionSecret" (dict "root" .root "user" .service) }}
       key: connectionString.standard
       {{- else }}
@@ -437,7 +437,19 @@ app.kubernetes.io/part-of: rabbitmq
 {{- end -}}
 
 {{- define "motcua.mongodbPodLabels" -}}
+{{- if eq .Values.mongodb.operator "percona" -}}
+app.kubernetes.io/instance: {{ include "motcua.mongodbName" . }}
+app.kubernetes.io/name: percona-server-mongodb
+app.kubernetes.io/component: mongod
+{{- else -}}
 app: {{ include "motcua.mongodbName" . }}-svc
+{{- end -}}
+{{- end -}}
+
+{{/* Non-empty when the services read MONGO_URL from the operator's per-user Secrets (only the
+MongoDB Community Operator writes them). */}}
+{{- define "motcua.mongodbConnectionStrings" -}}
+{{- if and .Values.mongodb.enabled (eq .Values.mongodb.operator "community") .Values.mongodb.useOperatorConnectionStrings -}}true{{- end -}}
 {{- end -}}
 
 {{- define "motcua.mongodbUsersSecret" -}}
@@ -472,7 +484,7 @@ app: {{ include "motcua.mongodbName" . }}-svc
 - name: MONGO_URL
   valueFrom:
     secretKeyRef:
-      {{- if and .Values.mongodb.enabled .Values.mongodb.useOperatorConnectionStrings (not .Values.backup.existingSecret) }}
+      {{- if and (include "motcua.mongodbConnectionStrings" .) (not .Values.backup.existingSecret) }}
       name: {{ include "motcua.mongodbConnectionSecret" (dict "root" . "user" "backup") }}
       key: connectionString.standard
       {{- else }}
