@@ -46,6 +46,20 @@ class Subscription:
         return f"{self.queue}.dead"
 
 
+# The centre sees every office. A ward office's queue and rating publish to the office's own
+# broker and its uplink shovel carries their events to the centre's queue.events and
+# rating.events; the office's database never reaches the centre. So the centre's read
+# models of those services' own events are made from the events, every ward's alike:
+# rating's statistics and rankings (office_ratings.py), queue's daily activity
+# (activity.py). The only subscriptions of a service to its own events: at the centre it
+# hears back what it published itself, which changes nothing.
+OFFICE_READ_MODELS: tuple[Subscription, ...] = (
+    Subscription("rating", "RatingGiven"),
+    Subscription("queue", "TicketIssued"),
+    Subscription("queue", "TicketCalled"),
+    Subscription("queue", "TicketServed"),
+)
+
 # Who consumes what (DESIGN.md §3). A handler for an event not listed here refuses to start.
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("dossier", "CitizenRegistered"),
@@ -71,6 +85,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("notify", "DossierOverdue"),
     # The public scorecards (transparency) count satisfaction from ratings.
     Subscription("dossier", "RatingGiven"),
+    *OFFICE_READ_MODELS,
 )
 
 

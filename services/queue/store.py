@@ -84,6 +84,7 @@ def ensure_indexes(db: Database) -> None:
     db[DEVICE_HEARTBEATS].create_index("forget_at", expireAfterSeconds=0, name="device_forget")
     db[APPOINTMENTS].create_index("receipt_code", name="by_receipt_code")
     db[APPOINTMENTS].create_index([("ward_id", ASCENDING), ("due_date", ASCENDING)], name="due_per_ward")
+    ensure_activity_indexes(db)
 
 
 def _public(doc: dict | None, *fields: str) -> dict | None:
@@ -403,3 +404,44 @@ class QueueStore:
                       "procedure_code": submitted["procedure_code"], "due_date": submitted["due_date"]},
              "$setOnInsert": {"recorded_at": now}},
             upsert=True, session=session)
+
+
+# ---------------------------------------------------------------- every office's activity (activity.py)
+TICKET_ACTIVITY = "ticket_activity"
+ACTIVITY_RETENTION_SECONDS = 400 * 24 * 3600  # a year of daily numbers, and the month after
+
+
+def ensure_activity_indexes(db: Database) -> None:
+    db[TICKET_ACTIVITY].create_index([("day", ASCENDING), ("ward_id", ASCENDING)], name="activity_per_day")
+    db[TICKET_ACTIVITY].create_index("first_seen_at", expireAfterSeconds=ACTIVITY_RETENTION_SECONDS,
+                                     name="activity_expiry")
+
+
+def record_ticket_activity(db: Database, ticket_id: str, on_insert: dict, changes: dict, earliest: dict,
+                           session: ClientSession | None = None) -> None:
+    """One ticket's line in the activity read model, whichever of its events comes first:
+    `on_insert` when the line is new, `changes` set, `earliest` kept at its smallest value
+    (a recall's TicketCalled does not move the first call)."""
+    update: dict = {"$setOnInsert": on_insert}
+    if changes:
+        update["$set"] = changes
+    if earliest:
+        update["$min"] = earliest
+    db[TICKET_ACTIVITY].update_one({"_id": ticket_id}, update, upsert=True, session=session)
+
+
+def activity_of_day(db: Database, day: str, ward_id: str | None = None) -> list[dict]:
+    """Per ward of `day`: tickets issued, called and served, and the sums of their waits and
+    service times (the averages are the use case's)."""
+    match: dict = {"day": day}
+    if ward_id is not None:
+        match["ward_id"] = ward_id
+    pipeline = [{"$match": match}, {"$group": {
+        "_id": "$ward_id",
+        "issued": {"$sum": "$issued"},
+        "called": {"$sum": "$called"},
+        "served": {"$sum": "$served"},
+        "wait_seconds": {"$sum": "$wait_seconds"},
+        "service_seconds": {"$sum": "$service_seconds"},
+    }}]
+    return list(db[TICKET_ACTIVITY].aggregate(pipeline))

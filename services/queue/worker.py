@@ -10,7 +10,7 @@ from motcua_common.consumer import event_handler
 from motcua_common.events import Event
 from motcua_common.revocations import on_sessions_revoked
 
-from . import appointments, wards
+from . import activity, appointments, wards
 from .deps import build_deps
 
 
@@ -27,6 +27,20 @@ class QueueWorker:
     @event_handler("WardOpened")
     def on_ward_opened(self, event: Event) -> str:
         return wards.on_ward_opened(self.deps, None, event)
+
+    # Every ward's tickets, the offices' included (their events come up the uplink), for the
+    # centre's daily activity (activity.py).
+    @event_handler("TicketIssued")
+    def on_ticket_issued(self, event: Event) -> str:
+        return activity.on_ticket_event(self.deps, None, event)
+
+    @event_handler("TicketCalled")
+    def on_ticket_called(self, event: Event) -> str:
+        return activity.on_ticket_event(self.deps, None, event)
+
+    @event_handler("TicketServed")
+    def on_ticket_served(self, event: Event) -> str:
+        return activity.on_ticket_event(self.deps, None, event)
 
     @event_handler("SessionsRevoked")
     def on_sessions_revoked(self, event: Event) -> str:

@@ -137,3 +137,17 @@ def count_ratings_by_officer(db: Database, start: datetime, end: datetime,
 def count_ratings_by_ward(db: Database, start: datetime, end: datetime) -> list[RatingCount]:
     """All wards' ratings in [start, end), counted per ward and score."""
     return _count(db, {"rated_at": {"$gte": start, "$lt": end}}, ("ward_id",))
+
+
+def record_rating_from_elsewhere(db: Database, rating: dict, session: ClientSession | None = None) -> str:
+    """Record a rating another rating service gave (a ward office's, office_ratings.py):
+    "recorded"; "known" when this rating is here already (the centre's own, come back by its
+    event); "other_rating" when its subject has another rating here (the first one stands).
+    Read then write inside the caller's transaction: a concurrent rating of the same subject
+    fails the unique index at commit, never leaving two."""
+    if db[RATINGS].count_documents({"_id": rating["_id"]}, limit=1, session=session):
+        return "known"
+    if db[RATINGS].count_documents(_subject(rating["subject_type"], rating["subject_id"]), limit=1, session=session):
+        return "other_rating"
+    db[RATINGS].insert_one(rating, session=session)
+    return "recorded"

@@ -10,7 +10,7 @@ from motcua_common.consumer import event_handler
 from motcua_common.events import Event
 from motcua_common.revocations import on_sessions_revoked
 
-from . import opportunities, ratings, wards
+from . import office_ratings, opportunities, ratings, wards
 from .deps import SERVICE, build_deps
 
 
@@ -38,6 +38,11 @@ class RatingService:
     @event_handler("WardOpened")
     def ward_opened(self, event: Event) -> str:
         return wards.on_ward_opened(self.deps, None, event)
+
+    @event_handler("RatingGiven")
+    def rating_given(self, event: Event) -> str:
+        """Ratings given at the wards' offices, for the centre's statistics and rankings."""
+        return office_ratings.on_rating_given(self.deps, None, event)
 
     @event_handler("SessionsRevoked")
     def sessions_revoked(self, event: Event) -> str:
