@@ -22,7 +22,12 @@ class Settings:
     identity_url: str = "http://127.0.0.1:8080"
     jwks_url: str | None = None
     sms_gateway_url: str | None = None
+    # One secret per job (each leaks, and is rotated, on its own): the gateway's proof on
+    # inbound SMS (identity), on delivery receipts (notify's POST /receipts), and the key
+    # that signs Kannel's per-message report URLs (notify only; Kannel never holds it).
     sms_inbound_token: str | None = None
+    sms_delivery_token: str | None = None
+    sms_report_signing_key: str | None = None
     sms_unaccented: bool = False
     demo: bool = False
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -59,6 +64,8 @@ class Settings:
             jwks_url=env.get("JWKS_URL") or f"{identity_url}/identity/.well-known/jwks.json",
             sms_gateway_url=env.get("SMS_GATEWAY_URL") or None,
             sms_inbound_token=env.get("SMS_INBOUND_TOKEN") or None,
+            sms_delivery_token=env.get("SMS_DELIVERY_TOKEN") or None,
+            sms_report_signing_key=env.get("SMS_REPORT_SIGNING_KEY") or None,
             sms_unaccented=_flag(env.get("SMS_UNACCENTED")),
             demo=_flag(env.get("MOTCUA_DEMO")),
             timezone=env.get("MOTCUA_TIMEZONE", "Asia/Ho_Chi_Minh"),

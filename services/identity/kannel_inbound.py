@@ -1,17 +1,29 @@
-"""Messages to the short code as Kannel delivers them: its `sms-service` calls `get-url`
-with the message in the query (deploy/kannel/kannel.conf.template):
+"""Messages to the short code as Kannel delivers them: its `sms-service` POSTs each one to
+`post-url` (deploy/kannel/kannel.conf.template):
 
-    GET /identity/api/v1/sms/kannel?token=<SMS_INBOUND_TOKEN>&from=%p&to=%P&text=%a&id=%I
+    POST /identity/api/v1/sms/kannel?id=%I
+    Authorization: Basic <"kannel:" + SMS_INBOUND_TOKEN>   (the post-url's user:password)
+    X-Kannel-From: <the sender's number>                  (send-sender = true)
+    the message itself as the body, text/plain in the charset its Content-Type names
+
+Kannel cannot add a header of our choosing, but its HTTP client turns the user:password of
+a URL into an Authorization: Basic header, so the request line carries no secret; post-url
+puts the text in the body and the number in X-Kannel-From. Nothing secret or personal is
+left in a URL that an access log keeps (a proxy's, the ingress's, ours): an `MK <old>
+<new>` carries two passwords. The old get-url form, with the token, the number and the
+text in the query string, is refused (410, `kannel_get_url_retired`), and so is a token
+in the query of a POST.
 
 The same SMS desk as the JSON inbound (sms_inbound.receive: DK, MK, TT, and the right form
 for anything else), the same per-phone limit. The answer's body is empty: Kannel's
 sms-service sends nothing back (max-messages = 0), because every reply goes out through
 notify, which retries it, records its delivery and never logs a temporary password.
 
-The secret is accepted as the `token` query parameter (what a get-url can carry) or the
-X-Gateway-Token header (a proxy in front of Kannel may move it there)."""
+The secret is accepted as the Basic password (any user name) or as the X-Gateway-Token
+header (a proxy in front of Kannel may set that)."""
 from __future__ import annotations
 
+import codecs
 import logging
 
 from flask import Blueprint, Response, request
@@ -45,15 +57,50 @@ def check_gateway(deps, given: str | None, gateway: str | None = None) -> None:
         raise
 
 
+def gateway_secret() -> str:
+    """What the caller offers as the gateway's secret: the Basic password Kannel makes of
+    the post-url's user:password, else X-Gateway-Token."""
+    auth = request.authorization
+    if auth is not None and auth.type == "basic" and auth.password:
+        return auth.password
+    return request.headers.get("X-Gateway-Token", "")
+
+
+def message_text(body: bytes, charset: str | None) -> str | None:
+    """The message as Kannel POSTs it, decoded in the charset it names (UTF-8 with
+    mo-recode; UTF-16BE for UCS-2 without it); None when it cannot be read."""
+    try:
+        return codecs.decode(body, codecs.lookup(charset or "utf-8").name)
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
 @kannel.get("/kannel")
+def kannel_get_url_retired():
+    """The old get-url form carried the secret, the number and the text in the query
+    string, all kept by access logs: refused without reading any of it."""
+    raise Problem(410, "kannel_get_url_retired", "Cấu hình Kannel cũ",
+                  "Kannel phải gửi tin đến bằng post-url (kannel.conf.template), không đặt mã bí mật hay nội dung "
+                  "tin trong địa chỉ. / Use Kannel's post-url: no secret or message text in the URL.")
+
+
+@kannel.post("/kannel")
 def kannel_inbound():
     deps = request_context()
-    check_gateway(deps, request.args.get("token") or request.headers.get("X-Gateway-Token", ""), "kannel")
-    phone = domain.normalise_phone(request.args.get("from"))
-    text = request.args.get("text")
+    if "token" in request.args:
+        # A secret in the query string is already in some log: refuse it, so that a
+        # configuration doing so is noticed and the secret rotated.
+        sms_inbound.bad_gateway_token(deps, request.remote_addr or "", "kannel")
+        raise Problem(401, "invalid_gateway_token", "Sai mã cổng tin nhắn",
+                      "Mã bí mật không được đặt trong địa chỉ; dùng user:password của post-url. / "
+                      "The secret must not be in the URL.")
+    check_gateway(deps, gateway_secret(), "kannel")
+    phone = domain.normalise_phone(request.headers.get("X-Kannel-From"))
+    raw = request.get_data(cache=False)
+    text = message_text(raw, request.mimetype_params.get("charset")) if len(raw) <= 4 * MAX_TEXT else None
     errors = []
     if phone is None:
-        errors.append(field_error("from", "Số điện thoại gửi đến không hợp lệ. / Invalid sender number."))
+        errors.append(field_error("from", "Số điện thoại gửi đến (X-Kannel-From) không hợp lệ. / Invalid sender number."))
     if text is None or len(text) > MAX_TEXT:
         errors.append(field_error("text", f"Nội dung tin nhắn là bắt buộc, tối đa {MAX_TEXT} ký tự."))
     if errors:

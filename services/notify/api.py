@@ -71,7 +71,7 @@ def broadcast_progress(broadcast_id: str):
 @api.post("/receipts")
 def delivery_receipt():
     """The SMS gateway reports what became of a message: {id, status} with status
-    delivered | undeliverable | expired; header X-Gateway-Token (SMS_INBOUND_TOKEN)."""
+    delivered | undeliverable | expired; header X-Gateway-Token (SMS_DELIVERY_TOKEN)."""
     deps = request_context()
     caller = notifications.admit_gateway(deps, request.headers.get("X-Gateway-Token", ""))
     return jsonify(notifications.record_receipt(deps, caller, json_body()))
@@ -79,10 +79,12 @@ def delivery_receipt():
 
 @api.get("/kannel/dlr")
 def kannel_delivery_report():
-    """Kannel's dlr-url: ?id=<notification>&sig=<its signature>&type=%d (kannel.py)."""
+    """Kannel's dlr-url: ?id=<notification>&exp=<expiry>&sig=<their signature>&type=%d
+    (kannel.py)."""
     deps = request_context()
     notification_id = request.args.get("id", "")
-    caller = notifications.admit_kannel_report(deps, notification_id, request.args.get("sig", ""))
+    caller = notifications.admit_kannel_report(deps, notification_id, request.args.get("exp", ""),
+                                               request.args.get("sig", ""))
     return jsonify(notifications.record_kannel_report(deps, caller, notification_id, request.args.get("type", "")))
 
 

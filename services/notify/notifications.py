@@ -72,27 +72,32 @@ def list_notifications(deps, principal: Principal, ward_id: str | None, status: 
 # ---------------------------------------------------------------- delivery reports
 @dataclass(frozen=True)
 class GatewayCaller:
-    """The SMS gateway, admitted by its shared secret (SMS_INBOUND_TOKEN): the caller
-    ("principal") of the delivery-report use cases. Only the admit_* functions make one."""
+    """The SMS gateway, admitted by its proof: the caller ("principal") of the
+    delivery-report use cases. Only the admit_* functions make one."""
 
     proof: str   # "token" (X-Gateway-Token) | "signature" (a Kannel report's signed id)
 
 
 def admit_gateway(deps, given_token: str | None) -> GatewayCaller:
-    """The gateway's X-Gateway-Token, compared in constant time; 401 invalid_gateway_token."""
+    """The gateway's X-Gateway-Token against SMS_DELIVERY_TOKEN, in constant time; 401
+    invalid_gateway_token. Receipts have their own secret: the one that lets a gateway
+    hand identity an inbound SMS (SMS_INBOUND_TOKEN) does not settle messages here."""
     try:
-        require_gateway_token(deps.settings.sms_inbound_token, given_token or "")
+        require_gateway_token(deps.settings.sms_delivery_token, given_token or "")
     except Problem as refused:
         refused.title = GATEWAY_REFUSED_TITLE
         raise
     return GatewayCaller("token")
 
 
-def admit_kannel_report(deps, notification_id: str, signature: str) -> GatewayCaller:
-    """A Kannel dlr-url call: its `sig` must sign the notification id (kannel.py)."""
-    if not kannel.dlr_signature_ok(deps.settings.sms_inbound_token, notification_id, signature):
+def admit_kannel_report(deps, notification_id: str, expires: str, signature: str) -> GatewayCaller:
+    """A Kannel dlr-url call: its `sig` must sign the notification id and the URL's expiry
+    with SMS_REPORT_SIGNING_KEY, and the expiry must not have passed (kannel.py)."""
+    now = deps.clock.now().timestamp()
+    if not kannel.dlr_signature_ok(deps.settings.sms_report_signing_key, notification_id, expires, signature, now):
         raise Problem(401, "invalid_gateway_token", GATEWAY_REFUSED_TITLE,
-                      "Báo cáo gửi tin không có chữ ký đúng. / The delivery report is not signed.")
+                      "Báo cáo gửi tin không có chữ ký đúng hoặc đã hết hạn. / "
+                      "The delivery report is not signed, or its URL has expired.")
     return GatewayCaller("signature")
 
 

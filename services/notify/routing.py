@@ -232,4 +232,4 @@ def _kannel_from_env(env: dict, timeout_seconds: float) -> KannelGateway | None:
         return None   # the gateways SMS_GATEWAY_URL names
     if choice != "kannel":
         raise ValueError(f"SMS_GATEWAY: kannel, or unset for SMS_GATEWAY_URL; not {choice}")
-    return KannelGateway(KannelConfig.from_env(env, env.get("SMS_INBOUND_TOKEN")), timeout_seconds)
+    return KannelGateway(KannelConfig.from_env(env), timeout_seconds)

@@ -42,8 +42,9 @@ def sms(client, text, **extra):
 
 
 def kannel(client, text, message_id):
-    return client.get("/identity/api/v1/sms/kannel", query_string={"token": TOKEN, "from": PHONE, "text": text,
-                                                                   "id": message_id})
+    return client.post("/identity/api/v1/sms/kannel", query_string={"id": message_id}, data=text.encode(),
+                       headers={"X-Kannel-From": PHONE, "Content-Type": "text/plain; charset=UTF-8"},
+                       auth=("kannel", TOKEN))
 
 
 def login(client, password):

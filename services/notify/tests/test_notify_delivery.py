@@ -22,7 +22,7 @@ from motcua_notify.api import create_app
 from motcua_notify.gateways import ConsoleGateway, HttpGateway, OutboundSms, route_name
 from motcua_common.clock import FixedClock, SystemClock
 from motcua_common.config import Settings
-from motcua_notify import intake
+from motcua_notify import intake, kannel
 from motcua_notify.deps import build_deps
 from motcua_notify.mail import SmtpGateway
 from motcua_notify.routing import Breaker, GatewayPool, RateLimiter, Route, pool_from_env
@@ -239,7 +239,7 @@ def test_receipts_settle_sent_messages_and_silence_is_reconciled_as_expired(sett
     ids = [reply(db, f"+8490400000{n}") for n in range(3)]
     clock = Clock()
     Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: None, OPTIONS, clock=clock).send_due()
-    client = create_app(replace(settings, sms_inbound_token="gw-secret"), verifier=verifier).test_client()
+    client = create_app(replace(settings, sms_delivery_token="gw-secret"), verifier=verifier).test_client()
     headers = {"X-Gateway-Token": "gw-secret"}
 
     assert client.post(f"{API}/receipts", json={"id": ids[0], "status": "delivered"}).status_code == 401
@@ -261,19 +261,50 @@ def test_receipts_settle_sent_messages_and_silence_is_reconciled_as_expired(sett
 
 
 def test_a_gateway_without_the_right_token_is_refused_in_notifys_words(settings, verifier, db):
-    client = create_app(replace(settings, sms_inbound_token="gw-secret"), verifier=verifier).test_client()
-    for headers in ({}, {"X-Gateway-Token": "wrong"}):
+    # Each job its own secret: the inbound SMS token and the report-signing key do not
+    # open the receipts route.
+    client = create_app(replace(settings, sms_delivery_token="gw-secret", sms_inbound_token="inbound-secret",
+                                sms_report_signing_key="report-signing-key"), verifier=verifier).test_client()
+    for headers in ({}, {"X-Gateway-Token": "wrong"}, {"X-Gateway-Token": "inbound-secret"},
+                    {"X-Gateway-Token": "report-signing-key"}):
         refused = client.post(f"{API}/receipts", json={"id": "x", "status": "delivered"}, headers=headers)
         assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
         problem = refused.get_json()
         assert problem["code"] == "invalid_gateway_token" and problem["title"] == "Gateway không hợp lệ"
         assert problem["detail"] == "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token."
-    unsigned = client.get(f"{API}/kannel/dlr?id=x&sig=nope&type=1")
+    unsigned = client.get(f"{API}/kannel/dlr?id=x&exp=9999999999&sig=nope&type=1")
     assert unsigned.status_code == 401 and unsigned.get_json()["title"] == "Gateway không hợp lệ"
     # Unset on our side: no gateway may report.
-    closed = create_app(replace(settings, sms_inbound_token=None), verifier=verifier).test_client()
-    assert closed.post(f"{API}/receipts", json={"id": "x", "status": "delivered"},
-                       headers={"X-Gateway-Token": ""}).status_code == 401
+    closed = create_app(replace(settings, sms_delivery_token=None, sms_inbound_token="inbound-secret"),
+                        verifier=verifier).test_client()
+    for token in ("", "inbound-secret"):
+        assert closed.post(f"{API}/receipts", json={"id": "x", "status": "delivered"},
+                           headers={"X-Gateway-Token": token}).status_code == 401
+
+
+def test_a_kannel_report_url_settles_its_one_message_until_it_expires(settings, verifier, db, sms_gateway):
+    """Kannel's dlr-url cannot carry a header: its URL is signed per message with an
+    expiry (SMS_REPORT_SIGNING_KEY). Copied from a log it settles no other message, is
+    refused once expired, and a replay after the final report changes nothing."""
+    ids = [reply(db, f"+8490400001{n}") for n in range(2)]
+    Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: None, OPTIONS, clock=Clock()).send_due()
+    key = "report-signing-key-for-tests"
+    client = create_app(replace(settings, sms_report_signing_key=key, sms_inbound_token="inbound-secret"),
+                        verifier=verifier).test_client()
+    now = int(datetime.now(timezone.utc).timestamp())
+
+    def report(notification_id, expires, type_, signed_id=None, signing_key=key):
+        sig = kannel.dlr_signature(signing_key, signed_id or notification_id, expires)
+        return client.get(f"{API}/kannel/dlr", query_string={"id": notification_id, "exp": expires, "sig": sig,
+                                                              "type": type_})
+
+    assert report(ids[1], now + 600, 1, signed_id=ids[0]).status_code == 401        # another message's URL
+    assert report(ids[0], now - 1, 1).status_code == 401                             # expired
+    assert report(ids[0], now + 600, 1, signing_key="inbound-secret").status_code == 401
+    settled = report(ids[0], now + 600, 1)
+    assert settled.status_code == 200 and settled.get_json()["status"] == "delivered"
+    assert report(ids[0], now + 600, 2).get_json()["status"] == "delivered"          # final: a replay changes nothing
+    assert db[store.NOTIFICATIONS].find_one({"_id": ids[1]})["status"] == "sent"
 
 
 def test_console_messages_await_no_receipt(db):

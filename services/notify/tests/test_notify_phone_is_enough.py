@@ -26,7 +26,7 @@ def db(settings, service_db):
 
 @pytest.fixture
 def app(settings, verifier, db):
-    return create_app(replace(settings, sms_inbound_token="gw-secret"), verifier=verifier)
+    return create_app(replace(settings, sms_delivery_token="gw-secret"), verifier=verifier)
 
 
 def sent_sms(db, ward_id: str, phone: str, hours_ago: float = 1) -> str:
