@@ -5,7 +5,7 @@ Outbox states: pending -> sent (only after the broker's publisher confirm)."""
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, TypeVar
 
 from pymongo import ASCENDING
@@ -18,6 +18,8 @@ from .mongo import in_transaction
 T = TypeVar("T")
 OUTBOX = "outbox"
 IDEMPOTENCY = "idempotency_keys"
+# Per ward, the last publication order given (`seq`): the next one is never earlier.
+OUTBOX_CLOCK = "outbox_clock"
 
 # Set by http.idempotent() around a request carrying an Idempotency-Key: (database name,
 # record id). commit() marks that record "committed" in the same transaction as the change,
@@ -32,6 +34,26 @@ def ensure_outbox_indexes(db: Database) -> None:
     db[OUTBOX].create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS, name="sent_expiry")
 
 
+def _next_seq(db: Database, session: ClientSession | None, ward_id: str, now: datetime) -> datetime:
+    """The publication order of a ward's next event: this process's time, unless an earlier
+    write of the ward got a later one — then just after that one.
+
+    Why not the writer's clock alone: two API processes whose clocks are a few seconds
+    apart would order a ward's events by whose clock runs ahead, and the relay would
+    publish a ticket's TicketCalled before its TicketIssued. Reading and writing the ward's
+    clock document inside the change's transaction makes two concurrent writers of a ward
+    conflict (one retries), so the order is the commit order. BSON dates keep
+    milliseconds: the step is one millisecond, and `now` is cut to it first."""
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    doc = db[OUTBOX_CLOCK].find_one({"_id": ward_id}, session=session)
+    last = doc["last"] if doc else None
+    if last is not None and last.tzinfo is None:  # a client without tz_aware reads naive UTC
+        last = last.replace(tzinfo=timezone.utc)
+    seq = now if last is None or now > last else last + timedelta(milliseconds=1)
+    db[OUTBOX_CLOCK].update_one({"_id": ward_id}, {"$set": {"last": seq}}, upsert=True, session=session)
+    return seq
+
+
 def add_events(db: Database, session: ClientSession | None, envelopes: Iterable[dict]) -> None:
     """Store envelopes as pending, inside the caller's transaction."""
     now = datetime.now(timezone.utc)
@@ -39,8 +61,9 @@ def add_events(db: Database, session: ClientSession | None, envelopes: Iterable[
         {
             "_id": env["event_id"],
             "status": "pending",
-            # Publication order: time of the write, then id. The relay publishes in this order.
-            "seq": now,
+            # Publication order: a per-ward sequence that never goes back (_next_seq), then
+            # the position in this write. The relay publishes in this order.
+            "seq": _next_seq(db, session, env.get("ward_id") or "", now),
             "n": index,
             "exchange": exchange_for(env["source"]),
             "routing_key": env["type"],
