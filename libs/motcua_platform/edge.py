@@ -33,7 +33,14 @@ The queue at the centre keeps the ward's events while the link is down; the shov
 the office (it pulls), acknowledges at the centre only after the office's broker confirmed,
 and the office's consumers are idempotent for what a lost ack sends twice. The office
 declares its queue at the centre when it starts (retrying in the background while the
-link is down): events published before the office first declared it are not kept for it."""
+link is down): events published before the office first declared it are not kept for it.
+
+Counter intake while the link is down (office_intake.py): the dossiers the office takes go
+up the same way, one uplink more, to the centre's dossier worker (never onto the public
+event exchanges: they carry the citizen's national id):
+
+    motcua.office-filings --#--> motcua.uplink.motcua.office-filings --shovel-->
+        motcua.office-filings (centre) --#--> dossier.office-filings (quorum queue)"""
 from __future__ import annotations
 
 import json
@@ -51,6 +58,8 @@ from motcua_common import wards
 from motcua_common.events import EVENT_TYPES, exchange_for
 from motcua_platform.launcher import Child, LaunchError, Platform, say
 from motcua_common.topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
+from motcua_dossier import office_filings
+from motcua_dossier.office_filings import FILINGS_EXCHANGE
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 JWKS_PATH = "/identity/.well-known/jwks.json"
 WARD_ID = wards.WARD_ID
@@ -72,6 +81,8 @@ class Uplink:
 
 
 UPLINKS = tuple(Uplink(exchange_for(service)) for service in EDGE_SERVICES)
+# The dossiers taken at the office while cut off, to the centre's dossier service alone.
+FILINGS_UPLINK = Uplink(FILINGS_EXCHANGE)
 
 
 @dataclass(frozen=True)
@@ -151,7 +162,7 @@ def shovel_definitions(vhost: str, upstream: str, reconnect_delay: int = 5, ward
     """The shovels as RabbitMQ definitions (the format `rabbitmqctl import_definitions` reads):
     the uplinks, and the downlink of `ward_id` when given."""
     parameters = [{"component": "shovel", "vhost": vhost, "name": u.shovel,
-                   "value": shovel_value(u, vhost, upstream, reconnect_delay)} for u in UPLINKS]
+                   "value": shovel_value(u, vhost, upstream, reconnect_delay)} for u in UPLINKS + (FILINGS_UPLINK,)]
     if ward_id is not None:
         downlink = Downlink(ward_id)
         parameters.append({"component": "shovel", "vhost": vhost, "name": downlink.shovel,
@@ -191,7 +202,7 @@ def declare_downlink_queue(connection, downlink: Downlink) -> None:
 def declare_uplinks(channel) -> None:
     """The office's exchanges (as topology declares them) and a durable queue per exchange
     that keeps every event until the centre has confirmed it."""
-    for uplink in UPLINKS:
+    for uplink in UPLINKS + (FILINGS_UPLINK,):
         channel.exchange_declare(uplink.exchange, exchange_type="topic", durable=True)
         channel.queue_declare(uplink.queue, durable=True, arguments={"x-queue-type": "quorum"})
         channel.queue_bind(uplink.queue, uplink.exchange, routing_key="#")
@@ -289,10 +300,22 @@ def serve_api(host: str, port: int, ward_id: str) -> None:
 
     settings = Settings.from_env()
     configure_logging("edge", "api", settings.log_level)
-    gate = OfficeGate(settings, ward_id, os.environ["MOTCUA_CENTRAL_URL"], Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
+    from motcua_common.mongo import service_database
+    from motcua_platform import office_desk, office_intake
+
+    central = os.environ["MOTCUA_CENTRAL_URL"]
+    gate = OfficeGate(settings, ward_id, central, Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
     services = OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id)
-    lookups = CentreLookups(os.environ["MOTCUA_CENTRAL_URL"], Path(settings.data_dir) / "catalog-cache.json")
-    serve(OfficeRouter(gate_app(gate, lookups), services), host, port)
+    catalog_cache = Path(settings.data_dir) / "catalog-cache.json"
+    lookups = CentreLookups(central, catalog_cache)
+    gate_wsgi = gate_app(gate, lookups)
+    # Counter intake while cut off: the journal in the office's database; the centre's
+    # confirmations are the appointments the office's queue records from DossierSubmitted.
+    office_intake.ensure_indexes(gate.db)
+    desk = office_intake.OfficeDesk(gate.db, ward_id, office_intake.kept_catalog(catalog_cache),
+                                    appointments=service_database(gate.db.client, settings, "queue")["appointments"])
+    office_desk.register(gate_wsgi, gate, desk, central)
+    serve(OfficeRouter(gate_wsgi, services), host, port)
 
 
 class EdgePlatform(Platform):
@@ -345,9 +368,10 @@ class EdgePlatform(Platform):
         self._declare_at_centre(downlink)
         self.broker.install_shovels(shovel_definitions(vhost, self.upstream, self.reconnect_delay, self.ward_id))
         say(f"ward {self.ward_id}: events go up to {redacted(self.upstream)} through "
-            f"{', '.join(u.shovel for u in UPLINKS)} (on-confirm, reconnecting every {self.reconnect_delay} s); "
+            f"{', '.join(u.shovel for u in UPLINKS + (FILINGS_UPLINK,))} (on-confirm, reconnecting every {self.reconnect_delay} s); "
             f"the centre's events for this ward come down from {downlink.queue} through {downlink.shovel}")
         self._prime_keys()
+        self._prime_catalog()
 
     def _declare_at_centre(self, downlink: Downlink, retry_seconds: float = 15) -> None:
         """The ward's queue at the centre, now if the link works, else as soon as it does
@@ -363,6 +387,8 @@ class EdgePlatform(Platform):
                 return False
             try:
                 declare_downlink_queue(connection, downlink)
+                # Where the office's intake journal goes (the dossier worker declares it too).
+                office_filings.declare(connection.channel())
                 return True
             except Exception as exc:
                 say(f"warning: could not declare {downlink.queue} at the centre: {exc.__class__.__name__}")
@@ -406,6 +432,18 @@ class EdgePlatform(Platform):
                 say(f"warning: {self.central} is unreachable and no keys are cached yet: officers "
                     "cannot sign in at this office until the link to the centre works once")
 
+    def _prime_catalog(self) -> None:
+        """The procedure catalog, kept at the office from its first minute: counter intake
+        while cut off (office_intake.py) offers the procedures of this copy."""
+        from motcua_platform.office_gate import CentreLookups
+
+        _, status, headers = CentreLookups(self.central, Path(self.env["MOTCUA_DATA_DIR"]) / "catalog-cache.json").catalog()
+        if status != 200:
+            say("warning: no procedure catalog from the centre yet: counter intake at this office needs the link "
+                "to work once")
+        elif headers:
+            say(f"the centre is unreachable: counter intake uses the catalog kept since {headers.get('X-Motcua-Kept-At')}")
+
     def _children(self) -> list[Child]:
         cli = [sys.executable, "-m", "motcua_platform.cli"]
         children = [Child("api", [sys.executable, "-m", "motcua_platform.edge", "api", "--host", self.host,
@@ -413,6 +451,9 @@ class EdgePlatform(Platform):
         for service in self.services:
             children.append(Child(f"{service}-worker", cli + ["worker", "--service", service]))
             children.append(Child(f"{service}-relay", cli + ["relay", "--service", service]))
+        # Hands the dossiers taken while cut off to the filings uplink (office_intake.py).
+        children.append(Child("office-intake-courier", [sys.executable, "-m", "motcua_platform.office_intake",
+                                                        "courier"]))
         return children
 
 
@@ -425,7 +466,7 @@ def wait_for_shovels(broker: BrokerControl, timeout: float = 30) -> dict[str, st
     deadline = time.monotonic() + timeout
     while True:
         states = broker.shovel_states()
-        if all(states.get(u.shovel) == "running" for u in UPLINKS) or time.monotonic() > deadline:
+        if all(states.get(u.shovel) == "running" for u in UPLINKS + (FILINGS_UPLINK,)) or time.monotonic() > deadline:
             return states
         time.sleep(0.5)
 

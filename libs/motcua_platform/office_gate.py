@@ -261,14 +261,17 @@ def gate_app(gate: OfficeGate, lookups: CentreLookups | None = None) -> Flask:
 
 
 class OfficeRouter:
-    """WSGI: the office gate's two paths, everything else to the office's services."""
+    """WSGI: the office gate's paths (and the desk's intake pages, office_desk.py), everything
+    else to the office's services."""
 
     PATHS = ("/identity/api/v1/sessions", "/identity/.well-known/jwks.json", CATALOG_PATH, LOOKUP_PATH)
+    PREFIXES = ("/dossier/desk/",)
 
     def __init__(self, gate_wsgi, services_wsgi):
         self.gate_wsgi, self.services_wsgi = gate_wsgi, services_wsgi
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "") in self.PATHS:
+        path = environ.get("PATH_INFO", "")
+        if path in self.PATHS or path.startswith(self.PREFIXES):
             return self.gate_wsgi(environ, start_response)
         return self.services_wsgi(environ, start_response)
