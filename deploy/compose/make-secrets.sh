@@ -37,7 +37,12 @@ cat > "$dir/motcua.env" <<ENV
 MONGO_URL=mongodb://motcua:$mongo_password@mongodb:27017/?replicaSet=rs0&authSource=admin
 AMQP_URL=amqp://motcua:$broker_password@rabbitmq:5672/%2F
 MOTCUA_ADMIN_PASSWORD=$(password)
+# One secret per job: the gateway's proof on inbound SMS (Kannel holds it too), its proof
+# on delivery receipts (POST /notify/api/v1/receipts), and the key notify alone signs
+# Kannel's report URLs with.
 SMS_INBOUND_TOKEN=$inbound_token
+SMS_DELIVERY_TOKEN=$(password)
+SMS_REPORT_SIGNING_KEY=$(password)
 # SMS_GATEWAY_URL=https://sms-gateway.example/send   (unset: SMS go to the notify worker's log)
 # With \`docker compose --profile kannel\`: SMS through Kannel (the settings below).
 # SMS_GATEWAY=kannel

@@ -193,7 +193,8 @@ def test_made_secrets_agree_with_each_other(made_secrets):
                                    "@mongodb:27017/?replicaSet=rs0&authSource=admin")
     assert motcua["AMQP_URL"] == f"amqp://{rabbitmq['RABBITMQ_DEFAULT_USER']}:{rabbitmq['RABBITMQ_DEFAULT_PASS']}@rabbitmq:5672/%2F"
     passwords = [mongodb["MONGO_INITDB_ROOT_PASSWORD"], rabbitmq["RABBITMQ_DEFAULT_PASS"], motcua["MOTCUA_ADMIN_PASSWORD"],
-                 motcua["SMS_INBOUND_TOKEN"], read_env(made_secrets / "grafana.env")["GF_SECURITY_ADMIN_PASSWORD"]]
+                 motcua["SMS_INBOUND_TOKEN"], motcua["SMS_DELIVERY_TOKEN"], motcua["SMS_REPORT_SIGNING_KEY"],
+                 read_env(made_secrets / "grafana.env")["GF_SECURITY_ADMIN_PASSWORD"]]
     assert len(set(passwords)) == len(passwords)
 
 

@@ -24,7 +24,7 @@ CHART_FILES = REPO / "deploy" / "helm" / "motcua" / "files" / "kannel"
 TEMPLATES = ("kannel.conf.template", "smsc-smpp.conf.template")
 KANNEL_ON = COMBINATIONS["central with Kannel, tracing to a collector"]
 # Set by the entrypoint itself, or legitimately empty.
-NOT_FROM_OUTSIDE = {"KANNEL_SMSC_CONF"}
+NOT_FROM_OUTSIDE = {"KANNEL_SMSC_CONF", "KANNEL_INBOUND_POST_URL"}  # made by entrypoint.sh
 
 
 def template_variables() -> set[str]:
@@ -61,6 +61,7 @@ def test_kannel_and_tracing_are_off_by_default(kannel_off):
     assert "SMS_GATEWAY" not in data and not [k for k in data if k.startswith(("KANNEL_", "OTEL_"))]
     notify = kannel_off.get("Deployment", "motcua-notify-worker")["spec"]["template"]["spec"]["containers"][0]
     assert "KANNEL_SENDSMS_PASSWORD" not in env_of(notify)
+    assert env_of(notify)["SMS_REPORT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
     for policy in kannel_off.of_kind("NetworkPolicy"):
         ports = {p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])}
         assert 4318 not in ports, policy["metadata"]["name"]
@@ -112,6 +113,17 @@ def test_notify_sends_through_kannel_when_it_is_enabled(kannel_on):
         notify = kannel_on.get("Deployment", f"motcua-notify-{role}")["spec"]["template"]["spec"]["containers"][0]
         assert env_of(notify)["KANNEL_SENDSMS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
             "name": "kannel-credentials", "key": "sendsms-password"}
+        # One secret per job: notify holds the receipts' token and the report-signing key
+        # (required with Kannel), never identity's inbound token.
+        env = env_of(notify)
+        assert env["SMS_DELIVERY_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "motcua-notify", "key": "sms-delivery-token", "optional": True}
+        assert env["SMS_REPORT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "motcua-notify", "key": "sms-report-signing-key", "optional": False}
+        assert "SMS_INBOUND_TOKEN" not in env
+    identity = kannel_on.get("Deployment", "motcua-identity-api")["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(identity)["SMS_INBOUND_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "sms-inbound-token"
+    assert "SMS_REPORT_SIGNING_KEY" not in env_of(identity) and "SMS_DELIVERY_TOKEN" not in env_of(identity)
 
 
 def test_kannel_network_policy_admits_notify_and_reaches_only_what_it_must(kannel_on):
@@ -195,6 +207,8 @@ def test_made_kannel_secrets_agree_with_notify_and_identity(made_secrets):  # no
     motcua = read_env(made_secrets / "motcua.env")
     assert kannel["KANNEL_SENDSMS_PASSWORD"] == motcua["KANNEL_SENDSMS_PASSWORD"] and len(kannel["KANNEL_SENDSMS_PASSWORD"]) == 32
     assert kannel["KANNEL_INBOUND_TOKEN"] == motcua["SMS_INBOUND_TOKEN"]
+    # Kannel holds the inbound token only: the receipts' token and the report-signing key are notify's.
+    assert motcua["SMS_REPORT_SIGNING_KEY"] not in kannel.values() and motcua["SMS_DELIVERY_TOKEN"] not in kannel.values()
     assert len({kannel["KANNEL_ADMIN_PASSWORD"], kannel["KANNEL_SENDSMS_PASSWORD"], kannel["KANNEL_INBOUND_TOKEN"]}) == 3
     assert kannel["KANNEL_SMSC_SYSTEM_ID"] == "" and kannel["KANNEL_SMSC_PASSWORD"] == ""  # the telco's, filled in by hand
     assert motcua["KANNEL_SENDSMS_URL"] == "http://kannel-smsbox:13013/cgi-bin/sendsms"
@@ -245,6 +259,13 @@ def entrypoint_env(tmp_path: Path) -> dict:
             "KANNEL_SMSC_PASSWORD": "smsc-pw", "KANNEL_SMSC_THROUGHPUT": "10"}
 
 
+def test_entrypoint_refuses_a_token_that_does_not_fit_in_a_url(tmp_path):
+    env = {**entrypoint_env(tmp_path), "KANNEL_INBOUND_TOKEN": "a@b/c"}
+    run = subprocess.run(["sh", str(KANNEL_DIR / "entrypoint.sh"), "bearerbox"], env=env, capture_output=True,
+                         text=True, timeout=10)
+    assert run.returncode == 78 and "KANNEL_INBOUND_TOKEN" in run.stderr
+
+
 def test_entrypoint_refuses_to_start_with_a_setting_missing(tmp_path):
     env = entrypoint_env(tmp_path)
     del env["KANNEL_SMSC_PASSWORD"], env["KANNEL_INBOUND_URL"]
@@ -285,7 +306,12 @@ def test_entrypoint_renders_the_templates_and_both_boxes_start(tmp_path):
                 proc.kill()
     rendered = (tmp_path / "conf" / "kannel.conf").read_text(encoding="utf-8")
     assert "${" not in rendered and f'include = "{tmp_path / "conf" / "smsc-smpp.conf"}"' in rendered
-    assert "get-url = \"http://127.0.0.1:9/identity/api/v1/sms/kannel?token=token&from=%p" in rendered
+    # The inbound token rides as the Basic password of post-url's user:password, not in its query.
+    assert 'post-url = "http://kannel:token@127.0.0.1:9/identity/api/v1/sms/kannel?id=%I"' in rendered
+    assert "get-url =" not in rendered
+    # The access log keeps no message text (%a %b %k %s) and no phone number (%p %P).
+    [log_format] = re.findall(r"^access-log-format = (.*)$", rendered, re.M)
+    assert not re.search(r"%[abkspPq]", log_format)
     smsc = (tmp_path / "conf" / "smsc-smpp.conf").read_text(encoding="utf-8")
     assert "smsc-password = smsc-pw" in smsc and 'system-type = ""' in smsc
     for path in (tmp_path / "conf").iterdir():

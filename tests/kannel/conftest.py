@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kannel_stack  # noqa: E402
 
 SMS_INBOUND_TOKEN = "kannel-test-gateway-token"
+SMS_REPORT_SIGNING_KEY = "kannel-test-report-signing-key"
 
 
 @pytest.fixture(scope="package")
@@ -33,7 +34,8 @@ def kannel_platform(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("motcua-data")
     log_path = data_dir / "platform.log"
     env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_ADMIN_PASSWORD="quan-tri-2026",
-               SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REGISTRATION_WARD="dn-hai-chau",
+               SMS_INBOUND_TOKEN=SMS_INBOUND_TOKEN, SMS_REPORT_SIGNING_KEY=SMS_REPORT_SIGNING_KEY,
+               SMS_REGISTRATION_WARD="dn-hai-chau",
                MOTCUA_RELAY_POLL_SECONDS="0.1",
                SMS_GATEWAY="kannel", KANNEL_SENDSMS_URL=kannel.sendsms_url, KANNEL_SENDSMS_USER=kannel.user,
                KANNEL_SENDSMS_PASSWORD=kannel.password, KANNEL_DLR_URL=f"{base}/notify/api/v1/kannel/dlr",

@@ -73,7 +73,9 @@ class KannelStack:
             KANNEL_ADMIN_PORT=self.ports["admin"], KANNEL_ADMIN_PASSWORD=self.admin_password,
             KANNEL_SMSBOX_PORT=self.ports["smsbox"], KANNEL_SENDSMS_PORT=self.ports["sendsms"],
             KANNEL_SENDSMS_USER=self.user, KANNEL_SENDSMS_PASSWORD=self.password, KANNEL_SHORT_CODE="8188",
-            KANNEL_INBOUND_URL=inbound_url, KANNEL_INBOUND_TOKEN=inbound_token, KANNEL_BEARERBOX_HOST="127.0.0.1",
+            # as entrypoint.sh makes it: the token as the password of the URL's user:password
+            KANNEL_INBOUND_POST_URL=inbound_url.replace("://", f"://kannel:{inbound_token}@", 1),
+            KANNEL_BEARERBOX_HOST="127.0.0.1",
             KANNEL_STATE_DIR=str(workdir), KANNEL_SMSC_CONF=str(workdir / "smsc-fake.conf"))
         self.conf = workdir / "kannel.conf"
         self.conf.write_text(rendered, encoding="utf-8")
@@ -106,9 +108,10 @@ class KannelStack:
         return "FAKE" in status and "online" in status.split("SMSC connections", 1)[-1]
 
     def start(self) -> None:
-        self.bearerbox = self._spawn("bearerbox", [BEARERBOX, str(self.conf)])
+        # -v 2 as entrypoint.sh: the console at debug would print passwords and texts
+        self.bearerbox = self._spawn("bearerbox", [BEARERBOX, "-v", "2", str(self.conf)])
         self._wait(lambda: _listening(self.ports["admin"]) and _listening(self.ports["smsbox"]), "bearerbox listens")
-        self.smsbox = self._spawn("smsbox", [SMSBOX, str(self.conf)])
+        self.smsbox = self._spawn("smsbox", [SMSBOX, "-v", "2", str(self.conf)])
         self._wait(lambda: _listening(self.ports["sendsms"]), "smsbox takes sendsms")
         self.connect_smsc()
 
@@ -176,6 +179,13 @@ class KannelStack:
                 else:
                     whole.append(Received(sender, to, data.encode("latin-1"), "text", 1))
         return whole
+
+    def logs(self) -> str:
+        """Everything Kannel itself wrote: its access log, both boxes' log files and
+        their consoles."""
+        names = ("access.log", "bearerbox.log", "smsbox.log", "bearerbox.out", "smsbox.out")
+        return "\n".join((self.dir / n).read_text(encoding="utf-8", errors="replace")
+                         for n in names if (self.dir / n).exists())
 
     def received_by(self, phone: str) -> list[Received]:
         return [m for m in self.received() if m.to == phone]

@@ -104,17 +104,36 @@ def test_a_submitted_dossier_is_texted_in_ucs2_and_reported_delivered(kannel_pla
 
 def test_kannel_inbound_needs_the_secret(kannel_platform):
     base = kannel_platform["base"]
-    params = {"from": "0977086419", "to": "8188", "text": "TT HS-1", "id": "x-1"}
-    for token in (None, "wrong"):
-        answer = requests.get(f"{base}/identity/api/v1/sms/kannel", timeout=30,
-                              params={**params, **({"token": token} if token else {})})
+    inbound = f"{base}/identity/api/v1/sms/kannel"
+    text = {"data": b"TT HS-1", "headers": {"X-Kannel-From": "0977086419", "Content-Type": "text/plain; charset=UTF-8"}}
+    for auth in (None, ("kannel", "wrong")):
+        answer = requests.post(inbound, params={"id": "x-1"}, auth=auth, timeout=30, **text)
         assert answer.status_code == 401 and answer.json()["code"] == "invalid_gateway_token"
-    bad_phone = requests.get(f"{base}/identity/api/v1/sms/kannel", timeout=30,
-                             params={**params, "from": "1900", "token": SMS_INBOUND_TOKEN})
+    # The secret in a URL is refused, and so is the old get-url form.
+    assert requests.post(inbound, params={"id": "x-1", "token": SMS_INBOUND_TOKEN}, timeout=30,
+                         **text).status_code == 401
+    assert requests.get(inbound, params={"token": SMS_INBOUND_TOKEN, "from": "0977086419", "text": "TT HS-1"},
+                        timeout=30).status_code == 410
+    bad_phone = requests.post(inbound, params={"id": "x-1"}, auth=("kannel", SMS_INBOUND_TOKEN), timeout=30,
+                              data=b"TT HS-1", headers={"X-Kannel-From": "1900"})
     assert bad_phone.status_code == 422 and bad_phone.json()["errors"][0]["field"] == "from"
     forged = requests.get(f"{base}/notify/api/v1/kannel/dlr", timeout=30,
-                          params={"id": "any", "sig": "0" * 32, "type": "1"})
+                          params={"id": "any", "exp": "9999999999", "sig": "0" * 32, "type": "1"})
     assert forged.status_code == 401
+
+
+def test_kannels_logs_keep_no_message_text_and_no_secret(kannel_platform, citizen):
+    """After the DK and MK turns (the citizen fixture: a temporary password out, then
+    `MK <temporary> <new>` in), nothing Kannel wrote holds a password, a message's text,
+    the inbound token or a phone number; its access log still has a line per message."""
+    kannel = kannel_platform["kannel"]
+    logs = kannel.logs()
+    assert "Receive SMS [SMSC:fake]" in logs and "Sent SMS [SMSC:fake]" in logs
+    for secret in (citizen["password"], "mai-song-cong-85", SMS_INBOUND_TOKEN, kannel.password, NATIONAL_ID,
+                   "977086419", "MK ", "DK ", "[msg:"):
+        assert secret not in logs, secret
+    # UCS-2 texts reach the access log as hex by default: none of that either.
+    assert citizen["password"].encode("utf-16-be").hex().upper() not in logs.upper()
 
 
 def test_a_stopped_bearerbox_makes_sends_wait_and_nothing_is_lost_or_doubled(kannel_platform, citizen, officer):

@@ -201,13 +201,31 @@ from the service's Secret (never literal values).
       key: payment-callback-secret
       optional: true
 {{- end }}
-{{- if has .service (list "identity" "notify") }}
+{{- /* One secret per job: identity admits inbound SMS with sms-inbound-token (Kannel's
+post-url holds it too); notify admits delivery receipts with sms-delivery-token and signs
+Kannel's report URLs with sms-report-signing-key, a key no other component holds. */}}
+{{- if eq .service "identity" }}
 - name: SMS_INBOUND_TOKEN
   valueFrom:
     secretKeyRef:
       name: {{ $secret }}
       key: sms-inbound-token
       optional: true
+{{- end }}
+{{- if eq .service "notify" }}
+- name: SMS_DELIVERY_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: sms-delivery-token
+      optional: true
+- name: SMS_REPORT_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: sms-report-signing-key
+      {{- /* Kannel's reports cannot be admitted without it: notify refuses to start. */}}
+      optional: {{ not .root.Values.kannel.enabled }}
 {{- end }}
 {{- with .root.Values.extraEnv }}
 {{ toYaml . }}
