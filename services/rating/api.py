@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, request, url_for
 
 from motcua_common import metrics
 from motcua_common.auth import TokenVerifier
@@ -14,9 +14,10 @@ from motcua_common.http import authenticated, create_service_app, current_princi
 from motcua_common.http import request_context as _deps
 from motcua_common.outbox import pending_count
 
-from . import ratings
+from . import ratings, screens
+from .admin import admin
 from .deps import SERVICE, build_deps
-from .pages import pages
+from .pages import pages, paired_screen
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 
@@ -61,18 +62,43 @@ def ward_officer_rankings(ward_id: str):
 # ---------------------------------------------------------------- the rating screen
 @api.get("/wards/<ward_id>/counters/<counter_id>/latest")
 def latest_at_counter(ward_id: str, counter_id: str):
-    """The ticket just served at a counter, for the rating screen beside it: 200 while it
-    is fresh and unrated, else 204. Public like the screen itself; it shows a number."""
-    ticket = ratings.screen_ticket(_deps(), None, ward_id, counter_id)
+    """The ticket just served at a counter, for the paired rating screen beside it (its
+    device cookie): 200 while it is fresh and unrated, else 204; 401
+    device_credential_required without that screen's credential, 403
+    device_not_for_counter for a screen paired beside another counter."""
+    ticket = ratings.screen_ticket(_deps(), paired_screen(), ward_id, counter_id)
     if ticket is None:
         return Response(status=204)
     return ticket
+
+
+@api.post("/wards/<ward_id>/counters/<counter_id>/screen-pairings")
+@authenticated()
+def create_screen_pairing(ward_id: str, counter_id: str):
+    """A one-time pairing link for the rating screen beside a counter (the ward's admin)."""
+    code, expires_at = screens.create_pairing(_deps(), current_principal(), ward_id, counter_id)
+    link = url_for("rating_pages.pair_screen", ward_id=ward_id, counter_id=counter_id, code=code, _external=True)
+    return {"pairing_url": link, "expires_at": screens.iso_utc(expires_at)}, 201
+
+
+@api.get("/wards/<ward_id>/screens")
+@authenticated()
+def list_screens(ward_id: str):
+    return [{**s, "paired_at": screens.iso_utc(s["paired_at"])}
+            for s in screens.list_screens(_deps(), current_principal(), ward_id)]
+
+
+@api.delete("/wards/<ward_id>/screens/<device_id>")
+@authenticated()
+def revoke_screen(ward_id: str, device_id: str):
+    screens.revoke(_deps(), current_principal(), ward_id, device_id)
+    return Response(status=204)
 
 
 # ---------------------------------------------------------------- the app
 def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Flask:
     deps = build_deps(settings, **({"verifier": verifier} if verifier is not None else {}))
     return create_service_app(
-        deps, [api, pages], OPENAPI,
+        deps, [api, pages, admin], OPENAPI,
         extra_collectors=[metrics.OutboxPendingCollector(SERVICE, lambda: pending_count(deps.db))],
     )

@@ -9,7 +9,7 @@ from motcua_common.indexes import ensure_plumbing_indexes
 
 from motcua_common import demo as demo_data
 
-from . import store, wards
+from . import screens, store, wards
 from .deps import build_deps
 
 
@@ -20,6 +20,7 @@ def prepare(settings: Settings, demo: bool = False) -> None:
         db = service_database(client, settings, "rating")
         ensure_plumbing_indexes(db)
         store.ensure_indexes(db)
+        screens.ensure_indexes(db)
         if demo:
             deps = build_deps(settings, db=db, verifier=None)
             for ward in demo_data.WARDS:

@@ -14,7 +14,7 @@ from motcua_common import metrics
 from motcua_common.auth import Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import domain, events, store, wards
+from . import domain, events, screens, store, wards
 
 if TYPE_CHECKING:
     from .deps import Deps
@@ -90,16 +90,16 @@ def rate_by_sms(deps: "Deps", receipt_code: object, score: object) -> dict:
     return {"outcome": "rated", "rating_id": rating["_id"]}
 
 
-def rate_at_screen(deps: "Deps", principal: Principal | None, ward_id: str, counter_id: str,
+def rate_at_screen(deps: "Deps", screen: "screens.RatingScreen | None", ward_id: str, counter_id: str,
                    ticket_id: str, score: str) -> dict:
-    """A face pressed on the screen beside a counter. The screen rates only what it offered:
-    the ticket just served at this counter. Raises domain.InvalidInput for a form that is
-    not a rating, Problem for a refusal."""
+    """A face pressed on the paired screen beside a counter. The screen rates only what it
+    offered: the ticket just served at this counter. Raises domain.InvalidInput for a form
+    that is not a rating, Problem for a refusal (an unpaired screen included)."""
+    offered = screen_ticket(deps, screen, ward_id, counter_id)
     rating_request = domain.read_rating_request({"ticket_id": ticket_id, "score": score})
-    offered = screen_ticket(deps, principal, ward_id, counter_id)
     if offered is None or offered["ticket_id"] != rating_request.subject_id:
         raise Problem(404, "not_ratable", "Chưa thể đánh giá")
-    return give_rating(deps, principal, rating_request)
+    return give_rating(deps, None, rating_request)
 
 
 def reasons(deps: "Deps", principal: Principal | None) -> list[dict]:
@@ -108,8 +108,11 @@ def reasons(deps: "Deps", principal: Principal | None) -> list[dict]:
 
 
 # ---------------------------------------------------------------- the rating screen
-def screen_ticket(deps: "Deps", principal: Principal | None, ward_id: str, counter_id: str) -> dict | None:
-    """The ticket just served at a counter while it is fresh and unrated, else None."""
+def screen_ticket(deps: "Deps", screen: "screens.RatingScreen | None", ward_id: str, counter_id: str) -> dict | None:
+    """The ticket just served at a counter while it is fresh and unrated, else None; only
+    for the screen paired beside that counter (screens.require_screen_of: 401/403), since
+    whoever holds the ticket id may rate it."""
+    screens.require_screen_of(screen, ward_id, counter_id)
     opportunity = store.latest_served_at_counter(deps.db, ward_id, counter_id)
     rated = opportunity is not None and store.is_rated(deps.db, domain.TICKET, opportunity["subject_id"])
     return domain.screen_ticket(opportunity, rated, deps.clock.now())

@@ -198,7 +198,11 @@ EXPECTED = {
     "GET /rating/api/v1/wards/{ward_id}/stats": ward_watchers,
     "GET /rating/api/v1/rankings": monitor_or_admin,
     "GET /rating/api/v1/wards/{ward_id}/rankings": ward_watchers,
-    "GET /rating/api/v1/wards/{ward_id}/counters/{counter_id}/latest": anyone,
+    # Only the paired rating screen beside the counter (its device cookie), never a bearer.
+    "GET /rating/api/v1/wards/{ward_id}/counters/{counter_id}/latest": nobody_with_a_bearer,
+    "POST /rating/api/v1/wards/{ward_id}/counters/{counter_id}/screen-pairings": ward_admin,
+    "GET /rating/api/v1/wards/{ward_id}/screens": ward_admin,
+    "DELETE /rating/api/v1/wards/{ward_id}/screens/{device_id}": ward_admin,
 }
 
 

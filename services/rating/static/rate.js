@@ -11,10 +11,12 @@
   var ask = document.querySelector("[data-ticket-id]");
   var shown = ask ? ask.dataset.ticketId : null;
   if (document.querySelector("[data-done]")) return;  // the thank-you page goes back by itself
+  if (document.querySelector("[data-unpaired]")) return;  // only a paired screen may ask what was served
   var latest = "/rating/api/v1/wards/" + encodeURIComponent(config.ward_id) + "/counters/" +
     encodeURIComponent(config.counter_id) + "/latest";
   setInterval(function () {
-    fetch(latest).then(function (r) { return r.status === 200 ? r.json() : null; }).then(function (ticket) {
+    // The device cookie that pairing left (HttpOnly, path /rating/) is the screen's credential.
+    fetch(latest, {credentials: "same-origin"}).then(function (r) { return r.status === 200 ? r.json() : null; }).then(function (ticket) {
       var now = ticket ? ticket.ticket_id : null;
       if (now !== shown) window.location.reload();
     }).catch(function () {});
