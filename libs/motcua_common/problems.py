@@ -66,8 +66,9 @@ def forbidden(detail: str = "Bạn không có quyền thực hiện thao tác n�
 
 
 def require_gateway_token(expected: str | None, given: str | None, title: str = "Sai mã cổng tin nhắn") -> None:
-    """The SMS gateway's shared secret (SMS_INBOUND_TOKEN), compared in constant time.
-    Unset on our side means no gateway may call: refused like a wrong token."""
+    """An SMS gateway's shared secret for one job (SMS_INBOUND_TOKEN for inbound SMS,
+    SMS_DELIVERY_TOKEN for receipts), compared in constant time. Unset on our side means
+    no gateway may call: refused like a wrong token."""
     if not expected or not hmac.compare_digest((given or "").encode(), expected.encode()):
         raise Problem(401, "invalid_gateway_token", title,
                       "Thiếu hoặc sai X-Gateway-Token. / Missing or wrong X-Gateway-Token.")
