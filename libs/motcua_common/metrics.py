@@ -45,6 +45,14 @@ EVENTS_PUBLISHED = Counter("motcua_events_published_total", "Events confirmed by
 RELAY_BROKER_BLOCKED = Gauge("motcua_relay_broker_blocked",
                              "1 while the broker blocks the relay's publishes (a disk or memory alarm)", ["service"],
                              multiprocess_mode="livemax")
+# The downlink to the wards' offices (relay.py): events a ward's full queue at the centre
+# refused, and how many of them wait in the outbox for it to drain.
+DOWNLINK_REFUSED = Counter("motcua_downlink_refused_total",
+                           "Events a ward office's downlink queue refused (full): held in the outbox for it",
+                           ["service", "ward_id"])
+DOWNLINK_HELD = Gauge("motcua_downlink_held_events",
+                      "Events held in the outbox until the ward office's downlink queue has room",
+                      ["service", "ward_id"], multiprocess_mode="livemax")
 HTTP_REQUESTS = Counter("motcua_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 HTTP_SECONDS = Histogram("motcua_http_request_seconds", "HTTP request duration", ["service", "route"])
 

@@ -8,6 +8,9 @@ queue Q has:
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 from dataclasses import dataclass
 
 from .config import SERVICES, Settings
@@ -22,6 +25,76 @@ EDGE_SERVICES = ("queue", "rating")
 # event types, as on every other exchange.
 DOWNLINK_EXCHANGE = "motcua.downlink"
 WARD_HEADER = "ward_id"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueBounds:
+    """The size limits of the queues that carry events between the centre and an office.
+
+    An office offline long enough would otherwise fill a broker's disk, and a broker's disk
+    alarm stops every publisher on it: at the centre, the whole city. Each queue is bounded
+    in messages and in bytes, and refuses what comes beyond (x-overflow reject-publish: the
+    publisher is told, nothing is dropped silently). What the refusal means:
+
+    * the downlink (motcua.downlink.<ward>, at the centre): the relay publishes there on a
+      path of its own (relay.py), so a refusal holds that ward's events in the publishing
+      service's outbox and sends them when the office drains its queue; nobody else waits.
+    * the uplink (motcua.uplink.<exchange>, at the office): the office's relay keeps the
+      refused event pending in the office's outbox (its own disk) and retries it.
+
+    Defaults: a ward's dossier events are a few hundred a day, so 20,000 messages hold
+    months of downlink; 20 MiB each keeps a hundred offices within 2 GiB of the central
+    broker's disk. An office's uplink (tickets, calls, ratings: about a thousand a day)
+    holds 100,000 messages or 100 MiB on its own disk. Alerts fire at half of each."""
+
+    downlink_max_length: int = 20_000
+    downlink_max_bytes: int = 20 * 1024 * 1024
+    uplink_max_length: int = 100_000
+    uplink_max_bytes: int = 100 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "QueueBounds":
+        env = os.environ if env is None else env
+        return cls(
+            downlink_max_length=int(env.get("MOTCUA_DOWNLINK_MAX_LENGTH", cls.downlink_max_length)),
+            downlink_max_bytes=int(env.get("MOTCUA_DOWNLINK_MAX_BYTES", cls.downlink_max_bytes)),
+            uplink_max_length=int(env.get("MOTCUA_UPLINK_MAX_LENGTH", cls.uplink_max_length)),
+            uplink_max_bytes=int(env.get("MOTCUA_UPLINK_MAX_BYTES", cls.uplink_max_bytes)),
+        )
+
+    def downlink_arguments(self) -> dict:
+        return {"x-queue-type": "quorum", "x-max-length": self.downlink_max_length,
+                "x-max-length-bytes": self.downlink_max_bytes, "x-overflow": "reject-publish"}
+
+    def uplink_arguments(self) -> dict:
+        return {"x-queue-type": "quorum", "x-max-length": self.uplink_max_length,
+                "x-max-length-bytes": self.uplink_max_bytes, "x-overflow": "reject-publish"}
+
+
+def declare_bounded_queue(connection, queue: str, arguments: dict):
+    """Declare `queue` (durable) with its bounds on a new channel of a pika connection, and
+    return the channel to go on with. A queue declared before it had bounds (or with other
+    ones) keeps working as it is — a broker never changes a queue's arguments — and the log
+    says once how to bound it with a policy, which applies to an existing queue."""
+    import pika.exceptions
+
+    channel = connection.channel()
+    try:
+        channel.queue_declare(queue, durable=True, arguments=arguments)
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists with other arguments
+            raise
+    channel = connection.channel()
+    channel.queue_declare(queue, passive=True)
+    definition = {"max-length": arguments["x-max-length"], "max-length-bytes": arguments["x-max-length-bytes"],
+                  "overflow": arguments["x-overflow"]}
+    log.warning("queue %s exists without these bounds: bound it with rabbitmqctl set_policy motcua-bounds '^%s$' "
+                "'%s' --apply-to queues (or delete it when empty and restart)", queue, queue.replace(".", "\\."),
+                json.dumps(definition))
+    return channel
 
 
 @dataclass(frozen=True)
@@ -179,9 +252,13 @@ def declare(channel, settings: Settings) -> None:
         )
         channel.queue_declare(sub.dead_queue, durable=True, arguments=dict(base))
         channel.queue_bind(sub.dead_queue, DEAD_LETTER_EXCHANGE, routing_key=sub.queue)
+    # The downlink is fed by the relays on a publisher path of its own (relay.py), never by a
+    # binding from the services' exchanges: a ward's full downlink queue refuses a message,
+    # and through a binding that refusal would fail the publish of the event itself, for
+    # every consumer in the city. Bindings an earlier version made are removed.
     channel.exchange_declare(DOWNLINK_EXCHANGE, exchange_type="headers", durable=True)
     for event_type in downlink_event_types():
-        channel.exchange_bind(DOWNLINK_EXCHANGE, exchange_for(EVENT_TYPES[event_type][0]), routing_key=event_type)
+        channel.exchange_unbind(DOWNLINK_EXCHANGE, exchange_for(EVENT_TYPES[event_type][0]), routing_key=event_type)
 
 
 def declare_with_url(settings: Settings) -> None:

@@ -39,11 +39,11 @@ def overdue(ward: str) -> dict:
 
 
 def publish_for_ward(amqp_url: str, ward: str) -> None:
-    """A DossierSubmitted on the centre's exchange, with the ward header the relay sets."""
+    """A DossierSubmitted on the downlink exchange, with the ward header, as the relay sends it."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     channel.confirm_delivery()
-    channel.basic_publish("dossier.events", "DossierSubmitted", b"{}",
+    channel.basic_publish(topology.DOWNLINK_EXCHANGE, "DossierSubmitted", b"{}",
                           pika.BasicProperties(headers={"ward_id": ward}, delivery_mode=2))
     connection.close()
 

@@ -288,16 +288,17 @@ def build() -> dict:
         channels[key] = {
             "address": event_type,
             "title": f"{topology.DOWNLINK_EXCHANGE} ← {event_type}",
-            "description": (f"The headers exchange `{topology.DOWNLINK_EXCHANGE}` is bound to `{events.exchange_for(source)}` "
-                            f"with routing key `{event_type}`: a ward office's queue (`motcua.downlink.<ward_id>`, "
-                            f"motcua_platform.edge) binds with `{topology.WARD_HEADER}` = its ward, so it receives "
-                            "only its own ward's events, shovelled to the office's broker."),
+            "description": (f"The outbox relay of `{source}` publishes each `{event_type}` a second time, on a "
+                            f"channel of its own, to the headers exchange `{topology.DOWNLINK_EXCHANGE}` (routing key "
+                            f"`{event_type}`): a ward office's queue (`motcua.downlink.<ward_id>`, bounded, "
+                            f"motcua_platform.edge) binds with `{topology.WARD_HEADER}` = its ward, so it receives only "
+                            "its own ward's events, shovelled to the office's broker. A full queue refuses the copy "
+                            "and the relay holds it in its outbox until the office drains the queue "
+                            "(motcua_common.relay); the event on its own exchange is not affected."),
             "messages": {event_type: _ref("messages", event_type)},
             "bindings": {"amqp": {"is": "routingKey", "exchange": {
                 "name": topology.DOWNLINK_EXCHANGE, "type": "headers", "durable": True, "autoDelete": False,
                 "vhost": "/"}, "bindingVersion": "0.3.0"}},
-            "x-motcua-bindings": [{"exchange": events.exchange_for(source), "routingKey": event_type,
-                                   "destinationExchange": topology.DOWNLINK_EXCHANGE}],
         }
 
     return {
