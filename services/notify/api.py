@@ -83,8 +83,9 @@ def kannel_delivery_report():
     (kannel.py)."""
     deps = request_context()
     notification_id = request.args.get("id", "")
+    forwarded = bool(request.headers.get("X-Forwarded-For") or request.headers.get("Forwarded"))
     caller = notifications.admit_kannel_report(deps, notification_id, request.args.get("exp", ""),
-                                               request.args.get("sig", ""))
+                                               request.args.get("sig", ""), forwarded)
     return jsonify(notifications.record_kannel_report(deps, caller, notification_id, request.args.get("type", "")))
 
 

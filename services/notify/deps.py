@@ -29,6 +29,10 @@ class Deps(ServiceDeps):
     broadcast_per_second: float = 5.0
     # SMS_VALIDITY_SECONDS: a sent SMS with no receipt after this long is `expired` [86400].
     validity_seconds: float = 86400.0
+    # KANNEL_REPORTS_VIA_PROXY: whether Kannel's delivery reports may come through a proxy
+    # (a request carrying X-Forwarded-For or Forwarded) [false: Kannel calls notify directly
+    # on the internal network, and a report through the public ingress is refused].
+    kannel_reports_via_proxy: bool = False
     # The worker's SMS gateways (routing.py) and mail server (mail.py); None in the API.
     gateway: GatewayPool | None = None
     mail: object | None = None
@@ -48,6 +52,8 @@ def build_deps(settings: Settings | None = None, outbound: bool = False, env: di
         made["validity_seconds"] = float(env.get("SMS_VALIDITY_SECONDS", "86400"))
     else:
         made["broadcast_per_second"] = float(env.get("NOTIFY_BROADCAST_PER_SECOND", "5"))
+        made["kannel_reports_via_proxy"] = (env.get("KANNEL_REPORTS_VIA_PROXY") or "").strip().lower() in (
+            "1", "true", "yes", "on")
     if "options" not in overrides:
         made["options"] = (SendOptions.from_env(settings, env) if outbound
                            else SendOptions(unaccented=settings.sms_unaccented))

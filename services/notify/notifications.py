@@ -90,9 +90,19 @@ def admit_gateway(deps, given_token: str | None) -> GatewayCaller:
     return GatewayCaller("token")
 
 
-def admit_kannel_report(deps, notification_id: str, expires: str, signature: str) -> GatewayCaller:
+def admit_kannel_report(deps, notification_id: str, expires: str, signature: str,
+                        forwarded: bool = False) -> GatewayCaller:
     """A Kannel dlr-url call: its `sig` must sign the notification id and the URL's expiry
-    with SMS_REPORT_SIGNING_KEY, and the expiry must not have passed (kannel.py)."""
+    with SMS_REPORT_SIGNING_KEY, and the expiry must not have passed (kannel.py).
+
+    `forwarded`: the request came through a proxy (X-Forwarded-For or Forwarded). Kannel
+    calls notify directly on the internal network, so such a report came in by the public
+    ingress, from whoever read a report URL somewhere: refused (403) unless the operator
+    runs Kannel behind a proxy (KANNEL_REPORTS_VIA_PROXY)."""
+    if forwarded and not getattr(deps, "kannel_reports_via_proxy", False):
+        raise Problem(403, "kannel_report_not_internal", GATEWAY_REFUSED_TITLE,
+                      "Báo cáo gửi tin của Kannel chỉ nhận trong mạng nội bộ. / "
+                      "Kannel's delivery reports are taken from the internal network only.")
     now = deps.clock.now().timestamp()
     if not kannel.dlr_signature_ok(deps.settings.sms_report_signing_key, notification_id, expires, signature, now):
         raise Problem(401, "invalid_gateway_token", GATEWAY_REFUSED_TITLE,

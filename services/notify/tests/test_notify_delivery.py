@@ -285,7 +285,8 @@ def test_a_gateway_without_the_right_token_is_refused_in_notifys_words(settings,
 def test_a_kannel_report_url_settles_its_one_message_until_it_expires(settings, verifier, db, sms_gateway):
     """Kannel's dlr-url cannot carry a header: its URL is signed per message with an
     expiry (SMS_REPORT_SIGNING_KEY). Copied from a log it settles no other message, is
-    refused once expired, and a replay after the final report changes nothing."""
+    refused once expired or sent through the public ingress, and a replay after the final
+    report changes nothing."""
     ids = [reply(db, f"+8490400001{n}") for n in range(2)]
     Sender(db, HttpGateway(sms_gateway.url, 2), lambda _: None, OPTIONS, clock=Clock()).send_due()
     key = "report-signing-key-for-tests"
@@ -301,6 +302,11 @@ def test_a_kannel_report_url_settles_its_one_message_until_it_expires(settings, 
     assert report(ids[1], now + 600, 1, signed_id=ids[0]).status_code == 401        # another message's URL
     assert report(ids[0], now - 1, 1).status_code == 401                             # expired
     assert report(ids[0], now + 600, 1, signing_key="inbound-secret").status_code == 401
+    # Through the public ingress (a proxy's header): refused even when signed right.
+    sig = kannel.dlr_signature(key, ids[0], now + 600)
+    proxied = client.get(f"{API}/kannel/dlr", query_string={"id": ids[0], "exp": now + 600, "sig": sig, "type": 1},
+                         headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403 and proxied.get_json()["code"] == "kannel_report_not_internal"
     settled = report(ids[0], now + 600, 1)
     assert settled.status_code == 200 and settled.get_json()["status"] == "delivered"
     assert report(ids[0], now + 600, 2).get_json()["status"] == "delivered"          # final: a replay changes nothing
