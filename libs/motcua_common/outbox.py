@@ -8,9 +8,10 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, TypeVar
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from .events import exchange_for
 from .mongo import in_transaction
@@ -34,23 +35,40 @@ def ensure_outbox_indexes(db: Database) -> None:
     db[OUTBOX].create_index("sent_at", expireAfterSeconds=SENT_RETENTION_SECONDS, name="sent_expiry")
 
 
-def _next_seq(db: Database, session: ClientSession | None, ward_id: str, now: datetime) -> datetime:
+def _next_seq(db: Database, ward_id: str, now: datetime) -> datetime:
     """The publication order of a ward's next event: this process's time, unless an earlier
-    write of the ward got a later one — then just after that one.
+    write of the ward got a later one — then one millisecond after that one.
 
     Why not the writer's clock alone: two API processes whose clocks are a few seconds
     apart would order a ward's events by whose clock runs ahead, and the relay would
-    publish a ticket's TicketCalled before its TicketIssued. Reading and writing the ward's
-    clock document inside the change's transaction makes two concurrent writers of a ward
-    conflict (one retries), so the order is the commit order. BSON dates keep
-    milliseconds: the step is one millisecond, and `now` is cut to it first."""
+    publish a ticket's TicketCalled before its TicketIssued.
+
+    Why one atomic update outside the change's transaction, after the change's writes:
+    read and written inside every transaction, the ward's clock document made every two
+    concurrent writes of a ward conflict; with sixteen kiosks of one ward each loser
+    retried under pymongo's growing backoff, and tickets came back together after up to
+    6 s (bench/RESULTS.md, "the stall"). Taken after the change's own writes, the order
+    still follows what matters: an event caused by another (a call after the issue) is
+    written after that one committed, so it takes a later seq; two changes of the same
+    document conflict on that document, and the one that commits second took its seq after
+    the first committed. Events of unrelated changes may leave in either order, as they
+    may happen in either. A retried transaction takes a new seq (a gap, never a repeat).
+    BSON dates keep milliseconds: the step is one millisecond, and `now` is cut to it."""
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    doc = db[OUTBOX_CLOCK].find_one({"_id": ward_id}, session=session)
-    last = doc["last"] if doc else None
-    if last is not None and last.tzinfo is None:  # a client without tz_aware reads naive UTC
-        last = last.replace(tzinfo=timezone.utc)
-    seq = now if last is None or now > last else last + timedelta(milliseconds=1)
-    db[OUTBOX_CLOCK].update_one({"_id": ward_id}, {"$set": {"last": seq}}, upsert=True, session=session)
+    later = [{"$set": {"last": {"$cond": [{"$gt": [now, {"$ifNull": ["$last", None]}]}, now, {"$add": ["$last", 1]}]}}}]
+    doc = None
+    while doc is None:
+        # The ward's first event: two writers may both create its clock; the one that lost
+        # that race (a duplicate key, or no document back from the embedded database) takes
+        # the next step of the clock the other made.
+        try:
+            doc = db[OUTBOX_CLOCK].find_one_and_update({"_id": ward_id}, later, upsert=True,
+                                                       return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            doc = None
+    seq = doc["last"]
+    if seq.tzinfo is None:  # a client without tz_aware reads naive UTC
+        seq = seq.replace(tzinfo=timezone.utc)
     return seq
 
 
@@ -63,7 +81,7 @@ def add_events(db: Database, session: ClientSession | None, envelopes: Iterable[
             "status": "pending",
             # Publication order: a per-ward sequence that never goes back (_next_seq), then
             # the position in this write. The relay publishes in this order.
-            "seq": _next_seq(db, session, env.get("ward_id") or "", now),
+            "seq": _next_seq(db, env.get("ward_id") or "", now),
             "n": index,
             "exchange": exchange_for(env["source"]),
             "routing_key": env["type"],
