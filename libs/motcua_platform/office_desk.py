@@ -43,22 +43,24 @@ pages.after_request(issue_csrf_cookie)
 
 
 class CentreDesk:
-    """Whether the centre's dossier service answers (its /dossier/healthz), asked at most
-    every CENTRE_CHECK_CACHE_SECONDS so a page cut off does not wait on every load."""
+    """Whether the centre's dossier service answers (its /dossier/healthz). A "no" is kept
+    CENTRE_CHECK_CACHE_SECONDS, so that pages cut off by a line that drops packets silently
+    do not wait out the timeout on every load; a "yes" is asked afresh each time, so the
+    officer is never sent to a centre that has just gone out of reach."""
 
     def __init__(self, central: str, clock=time.monotonic):
         self.central, self.clock = central.rstrip("/"), clock
-        self._answer: tuple[float, bool] | None = None
+        self._down_since: float | None = None
 
     def reachable(self) -> bool:
         now = self.clock()
-        if self._answer is not None and now - self._answer[0] < CENTRE_CHECK_CACHE_SECONDS:
-            return self._answer[1]
+        if self._down_since is not None and now - self._down_since < CENTRE_CHECK_CACHE_SECONDS:
+            return False
         try:
             up = requests.get(f"{self.central}/dossier/healthz", timeout=CENTRE_CHECK_SECONDS).status_code == 200
         except requests.RequestException:
             up = False
-        self._answer = (now, up)
+        self._down_since = None if up else now
         return up
 
 
