@@ -23,7 +23,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from motcua_common.problems import Problem
 from motcua_common.web_session import CsrfRefused, check_csrf, csrf_token, issue_csrf_cookie, session_principal
 
-from . import counters, heartbeats, hours, kiosks, wards
+from . import counter_sessions, counters, heartbeats, hours, kiosks, wards
 from .callers import deps as _deps
 
 FOLDER = Path(__file__).resolve().parent
@@ -41,6 +41,7 @@ SAVED = {
     "counter_deleted": "Đã xóa quầy.",
     "hours": "Đã lưu giờ làm việc.",
     "kiosk_revoked": "Đã thu hồi máy lấy số.",
+    "counter_freed": "Đã giải phóng quầy: cán bộ khác có thể nhận quầy.",
     "device_forgotten": "Đã xóa thiết bị khỏi danh sách.",
 }
 _WRITTEN_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
@@ -126,6 +127,7 @@ def _render(ward_id: str, ward_name: str, principal, status: int = 200, form: st
         "admin.html", ward_id=ward_id, ward_name=ward_name, principal=principal,
         services=counters.services(deps, principal, ward_id),
         counters=counters.counters(deps, principal, ward_id),
+        holders=counter_sessions.holders(deps, principal, ward_id),
         opening=wards.opening_hours(deps, principal, ward_id),
         holidays=wards.upcoming_holidays(deps, principal),
         devices=[{**d, "paired_at": _local(d["paired_at"])} for d in kiosks.list_devices(deps, principal, ward_id)],
@@ -297,6 +299,18 @@ def save_opening_hours(ward_id: str):
         names.update({f"closed_days[{i}]": "closed_days" for i in range(len(closed_days))})
         return _refusal_page(ward_id, ward_name, principal, problem, "hours", typed, names)
     return _saved(ward_id, "hours", "hours")
+
+
+@admin.post("/<ward_id>/counters/<counter_id>/free")
+def free_counter(ward_id: str, counter_id: str):
+    """An officer who left without ending their session: the counter is free for another."""
+    check_csrf()
+    ward_name, principal = _signed_in_admin(ward_id)
+    try:
+        counter_sessions.release(_deps(), principal, ward_id, counter_id)
+    except Problem as problem:
+        return _refusal_page(ward_id, ward_name, principal, problem, "counter:" + counter_id, {})
+    return _saved(ward_id, "counter_freed", "counters")
 
 
 # ---------------------------------------------------------------- kiosks

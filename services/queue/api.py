@@ -18,7 +18,7 @@ from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.outbox import pending_count
 
 from . import board as hall
-from . import counters, domain, heartbeats, kiosks, tickets, wards
+from . import counter_sessions, counters, domain, heartbeats, kiosks, tickets, wards
 from .board import (
     BOARD_STREAM_HEARTBEAT_SECONDS,
     BOARD_STREAM_LIFETIME_SECONDS,
@@ -118,6 +118,24 @@ def issue_ticket(ward_id: str):
     principal = tickets.authorize_issue(deps, ticket_issuer(), ward_id)
     order = tickets.read_order(deps, principal, ward_id, json_body())
     return idempotent(deps.db, f"tickets:{ward_id}", lambda: (tickets.issue(deps, principal, order), 201))
+
+
+@api.post("/wards/<ward_id>/counters/<counter_id>/session")
+def claim_counter(ward_id: str, counter_id: str):
+    """The officer takes the counter (the counter page on sign-in, and every minute after to
+    say they are still there); 409 counter_taken while another officer holds it."""
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return counter_sessions.claim(deps, current_principal(), ward_id, counter_id)
+
+
+@api.delete("/wards/<ward_id>/counters/<counter_id>/session")
+def release_counter(ward_id: str, counter_id: str):
+    """The holder ends the session, or the ward's admin frees the counter."""
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    counter_sessions.release(deps, current_principal(), ward_id, counter_id)
+    return Response(status=204)
 
 
 @api.post("/wards/<ward_id>/counters/<counter_id>/call-next")

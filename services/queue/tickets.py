@@ -16,7 +16,7 @@ from motcua_common import metrics
 from motcua_common.auth import STAFF_ROLES, AuthError, Principal
 from motcua_common.http import Problem, ValidationFailed, field_error, forbidden
 
-from . import counters, domain, events, wards
+from . import counter_sessions, counters, domain, events, wards
 from .store import TicketChanged
 
 if TYPE_CHECKING:
@@ -121,31 +121,48 @@ def issue(deps: "Deps", principal: Principal | None, order: TicketOrder) -> dict
 def call_next(deps: "Deps", principal: Principal, ward_id: str, counter_id: str) -> dict | None:
     """Call the counter's next ticket of today, or None when nobody waits for it.
 
+    Only the officer holding the counter calls there (a free counter is taken on the way;
+    409 counter_taken when another officer holds it). While the counter has a ticket called
+    and not closed, that ticket is the answer again ("already_called": a double click never
+    calls two tickets to one counter); the counter's call lock (counter_sessions) makes two
+    concurrent calls at one counter take turns (409 call_in_progress for the second).
+
     Two counters calling at once never get the same ticket: the claim is a compare-and-set
     on status `waiting`; the loser chooses again (503 queue_busy if that keeps failing)."""
     counters.require_ward(deps, principal, ward_id)
     staff_of(principal, ward_id)
     counter = counters.require_counter(deps, ward_id, counter_id)
-    now = domain.to_millis(deps.clock.now())
-    day = day_of(deps, now)
-    for _ in range(MAX_CALL_ATTEMPTS):
-        line = deps.store.waiting_line(ward_id, day)
-        chosen = domain.choose_next((domain.waiting_ticket(d) for d in line.values()), counter_id,
-                                    counter["service_codes"])
-        if chosen is None:
-            return None
-        called = _claim(deps, line[chosen.ticket_id], counter_id, now)
-        if called is not None:
-            return {
-                "ticket_id": called["_id"],
-                "number": called["number"],
-                "counter_id": counter_id,
-                "service_code": called["service_code"],
-                "priority": called["priority"],
-                "called_at": domain.iso_utc(called["called_at"]),
-            }
+    lock = counter_sessions.hold_for_call(deps, principal, ward_id, counter_id)
+    try:
+        now = domain.to_millis(deps.clock.now())
+        day = day_of(deps, now)
+        open_call = deps.store.newest_called_at_counter(ward_id, counter_id)
+        if open_call is not None and open_call["day"] == day:
+            return {**_called_answer(open_call, counter_id), "already_called": True}
+        for _ in range(MAX_CALL_ATTEMPTS):
+            line = deps.store.waiting_line(ward_id, day)
+            chosen = domain.choose_next((domain.waiting_ticket(d) for d in line.values()), counter_id,
+                                        counter["service_codes"])
+            if chosen is None:
+                return None
+            called = _claim(deps, line[chosen.ticket_id], counter_id, now)
+            if called is not None:
+                return _called_answer(called, counter_id)
+    finally:
+        counter_sessions.let_go(deps, ward_id, counter_id, lock)
     raise Problem(503, "queue_busy", "Hàng đợi đang bận", "Vui lòng bấm gọi lại. / Busy, retry.",
                   headers={"Retry-After": "1"})
+
+
+def _called_answer(called: dict, counter_id: str) -> dict:
+    return {
+        "ticket_id": called["_id"],
+        "number": called["number"],
+        "counter_id": counter_id,
+        "service_code": called["service_code"],
+        "priority": called["priority"],
+        "called_at": domain.iso_utc(called["called_at"]),
+    }
 
 
 def _claim(deps: "Deps", waiting: dict, counter_id: str, now: datetime) -> dict | None:
@@ -191,6 +208,9 @@ def act(deps: "Deps", principal: Principal, ticket_id: str, body: Mapping) -> di
     if ticket is None:
         raise Problem(404, "ticket_not_found", "Không tìm thấy số thứ tự", "Không có số thứ tự này. / Unknown ticket.")
     staff_of(principal, ticket["ward_id"])
+    if ticket["status"] == domain.CALLED and ticket.get("counter_id"):
+        # Only the officer at that counter: a serve (and the rating of it) is credited to them.
+        counter_sessions.require_holder(deps, principal, ticket["ward_id"], ticket["counter_id"])
     if action == domain.TRANSFER and counters.counter(deps, ticket["ward_id"], target_counter) is None:
         raise ValidationFailed([field_error("counter_id", f"Phường không có quầy '{target_counter}'. / Unknown counter.")])
     try:

@@ -172,6 +172,8 @@ EXPECTED = {
     "POST /queue/api/v1/wards/{ward_id}/devices/heartbeat": anyone,
     "POST /queue/api/v1/wards/{ward_id}/tickets": ticket_issuers,
     "POST /queue/api/v1/wards/{ward_id}/counters/{counter_id}/call-next": ward_staff,
+    "POST /queue/api/v1/wards/{ward_id}/counters/{counter_id}/session": ward_staff,
+    "DELETE /queue/api/v1/wards/{ward_id}/counters/{counter_id}/session": ward_staff,
     "POST /queue/api/v1/tickets/{ticket_id}/actions": staff_roles,
     "GET /queue/api/v1/wards/{ward_id}/board": anyone,
     "GET /queue/api/v1/wards/{ward_id}/board/stream": anyone,

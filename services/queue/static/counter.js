@@ -6,6 +6,10 @@
   var api = "/queue/api/v1";
   var $ = function (sel) { return document.querySelector(sel); };
   var current = null;
+  // This officer holds the counter (the queue refuses calls and actions otherwise): taken on
+  // sign-in, renewed every minute so that the counter is not taken as left.
+  var holding = false;
+  var counterPath = "/wards/" + config.ward_id + "/counters/" + config.counter_id;
 
   function show(loggedIn) { $("[data-login]").hidden = loggedIn; $("[data-console]").hidden = !loggedIn; }
   function say(text) { $("[data-message]").textContent = text || ""; }
@@ -28,7 +32,17 @@
     $("[data-current-number]").textContent = current ? current.number : "—";
     $("[data-current-service]").textContent = current ? (service ? service.name : current.service_code) : "Chưa gọi số nào";
     $("[data-current-priority]").hidden = !(current && current.priority === "priority");
-    document.querySelectorAll("[data-action]").forEach(function (b) { b.disabled = !current; });
+    document.querySelectorAll("[data-action]").forEach(function (b) { b.disabled = !current || !holding; });
+    $("[data-call-next]").disabled = !holding;
+  }
+
+  async function claim() {
+    var r = await call("POST", counterPath + "/session");
+    var was = holding;
+    holding = r.ok;
+    if (!holding) say((r.data && r.data.detail) || "Chưa nhận được quầy, xin thử lại.");
+    else if (!was) say("");
+    render();
   }
 
   async function loadCurrent() {
@@ -48,12 +62,21 @@
     } catch (err) { /* the next refresh will tell */ }
   }
 
+  var calling = false;
   $("[data-call-next]").addEventListener("click", async function () {
+    if (calling) return;  // a double click calls once (the queue also answers the same ticket)
+    calling = true;
     say("Đang gọi…");
-    var r = await call("POST", "/wards/" + config.ward_id + "/counters/" + config.counter_id + "/call-next");
-    if (r.status === 204) { say("Không còn ai chờ quầy này."); return; }
-    if (!r.ok) { say((r.data && r.data.detail) || "Chưa gọi được, xin thử lại."); return; }
-    current = r.data; render(); say("Đã mời số " + current.number + "."); refreshWaiting();
+    try {
+      var r = await call("POST", counterPath + "/call-next");
+      if (r.status === 204) { say("Không còn ai chờ quầy này."); return; }
+      if (r.status === 409 && r.data && r.data.code === "call_in_progress") { say(""); return; }
+      if (!r.ok) { say((r.data && r.data.detail) || "Chưa gọi được, xin thử lại."); return; }
+      current = r.data; render();
+      say(current.already_called ? "Số " + current.number + " đang được mời tại quầy; hãy hoàn thành, ghi vắng mặt hoặc chuyển quầy trước khi gọi số tiếp theo."
+                                 : "Đã mời số " + current.number + ".");
+      refreshWaiting();
+    } finally { calling = false; }
   });
 
   var DONE = {serve: "Đã hoàn thành số ", skip: "Đã ghi vắng mặt số ", recall: "Đã gọi lại số ", transfer: "Đã chuyển số "};
@@ -87,15 +110,20 @@
       start();
     } catch (err) { message.textContent = "Không kết nối được máy chủ, xin thử lại."; }
   });
-  $("[data-logout]").addEventListener("click", function () { logout(""); });
+  // Signing out ends the officer's session at the counter: another officer may take it.
+  $("[data-logout]").addEventListener("click", async function () {
+    try { if (holding) await call("DELETE", counterPath + "/session"); } catch (err) { /* signed out anyway */ }
+    holding = false; logout("");
+  });
 
-  var waitingTimer = null;
+  var waitingTimer = null, holdTimer = null;
   async function start() {
     show(true);
     $("[data-officer]").textContent = sessionStorage.getItem(USER) || "";
-    try { await loadCurrent(); } catch (err) { return; }
+    try { await claim(); await loadCurrent(); } catch (err) { return; }
     refreshWaiting();
     if (!waitingTimer) waitingTimer = setInterval(refreshWaiting, 4000);
+    if (!holdTimer) holdTimer = setInterval(function () { claim().catch(function () {}); }, 60000);
   }
   if (sessionStorage.getItem(TOKEN)) start(); else show(false);
 })();

@@ -66,6 +66,15 @@ def act(client, headers, ticket_id, action, **body):
     return client.post(f"{BASE}/tickets/{ticket_id}/actions", json={"action": action, **body}, headers=headers)
 
 
+def call_and_serve(client, headers, counter_id="quay-1", ward=WARD):
+    """Call the next ticket and close it at once: a counter calls its next ticket only
+    after closing the one it called."""
+    response = call(client, headers, counter_id, ward)
+    if response.status_code == 200:
+        assert act(client, headers, response.get_json()["ticket_id"], "serve").status_code == 200
+    return response
+
+
 def outbox_events(service_db, event_type):
     return [d["envelope"] for d in service_db("queue")[OUTBOX].find({"routing_key": event_type}).sort("seq", 1)]
 
@@ -243,7 +252,7 @@ def test_priority_is_called_first_then_in_order_then_204(client, kiosk, officer,
     a2 = issue(client, kiosk, "A").get_json()
     clock.advance(minutes=1)
     p = issue(client, kiosk, "A", priority="priority").get_json()
-    called = [call(client, officer).get_json() for _ in range(3)]
+    called = [call_and_serve(client, officer).get_json() for _ in range(3)]
     assert [c["number"] for c in called] == [p["number"], a1["number"], a2["number"]]
     assert called[0]["counter_id"] == "quay-1"
     assert called[0]["called_at"] == "2026-03-02T02:02:00.000Z"
@@ -259,8 +268,8 @@ def test_a_counter_calls_only_its_services_and_fairly_across_them(client, kiosk,
     clock.advance(minutes=1)
     issue(client, kiosk, "A")
     # quay-1 serves A and B: B has waited longer.
-    assert call(client, officer, "quay-1").get_json()["number"] == b["number"]
-    assert call(client, officer, "quay-1").get_json()["number"] == "A001"
+    assert call_and_serve(client, officer, "quay-1").get_json()["number"] == b["number"]
+    assert call_and_serve(client, officer, "quay-1").get_json()["number"] == "A001"
     assert call(client, officer, "quay-1").status_code == 204
 
 
@@ -278,7 +287,7 @@ def test_calling_needs_the_wards_staff_and_a_known_counter(client, token, kiosk)
     assert response.status_code == 404 and response.get_json()["code"] == "counter_not_found"
 
 
-def test_two_counters_calling_at_once_never_share_a_ticket(app, kiosk, officer):
+def test_two_counters_calling_at_once_never_share_a_ticket(app, kiosk, token):
     c = app.test_client()
     issued = {issue(c, kiosk, "A").get_json()["ticket_id"] for _ in range(12)}
     got: dict[str, list[str]] = {"quay-1": [], "quay-3": []}  # both serve A
@@ -286,11 +295,11 @@ def test_two_counters_calling_at_once_never_share_a_ticket(app, kiosk, officer):
     start = threading.Barrier(2)
 
     def counter(counter_id):
-        mine = app.test_client()
+        mine, officer = app.test_client(), token("officer", WARD, subject=f"officer-at-{counter_id}")
         start.wait()
         try:
             while True:
-                response = call(mine, officer, counter_id)
+                response = call_and_serve(mine, officer, counter_id)
                 if response.status_code == 204:
                     return
                 assert response.status_code == 200, response.get_data(as_text=True)
@@ -368,7 +377,7 @@ def test_transfer_sends_the_ticket_to_another_counter_keeping_its_place(client, 
     # quay-1 serves A, but the ticket now waits for quay-2 only.
     assert call(client, officer, "quay-1").status_code == 204
     # quay-2 does not serve A, yet calls the transferred ticket first: it was issued earlier.
-    recalled = call(client, officer, "quay-2").get_json()
+    recalled = call_and_serve(client, officer, "quay-2").get_json()
     assert recalled["ticket_id"] == called_ticket["ticket_id"]
     assert call(client, officer, "quay-2").get_json()["number"] == "C001"
 
@@ -428,11 +437,12 @@ def test_the_board_shows_each_counters_latest_call_and_the_waiting(client, kiosk
         issue(client, kiosk, code)
         clock.advance(seconds=10)
     clock.advance(minutes=1)
-    call(client, officer, "quay-1")   # A001
+    board_first = call(client, officer, "quay-1").get_json()   # A001
     clock.advance(minutes=1)
     call(client, officer, "quay-2")   # B001 (B waited longer than C)
     clock.advance(minutes=1)
-    call(client, officer, "quay-1")   # A002; A001 was never closed
+    act(client, officer, board_first["ticket_id"], "skip")
+    call(client, officer, "quay-1")   # A002 after A001 was skipped
     board = client.get(f"{BASE}/wards/{WARD}/board").get_json()
     assert board["serving"] == [
         {"number": "A002", "counter_id": "quay-1", "called_at": "2026-03-02T02:04:00.000Z", "service_code": "A"},
