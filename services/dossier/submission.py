@@ -98,15 +98,23 @@ def hidden_character_fields(form: dict) -> list[str]:
             if isinstance(value, str) and unsafe_characters(unicodedata.normalize("NFC", " ".join(value.split())))]
 
 
+class HiddenCharacters(ValidationFailed):
+    """422 with its own stable code, and still a ValidationFailed: the portal's form and
+    the officer's desk mark the fields as they do any other refused field."""
+
+    def __init__(self, fields: list[str]):
+        super().__init__([field_error(f"form.{name}", HIDDEN_CHARACTERS_MESSAGE) for name in fields],
+                         "Tờ khai có ký tự ẩn hoặc ký tự điều khiển. / The form carries hidden or control characters.")
+        self.code, self.title = "hidden_characters", "Tờ khai có ký tự ẩn"
+
+
 def refuse_hidden_characters(form: dict) -> None:
     """422 hidden_characters naming each such field: what a citizen submits is printed
     into a result the ward signs, and a right-to-left override in «Họ và tên» would make
     the signed page read differently from what was stored."""
     fields = hidden_character_fields(form)
     if fields:
-        raise Problem(422, "hidden_characters", "Tờ khai có ký tự ẩn",
-                      "Tờ khai có ký tự ẩn hoặc ký tự điều khiển. / The form carries hidden or control characters.",
-                      errors=[field_error(f"form.{name}", HIDDEN_CHARACTERS_MESSAGE) for name in fields])
+        raise HiddenCharacters(fields)
 
 
 def _check_request(deps: Deps, principal: Principal, body: dict) -> tuple[Procedure, str, dict, bool]:
