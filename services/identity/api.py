@@ -237,31 +237,11 @@ def create_app(settings: Settings | None = None, verifier: TokenVerifier | None 
                               extra_collectors=[CoverageCollector(deps), WardInfoCollector(deps)])
 
 
-class CoverageCollector:
-    """R3 for the monitoring centre: registered citizens aged 18–60 per ward against the
-    ward's target population, computed at scrape time with one aggregation."""
-
-    def __init__(self, deps: Deps):
-        self.deps = deps
-
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        registered = GaugeMetricFamily("motcua_citizens_registered_18_60", "Registered citizens aged 18-60", labels=["ward_id"])
-        ratio = GaugeMetricFamily("motcua_registration_coverage_ratio",
-                                  "Registered citizens aged 18-60 / target population", labels=["ward_id"])
-        for ward_id, count, target in wards.coverage_by_ward(self.deps):
-            registered.add_metric([ward_id], count)
-            if target:
-                ratio.add_metric([ward_id], count / target)
-        yield registered
-        yield ratio
-
-
-class WardInfoCollector:
-    """motcua_ward_info{ward_id, official_code, name, province} 1 for every open ward, so
-    dashboards name and group wards by province. The wards are read at most once every
-    CACHE_SECONDS (one query), whatever the scrape rate."""
+class _CachedRows:
+    """Rows read from the database at most once every CACHE_SECONDS, whatever the scrape rate
+    (Prometheus every 15–30 s, several of them, each identity API process scraped alike): a
+    scrape reads the database only when the rows are older than that. A read that fails
+    keeps the last rows (a scrape never fails for it)."""
 
     CACHE_SECONDS = 30.0
 
@@ -273,20 +253,62 @@ class WardInfoCollector:
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
         self._read_at: float | None = None
-        self._rows: list[dict] = []
+        self._rows: list = []
 
-    def rows(self) -> list[dict]:
+    def read(self) -> list:
+        raise NotImplementedError
+
+    def rows(self) -> list:
         with self._lock:
             now = self._clock()
             if self._read_at is None or now - self._read_at >= self.CACHE_SECONDS:
                 try:
-                    self._rows = wards.ward_info(self.deps)
-                except Exception:  # a scrape never fails for it: the last rows stand
-                    log.warning("ward info not refreshed: the database did not answer")
+                    self._rows = self.read()
+                except Exception:
+                    log.warning("%s not refreshed: the database did not answer", type(self).__name__)
                     if self._read_at is None:
                         return []
                 self._read_at = now
             return self._rows
+
+
+class CoverageCollector(_CachedRows):
+    """R3 for the monitoring centre, per ward: registered citizens aged 18–60 (the numerator),
+    the ward's target population (the denominator, motcua_ward_population; wards whose
+    population is not set have none) and their ratio. One aggregation over the citizens at
+    most every CACHE_SECONDS, never one per scrape: at a city's millions of accounts the count
+    is the costly part."""
+
+    CACHE_SECONDS = 60.0
+
+    def read(self) -> list[tuple[str, int, int]]:
+        return wards.coverage_by_ward(self.deps)
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        registered = GaugeMetricFamily("motcua_citizens_registered_18_60", "Registered citizens aged 18-60", labels=["ward_id"])
+        population = GaugeMetricFamily("motcua_ward_population",
+                                       "The ward's target population (set by the administrator)", labels=["ward_id"])
+        ratio = GaugeMetricFamily("motcua_registration_coverage_ratio",
+                                  "Registered citizens aged 18-60 / target population", labels=["ward_id"])
+        for ward_id, count, target in self.rows():
+            registered.add_metric([ward_id], count)
+            if target:
+                population.add_metric([ward_id], target)
+                ratio.add_metric([ward_id], count / target)
+        yield registered
+        yield population
+        yield ratio
+
+
+class WardInfoCollector(_CachedRows):
+    """motcua_ward_info{ward_id, official_code, name, province} 1 for every open ward, so
+    dashboards name and group wards by province. The wards are read at most once every
+    CACHE_SECONDS (one query), whatever the scrape rate."""
+
+    def read(self) -> list[dict]:
+        return wards.ward_info(self.deps)
 
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily

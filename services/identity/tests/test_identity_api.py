@@ -250,7 +250,37 @@ def test_coverage_gauge_and_population_edits(client):
     assert client.put(f"/identity/api/v1/wards/{WARD}/population", json={"target_population": -1}, headers=admin).status_code == 422
     text = client.get("/identity/metrics").get_data(as_text=True)
     assert f'motcua_citizens_registered_18_60{{ward_id="{WARD}"}} 1.0' in text
+    assert f'motcua_ward_population{{ward_id="{WARD}"}} 4.0' in text
     assert f'motcua_registration_coverage_ratio{{ward_id="{WARD}"}} 0.25' in text
+
+
+def test_coverage_is_counted_at_most_once_a_minute_whatever_the_scrapes(app, monkeypatch):
+    """The numerator is an aggregation over every citizen: a scrape reuses the last count until
+    it is CACHE_SECONDS old, and a database that does not answer keeps the last figures."""
+    from motcua_identity import api as identity_api
+    from motcua_identity import store, wards
+
+    deps = app.extensions["motcua"]
+    now = [0.0]
+    collector = identity_api.CoverageCollector(deps, clock=lambda: now[0])
+    reads = []
+    real = wards.coverage_by_ward
+    monkeypatch.setattr(wards, "coverage_by_ward", lambda d: reads.append(1) or real(d))
+
+    def series():
+        return {(f.name, s.labels.get("ward_id")): s.value for f in collector.collect() for s in f.samples}
+
+    first = series()
+    assert first[("motcua_ward_population", WARD)] > 0 and (("motcua_registration_coverage_ratio", WARD) in first)
+    assert set(first) == set(series()) and len(reads) == 1
+    store.set_target_population(deps.db, WARD, 9)
+    now[0] = 59.0
+    assert series()[("motcua_ward_population", WARD)] == first[("motcua_ward_population", WARD)] and len(reads) == 1
+    now[0] = 60.0
+    assert series()[("motcua_ward_population", WARD)] == 9 and len(reads) == 2
+    monkeypatch.setattr(wards, "coverage_by_ward", lambda d: (_ for _ in ()).throw(RuntimeError("no primary")))
+    now[0] = 200.0
+    assert series()[("motcua_ward_population", WARD)] == 9   # the last figures stand
 
 
 ROLES = ["anonymous", "citizen", "officer", "ward_admin", "monitor", "admin"]
