@@ -239,6 +239,22 @@ def test_intake_of_a_citizen_with_an_account(client, sign_in, file_at_counter, d
     assert "Đã tiếp nhận hồ sơ" in filed.text and f"{DESK}/ho-so/{dossier_id}/giay-tiep-nhan" in filed.links
 
 
+def test_intake_refuses_form_text_with_hidden_characters_next_to_its_field(client, sign_in, dossier_db):
+    """What the officer types for the citizen is printed into the signed result too: a
+    right-to-left override is refused, the form shown again with that field marked."""
+    sign_in()
+    page = page_of(post(client, f"{DESK}/tiep-nhan", {"national_id": LAN_ID, "procedure_code": "HT-XNHN",
+                                                      "buoc": "khai"}))
+    refused = post(client, f"{DESK}/tiep-nhan", {
+        "national_id": LAN_ID, "procedure_code": "HT-XNHN", "buoc": "nop", "form_token": page.inputs["form_token"]["value"],
+        "form.ho_ten": "Nguyễn Thị \u202eLan", "form.ngay_sinh": "04/05/1990", "form.tinh_trang_hon_nhan": "Chưa kết hôn",
+        "form.muc_dich_su_dung": "Đăng ký kết hôn"})
+    assert refused.status_code == 422
+    shown = page_of(refused)
+    assert "Chưa nộp được" in shown.text and "ký tự ẩn" in shown.text and "form.ho_ten" in shown.inputs
+    assert dossier_db.dossiers.count_documents({}) == 0
+
+
 def test_intake_of_a_citizen_without_account_or_phone_keeps_a_counter_record_and_asks_no_sms(
         client, sign_in, file_at_counter, dossier_db, caplog):
     sign_in()
