@@ -66,3 +66,14 @@ def test_what_the_centre_cannot_take_is_kept_with_the_reason_and_identity_down_i
     citizens.unavailable = True
     with pytest.raises(rpc.RpcUnavailable):
         office_filings.accept_or_keep(deps, filing(forms))
+
+
+def test_the_desk_shows_a_dossier_was_taken_offline_and_that_its_date_moved(deps, forms, client, signing_key):
+    from motcua_common.web_session import SESSION_COOKIE
+
+    sent = filing(forms)
+    office_filings.accept(deps, sent)
+    client.set_cookie(SESSION_COOKIE, signing_key.issue("off-hc-1", "officer", WARD, 600, username="canbo.haichau"))
+    page = client.get(f"/dossier/desk/{WARD}/ho-so/{sent['filing_id']}").get_data(as_text=True)
+    assert "data-office-filing" in page and "tiếp nhận ngoại tuyến" in page and sent["receipt_code"] in page
+    assert "09/03/2026" in page and "data-due-moved" in page, "the date printed at the office, and that it moved"
