@@ -129,7 +129,7 @@ def sign_in(ward_id: str):
 
         detail = _REFUSALS.get(status, (None, None, "Chưa đăng nhập được, vui lòng thử lại."))[2].split(" / ")[0]
         return make_response(render_template("office/sign_in.html", next=target, error=detail, username=username),
-                             401 if status in (401, 423) else status if status >= 400 else 400)
+                             status if status >= 400 else 502)
     if answer.get("ward_id") != ward_id or answer.get("role") not in ("officer", "ward_admin", "leader"):
         return make_response(render_template("office/sign_in.html", next=target, username=username,
                                              error="Tài khoản này không phải cán bộ của phường."), 403)

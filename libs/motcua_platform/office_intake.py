@@ -58,6 +58,7 @@ JOURNAL = "office_intake_journal"
 CODE_ATTEMPTS = 5
 COURIER_INTERVAL_SECONDS = 1.0
 CATALOG_REFRESH_SECONDS = 600
+JOURNAL_RETENTION_DAYS = 30
 
 # What the officer's page says about a journal entry.
 WAITING_LINK = "waiting_link"        # in the office: handed to the uplink, the centre has not answered yet
@@ -98,6 +99,7 @@ def ensure_indexes(db: Database) -> None:
     db[JOURNAL].create_index("form_token", unique=True, sparse=True, name="one_entry_per_form")
     db[JOURNAL].create_index([("handed_over_at", ASCENDING), ("filed_at", ASCENDING), ("_id", ASCENDING)],
                              name="to_hand_over_in_order")
+    db[JOURNAL].create_index([("ward_id", ASCENDING), ("filed_at", ASCENDING)], name="journal_by_time")
 
 
 def kept_catalog(path: Path) -> Callable[[], list[dict]]:
@@ -241,13 +243,27 @@ def hand_over(db: Database, publish: Callable[[dict], None], batch: int = 100) -
     only once the office's broker confirmed); how many. A crash between the confirm and the
     mark sends an entry twice: the centre takes it once (by its id)."""
     handed = 0
-    pending = db[JOURNAL].find({"handed_over_at": None}).sort(
-        [("filed_at", ASCENDING), ("_id", ASCENDING)]).limit(batch)
+    pending = list(db[JOURNAL].find({"handed_over_at": None}).sort(
+        [("filed_at", ASCENDING), ("_id", ASCENDING)]).limit(batch))
     for entry in pending:
         publish(filing_message(entry))
         db[JOURNAL].update_one({"_id": entry["_id"]}, {"$set": {"handed_over_at": datetime.now(timezone.utc)}})
         handed += 1
     return handed
+
+
+def forget_confirmed(db: Database, appointments, now: datetime, days: int = JOURNAL_RETENTION_DAYS) -> int:
+    """The journal keeps the citizen's national id, name and phone only as long as the office
+    needs them: an entry the centre confirmed (its dossier is the centre's now) is forgotten
+    `days` after it was filed, for reprints meanwhile. An entry never confirmed is kept,
+    however old. How many were forgotten."""
+    from datetime import timedelta
+
+    old = list(db[JOURNAL].find({"filed_at": {"$lt": now - timedelta(days=days)}}, {"_id": 1}))
+    confirmed = {a["_id"] for a in appointments.find({"_id": {"$in": [e["_id"] for e in old]}}, {"_id": 1})} if old else set()
+    if not confirmed:
+        return 0
+    return db[JOURNAL].delete_many({"_id": {"$in": sorted(confirmed)}}).deleted_count
 
 
 class BrokerPublisher:
@@ -285,18 +301,23 @@ class BrokerPublisher:
 
 
 def run_courier(db: Database, amqp_url: str, interval: float = COURIER_INTERVAL_SECONDS,
-                stop: Callable[[], bool] = lambda: False, refresh_catalog: Callable[[], object] | None = None) -> None:
+                stop: Callable[[], bool] = lambda: False, refresh_catalog: Callable[[], object] | None = None,
+                appointments=None) -> None:
     """Hand the journal over as it fills; every CATALOG_REFRESH_SECONDS, renew the office's
-    copy of the catalog while the link works (intake while cut off offers that copy)."""
+    copy of the catalog while the link works (intake while cut off offers that copy) and
+    forget the entries the centre confirmed long enough ago."""
     publisher = BrokerPublisher(amqp_url)
-    catalog_due = 0.0
+    housekeeping_due = 0.0
     while not stop():
-        if refresh_catalog is not None and time.monotonic() >= catalog_due:
-            catalog_due = time.monotonic() + CATALOG_REFRESH_SECONDS
+        if time.monotonic() >= housekeeping_due:
+            housekeeping_due = time.monotonic() + CATALOG_REFRESH_SECONDS
             try:
-                refresh_catalog()
+                if refresh_catalog is not None:
+                    refresh_catalog()
+                if appointments is not None:
+                    forget_confirmed(db, appointments, datetime.now(timezone.utc))
             except Exception as exc:
-                log.warning("catalog not renewed: %s", exc.__class__.__name__)
+                log.warning("office intake housekeeping failed: %s", exc.__class__.__name__)
         try:
             if hand_over(db, publisher):
                 continue
@@ -330,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     from motcua_platform.office_gate import CentreLookups
 
     lookups = CentreLookups(os.environ["MOTCUA_CENTRAL_URL"], Path(settings.data_dir) / "catalog-cache.json")
-    run_courier(db, settings.amqp_url, stop=lambda: bool(stopping), refresh_catalog=lookups.catalog)
+    appointments = service_database(db.client, settings, "queue")["appointments"]
+    run_courier(db, settings.amqp_url, stop=lambda: bool(stopping), refresh_catalog=lookups.catalog,
+                appointments=appointments)
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -149,6 +149,14 @@ def test_cut_off_the_officer_signs_in_and_files_at_the_office_and_prints_the_rec
     assert 'data-state="confirmed"' in journal and "11/03/2026" in journal
     confirmed = client.get(f"/dossier/desk/{WARD}/ngoai-tuyen/{entry['_id']}/giay-tiep-nhan").text
     assert "Ngày hẹn trả sẽ được xác nhận" not in confirmed and "11/03/2026" in confirmed
+
+    # The office forgets the citizen's details a month after the centre confirmed; an entry
+    # never confirmed stays, however old.
+    gate.db[office_intake.JOURNAL].insert_one({"_id": "never-confirmed", "ward_id": WARD, "receipt_key": "K",
+                                               "filed_at": FRIDAY_MORNING - timedelta(days=90)})
+    assert office_intake.forget_confirmed(gate.db, desk.appointments, FRIDAY_MORNING + timedelta(days=29)) == 0
+    assert office_intake.forget_confirmed(gate.db, desk.appointments, FRIDAY_MORNING + timedelta(days=31)) == 1
+    assert [e["_id"] for e in gate.db[office_intake.JOURNAL].find()] == ["never-confirmed"]
 
 
 def test_with_the_link_up_the_desks_address_at_the_office_leads_to_the_centre(office):
