@@ -272,6 +272,11 @@ class _CachedRows:
             return self._rows
 
 
+# The coverage series and their labels (the dashboards' checks read them here).
+COVERAGE_METRICS = {"motcua_citizens_registered_18_60": ("ward_id",), "motcua_ward_population": ("ward_id",),
+                    "motcua_registration_coverage_ratio": ("ward_id",)}
+
+
 class CoverageCollector(_CachedRows):
     """R3 for the monitoring centre, per ward: registered citizens aged 18–60 (the numerator),
     the ward's target population (the denominator, motcua_ward_population; wards whose

@@ -161,6 +161,10 @@ def exposed_metrics() -> dict[str, set[str]]:
     from motcua_queue.heartbeats import METRIC_LABELS as DEVICE_METRICS
 
     exposed.update({name: set(labels) for name, labels in DEVICE_METRICS.items()})
+    # identity's registration coverage, from a count cached a minute (motcua_identity.api.CoverageCollector).
+    from motcua_identity.api import COVERAGE_METRICS
+
+    exposed.update({name: set(labels) for name, labels in COVERAGE_METRICS.items()})
     exposed.update(recorded_series())
     return exposed
 
