@@ -104,7 +104,8 @@ def ensure_indexes(db: Database) -> None:
 
 def kept_catalog(path: Path) -> Callable[[], list[dict]]:
     """The procedures as the office last received them from the centre (office_gate's
-    CentreLookups keeps that copy, refreshed by every kiosk lookup while the link is up)."""
+    CentreLookups keeps that copy: renewed when the office starts, by the courier every
+    CATALOG_REFRESH_SECONDS and by every kiosk lookup while the link is up)."""
     def read() -> list[dict]:
         try:
             return json.loads(Path(path).read_text(encoding="utf-8"))["procedures"]
@@ -329,11 +330,13 @@ def run_courier(db: Database, amqp_url: str, interval: float = COURIER_INTERVAL_
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import os
     import signal
 
     from motcua_common.config import Settings
     from motcua_common.logs import configure_logging
     from motcua_common.mongo import connect, service_database
+    from motcua_platform.office_gate import CentreLookups
 
     parser = argparse.ArgumentParser(prog="motcua-office-intake")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,10 +349,6 @@ def main(argv: list[str] | None = None) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    import os
-
-    from motcua_platform.office_gate import CentreLookups
-
     lookups = CentreLookups(os.environ["MOTCUA_CENTRAL_URL"], Path(settings.data_dir) / "catalog-cache.json")
     appointments = service_database(db.client, settings, "queue")["appointments"]
     run_courier(db, settings.amqp_url, stop=lambda: bool(stopping), refresh_catalog=lookups.catalog,
