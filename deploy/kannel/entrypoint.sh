@@ -16,10 +16,8 @@ esac
 # Every variable the templates name must be set: an empty password or host would start a
 # box that fails later, far from the cause.
 missing=""
-for name in KANNEL_INBOUND_URL KANNEL_INBOUND_TOKEN \
-            $(grep -oh '\${KANNEL_[A-Z_]*}' "$templates"/*.template | tr -d '${}' | sort -u); do
+for name in $(grep -oh '\${KANNEL_[A-Z_]*}' "$templates"/*.template | tr -d '${}' | sort -u); do
   [ "$name" = KANNEL_SMSC_CONF ] && continue
-  [ "$name" = KANNEL_INBOUND_POST_URL ] && continue   # made below
   [ "$name" = KANNEL_SMSC_SYSTEM_TYPE ] && continue   # legitimately empty for most operators
   eval "value=\${$name:-}"
   [ -n "$value" ] || missing="$missing $name"
@@ -30,15 +28,13 @@ if [ -n "$missing" ]; then
 fi
 export KANNEL_SMSC_SYSTEM_TYPE="${KANNEL_SMSC_SYSTEM_TYPE:-}"
 
-# identity's post-url with the inbound token as the password of its user:password: Kannel
-# sends it as an Authorization: Basic header, never in the request line. A URL's userinfo
-# takes these characters without percent-encoding.
+# The inbound token is the sms-service's quoted `name` (sent as the X-Kannel-Service header):
+# a quote or a space in it would break the configuration, far from the cause.
 case "$KANNEL_INBOUND_TOKEN" in
   *[!A-Za-z0-9._~-]*)
     echo "kannel: KANNEL_INBOUND_TOKEN may hold letters, digits and - _ . ~ only" >&2
     exit 78 ;;
 esac
-export KANNEL_INBOUND_POST_URL="${KANNEL_INBOUND_URL%%://*}://kannel:${KANNEL_INBOUND_TOKEN}@${KANNEL_INBOUND_URL#*://}"
 
 umask 077
 mkdir -p "$conf_dir" "$KANNEL_STATE_DIR"

@@ -2,25 +2,27 @@
 `post-url` (deploy/kannel/kannel.conf.template):
 
     POST /identity/api/v1/sms/kannel?id=%I
-    Authorization: Basic <"kannel:" + SMS_INBOUND_TOKEN>   (the post-url's user:password)
-    X-Kannel-From: <the sender's number>                  (send-sender = true)
+    X-Kannel-Service: <SMS_INBOUND_TOKEN>     (the sms-service's `name`)
+    X-Kannel-From: <the sender's number>      (send-sender = true)
     the message itself as the body, text/plain in the charset its Content-Type names
 
-Kannel cannot add a header of our choosing, but its HTTP client turns the user:password of
-a URL into an Authorization: Basic header, so the request line carries no secret; post-url
-puts the text in the body and the number in X-Kannel-From. Nothing secret or personal is
-left in a URL that an access log keeps (a proxy's, the ingress's, ours): an `MK <old>
-<new>` carries two passwords. The old get-url form, with the token, the number and the
-text in the query string, is refused (410, `kannel_get_url_retired`), and so is a token
-in the query of a POST.
+Kannel cannot add a header of our choosing, but it sends the sms-service's name as
+X-Kannel-Service on every call and, at the log levels the template sets, logs it nowhere:
+that name is the secret. post-url puts the text in the body and the number in
+X-Kannel-From, so nothing secret or personal is left in a URL that an access log keeps (a
+proxy's, the ingress's, ours, smsbox's error log when identity cannot be reached): an
+`MK <old> <new>` carries two passwords. The old get-url form, with the token, the number
+and the text in the query string, is refused (410, `kannel_get_url_retired`), and so is a
+token in the query of a POST. (A URL's user:password would reach us as a Basic header
+too, but smsbox writes the whole URL into its error log on every failed call.)
 
 The same SMS desk as the JSON inbound (sms_inbound.receive: DK, MK, TT, and the right form
 for anything else), the same per-phone limit. The answer's body is empty: Kannel's
 sms-service sends nothing back (max-messages = 0), because every reply goes out through
 notify, which retries it, records its delivery and never logs a temporary password.
 
-The secret is accepted as the Basic password (any user name) or as the X-Gateway-Token
-header (a proxy in front of Kannel may set that)."""
+The secret is also accepted as the X-Gateway-Token header (a proxy in front of Kannel may
+set that)."""
 from __future__ import annotations
 
 import codecs
@@ -58,12 +60,9 @@ def check_gateway(deps, given: str | None, gateway: str | None = None) -> None:
 
 
 def gateway_secret() -> str:
-    """What the caller offers as the gateway's secret: the Basic password Kannel makes of
-    the post-url's user:password, else X-Gateway-Token."""
-    auth = request.authorization
-    if auth is not None and auth.type == "basic" and auth.password:
-        return auth.password
-    return request.headers.get("X-Gateway-Token", "")
+    """What the caller offers as the gateway's secret: X-Kannel-Service (the sms-service's
+    name), else X-Gateway-Token."""
+    return request.headers.get("X-Kannel-Service") or request.headers.get("X-Gateway-Token", "")
 
 
 def message_text(body: bytes, charset: str | None) -> str | None:
@@ -92,7 +91,7 @@ def kannel_inbound():
         # configuration doing so is noticed and the secret rotated.
         sms_inbound.bad_gateway_token(deps, request.remote_addr or "", "kannel")
         raise Problem(401, "invalid_gateway_token", "Sai mã cổng tin nhắn",
-                      "Mã bí mật không được đặt trong địa chỉ; dùng user:password của post-url. / "
+                      "Mã bí mật không được đặt trong địa chỉ; đặt nó làm `name` của sms-service. / "
                       "The secret must not be in the URL.")
     check_gateway(deps, gateway_secret(), "kannel")
     phone = domain.normalise_phone(request.headers.get("X-Kannel-From"))

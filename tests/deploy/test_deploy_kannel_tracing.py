@@ -24,7 +24,7 @@ CHART_FILES = REPO / "deploy" / "helm" / "motcua" / "files" / "kannel"
 TEMPLATES = ("kannel.conf.template", "smsc-smpp.conf.template")
 KANNEL_ON = COMBINATIONS["central with Kannel, tracing to a collector"]
 # Set by the entrypoint itself, or legitimately empty.
-NOT_FROM_OUTSIDE = {"KANNEL_SMSC_CONF", "KANNEL_INBOUND_POST_URL"}  # made by entrypoint.sh
+NOT_FROM_OUTSIDE = {"KANNEL_SMSC_CONF"}
 
 
 def template_variables() -> set[str]:
@@ -306,8 +306,9 @@ def test_entrypoint_renders_the_templates_and_both_boxes_start(tmp_path):
                 proc.kill()
     rendered = (tmp_path / "conf" / "kannel.conf").read_text(encoding="utf-8")
     assert "${" not in rendered and f'include = "{tmp_path / "conf" / "smsc-smpp.conf"}"' in rendered
-    # The inbound token rides as the Basic password of post-url's user:password, not in its query.
-    assert 'post-url = "http://kannel:token@127.0.0.1:9/identity/api/v1/sms/kannel?id=%I"' in rendered
+    # The inbound token rides as the service's name (the X-Kannel-Service header), not in the URL.
+    assert 'post-url = "http://127.0.0.1:9/identity/api/v1/sms/kannel?id=%I"' in rendered
+    assert 'name = "token"' in rendered
     assert "get-url =" not in rendered
     # The access log keeps no message text (%a %b %k %s) and no phone number (%p %P).
     [log_format] = re.findall(r"^access-log-format = (.*)$", rendered, re.M)

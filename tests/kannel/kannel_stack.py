@@ -73,9 +73,7 @@ class KannelStack:
             KANNEL_ADMIN_PORT=self.ports["admin"], KANNEL_ADMIN_PASSWORD=self.admin_password,
             KANNEL_SMSBOX_PORT=self.ports["smsbox"], KANNEL_SENDSMS_PORT=self.ports["sendsms"],
             KANNEL_SENDSMS_USER=self.user, KANNEL_SENDSMS_PASSWORD=self.password, KANNEL_SHORT_CODE="8188",
-            # as entrypoint.sh makes it: the token as the password of the URL's user:password
-            KANNEL_INBOUND_POST_URL=inbound_url.replace("://", f"://kannel:{inbound_token}@", 1),
-            KANNEL_BEARERBOX_HOST="127.0.0.1",
+            KANNEL_INBOUND_URL=inbound_url, KANNEL_INBOUND_TOKEN=inbound_token, KANNEL_BEARERBOX_HOST="127.0.0.1",
             KANNEL_STATE_DIR=str(workdir), KANNEL_SMSC_CONF=str(workdir / "smsc-fake.conf"))
         self.conf = workdir / "kannel.conf"
         self.conf.write_text(rendered, encoding="utf-8")

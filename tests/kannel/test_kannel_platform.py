@@ -106,16 +106,17 @@ def test_kannel_inbound_needs_the_secret(kannel_platform):
     base = kannel_platform["base"]
     inbound = f"{base}/identity/api/v1/sms/kannel"
     text = {"data": b"TT HS-1", "headers": {"X-Kannel-From": "0977086419", "Content-Type": "text/plain; charset=UTF-8"}}
-    for auth in (None, ("kannel", "wrong")):
-        answer = requests.post(inbound, params={"id": "x-1"}, auth=auth, timeout=30, **text)
+    for service in ("default", "wrong"):
+        answer = requests.post(inbound, params={"id": "x-1"}, timeout=30, data=text["data"],
+                               headers={**text["headers"], "X-Kannel-Service": service})
         assert answer.status_code == 401 and answer.json()["code"] == "invalid_gateway_token"
     # The secret in a URL is refused, and so is the old get-url form.
     assert requests.post(inbound, params={"id": "x-1", "token": SMS_INBOUND_TOKEN}, timeout=30,
                          **text).status_code == 401
     assert requests.get(inbound, params={"token": SMS_INBOUND_TOKEN, "from": "0977086419", "text": "TT HS-1"},
                         timeout=30).status_code == 410
-    bad_phone = requests.post(inbound, params={"id": "x-1"}, auth=("kannel", SMS_INBOUND_TOKEN), timeout=30,
-                              data=b"TT HS-1", headers={"X-Kannel-From": "1900"})
+    bad_phone = requests.post(inbound, params={"id": "x-1"}, timeout=30, data=b"TT HS-1",
+                              headers={"X-Kannel-From": "1900", "X-Kannel-Service": SMS_INBOUND_TOKEN})
     assert bad_phone.status_code == 422 and bad_phone.json()["errors"][0]["field"] == "from"
     forged = requests.get(f"{base}/notify/api/v1/kannel/dlr", timeout=30,
                           params={"id": "any", "exp": "9999999999", "sig": "0" * 32, "type": "1"})

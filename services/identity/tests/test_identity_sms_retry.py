@@ -43,8 +43,8 @@ def sms(client, text, **extra):
 
 def kannel(client, text, message_id):
     return client.post("/identity/api/v1/sms/kannel", query_string={"id": message_id}, data=text.encode(),
-                       headers={"X-Kannel-From": PHONE, "Content-Type": "text/plain; charset=UTF-8"},
-                       auth=("kannel", TOKEN))
+                       headers={"X-Kannel-From": PHONE, "X-Kannel-Service": TOKEN,
+                                "Content-Type": "text/plain; charset=UTF-8"})
 
 
 def login(client, password):
