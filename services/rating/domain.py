@@ -9,11 +9,14 @@ that index twice a year (half-years H1 and H2)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from typing import Iterable, Mapping
 from zoneinfo import ZoneInfo
+
+from motcua_common.names import unsafe_characters
 
 # ---------------------------------------------------------------- vocabulary
 VERY_SATISFIED, SATISFIED, UNSATISFIED = "very_satisfied", "satisfied", "unsatisfied"
@@ -96,6 +99,11 @@ def read_rating_request(body: Mapping) -> RatingRequest:
             errors.append(("comment", "Góp ý phải là chuỗi ký tự."))
         elif len(comment) > COMMENT_MAX_CHARS:
             errors.append(("comment", f"Góp ý tối đa {COMMENT_MAX_CHARS} ký tự."))
+        elif unsafe_characters(unicodedata.normalize("NFC", " ".join(comment.split()))):
+            # Officers and leaders read comments on their pages and in exports: a
+            # right-to-left override or a terminal escape would show them something else.
+            errors.append(("comment", "Góp ý có ký tự ẩn hoặc ký tự điều khiển (như ký tự đảo chiều văn bản); "
+                                      "xin gõ lại."))
         else:
             comment = comment.strip() or None
 

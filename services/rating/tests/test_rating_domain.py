@@ -42,6 +42,8 @@ def test_a_dossier_rating_request_with_reasons():
     ({"receipt_code": "r" * 101, "score": "satisfied"}, {"receipt_code"}),
     ({"ticket_id": "t", "score": "satisfied", "comment": "x" * 501}, {"comment"}),
     ({"ticket_id": "t", "score": "satisfied", "comment": 5}, {"comment"}),
+    ({"ticket_id": "t", "score": "satisfied", "comment": "Tốt \u202eắm"}, {"comment"}),
+    ({"ticket_id": "t", "score": "satisfied", "comment": "Tốt\x1b[2J"}, {"comment"}),
     ({"ticket_id": "t", "score": "satisfied", "reasons": ["rude"]}, {"reasons"}),
     ({"ticket_id": "t", "score": "satisfied", "reasons": "wait_time"}, {"reasons"}),
     ({"score": "bad", "comment": "x" * 501}, {"ticket_id", "score", "comment"}),
@@ -54,6 +56,10 @@ def test_invalid_rating_requests_name_every_bad_field(body, bad):
 
 def test_a_comment_of_exactly_500_characters_is_accepted():
     assert len(domain.read_rating_request({"ticket_id": "t", "score": "satisfied", "comment": "ạ" * 500}).comment) == 500
+
+
+def test_a_comment_on_two_lines_is_not_refused_as_hidden():
+    assert domain.read_rating_request({"ticket_id": "t", "score": "satisfied", "comment": "Nhanh.\nCảm ơn"}).comment
 
 
 # ---------------------------------------------------------------- opportunities and windows
