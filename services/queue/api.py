@@ -18,7 +18,7 @@ from motcua_common.metrics import OutboxPendingCollector
 from motcua_common.outbox import pending_count
 
 from . import board as hall
-from . import counter_sessions, counters, domain, heartbeats, kiosks, tickets, wards
+from . import activity, counter_sessions, counters, domain, heartbeats, kiosks, tickets, wards
 from .board import (
     BOARD_STREAM_HEARTBEAT_SECONDS,
     BOARD_STREAM_LIFETIME_SECONDS,
@@ -256,3 +256,17 @@ def list_devices(ward_id: str):
     deps = _deps()
     counters.require_ward(deps, None, ward_id)
     return jsonify(heartbeats.list_devices(deps, current_principal(), ward_id))
+
+
+# ---------------------------------------------------------------- every office's day (activity.py)
+@api.get("/activity")
+def city_activity():
+    """Every ward's tickets issued, called and served on a day, the edge offices' included."""
+    return activity.city_day(_deps(), current_principal(), request.args.get("date"))
+
+
+@api.get("/wards/<ward_id>/activity")
+def ward_activity(ward_id: str):
+    deps = _deps()
+    counters.require_ward(deps, None, ward_id)
+    return activity.ward_day(deps, current_principal(), ward_id, request.args.get("date"))

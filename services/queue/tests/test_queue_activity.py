@@ -64,3 +64,24 @@ def test_only_the_wards_staff_and_the_monitoring_centre_see_it(deps):
     with pytest.raises(Problem) as invalid:
         activity.city_day(deps, MONITOR, "15/07/2026")
     assert invalid.value.status == 422
+
+
+def test_the_api_answers_the_monitoring_centre_and_the_wards_staff(settings, verifier, token, deps):
+    from motcua_queue.api import create_app
+    from motcua_queue import wards
+
+    wards.record_ward_opened(deps, None, {"ward_id": OFFICE, "name": "Phường Hải Châu"})
+    activity.on_ticket_event(deps, None, ticket_event("TicketIssued", OFFICE, "t9", "2026-07-15T02:00:00Z"))
+    app = create_app(settings, verifier=verifier)
+    client = app.test_client()
+    try:
+        monitor = client.get("/queue/api/v1/activity?date=2026-07-15", headers=token("monitor"))
+        assert monitor.status_code == 200, monitor.json
+        assert monitor.json["wards"][0]["issued"] == 1
+        staff = client.get(f"/queue/api/v1/wards/{OFFICE}/activity?date=2026-07-15", headers=token("officer", OFFICE))
+        assert (staff.status_code, staff.json["issued"]) == (200, 1)
+        assert client.get("/queue/api/v1/activity", headers=token("officer", OFFICE)).status_code == 403
+        assert client.get("/queue/api/v1/activity").status_code == 401
+        assert client.get("/queue/api/v1/wards/no-such-ward/activity", headers=token("monitor")).status_code == 404
+    finally:
+        app.extensions["motcua"].db.client.close()
