@@ -24,7 +24,7 @@ from motcua_common.auth import TokenVerifier
 from motcua_common.http import Problem, ValidationFailed
 from motcua_common.revocations import RevocationList
 from motcua_common.web_session import (
-    CsrfRefused, check_csrf, clear_session, csrf_token, issue_csrf_cookie, set_session, signed_in,
+    CsrfRefused, check_csrf, clear_session, csrf_token, issue_csrf_cookie, local_path, set_session, signed_in,
 )
 from motcua_dossier.portal import typed_form
 
@@ -122,8 +122,10 @@ def sign_in(ward_id: str):
     check_csrf()
     username, password = request.form.get("username", "").strip(), request.form.get("password", "")
     answer, status = _office().gate.sign_in({"username": username, "password": password})
-    target = request.form.get("next", "")
-    target = target if target.startswith(f"{DESK}/{ward_id}/") and "//" not in target else f"{DESK}/{ward_id}/tiep-nhan"
+    # Back to the page that asked, on this office's desk only (never another site).
+    home = f"{DESK}/{ward_id}/tiep-nhan"
+    target = local_path(request.form.get("next"), home)
+    target = target if target.startswith(f"{DESK}/{ward_id}/") else home
     if status != 200:
         from .office_gate import _REFUSALS
 
