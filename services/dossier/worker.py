@@ -12,7 +12,7 @@ import eventlet
 from kombu import Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko.messaging import consume
-from nameko.rpc import rpc
+from motcua_common.nameko_rpc import rpc
 from nameko.timer import timer
 
 from motcua_common import rpc as motcua_rpc

@@ -5,7 +5,7 @@ Personal data never travels in events; a service that must reach a citizen asks 
 the moment it needs to, and keeps nothing it does not need."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from motcua_common.nameko_rpc import rpc
 
 from motcua_common.deps import deps_provider
 

@@ -17,7 +17,8 @@ import time
 import eventlet
 from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
+from motcua_common.nameko_rpc import rpc
 from nameko.timer import timer
 
 from motcua_common.config import Settings

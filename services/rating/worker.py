@@ -3,7 +3,7 @@ when a citizen rates by SMS, ratings.rate_by_sms) calls the use case the tests c
 statistics and rankings), and the shared SessionsRevoked record."""
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from motcua_common.nameko_rpc import rpc
 
 from motcua_common.deps import deps_provider
 from motcua_common.consumer import event_handler

@@ -1,0 +1,45 @@
+"""Answering other services (nameko RPC) in a way that survives the loss of a broker node.
+
+nameko declares a service's request queue `rpc-<service>` as a classic queue: in a
+RabbitMQ cluster it lives on one node, and when that node is lost every call to the service
+fails ("home node is down") until the node is back. Here the request queue is a quorum
+queue when the platform's queues are (Settings.queue_type): its replicas on the other nodes
+elect a leader and the service answers again within seconds.
+
+The reply queues stay nameko's: a caller's reply queue lives for one call (motcua_common.rpc
+makes a new one per call on the node its connection reached) or for one worker process
+(RpcProxy), and a quorum queue cannot be exclusive or auto-deleted, nor is a replicated
+log worth it for one answer. A call in flight when its reply queue's node dies times out
+(RpcUnavailable, a 503 for the client to retry), and the next call declares a new reply
+queue on a node that is up.
+
+Services mark their RPC methods with `rpc` from here instead of nameko's.
+
+Upgrading a broker where `rpc-<service>` exists as a classic queue: the broker refuses to
+change a queue's type, so delete it once (`rabbitmqctl delete_queue rpc-<service>`; it holds
+only requests that have already timed out) and the worker declares it anew."""
+from __future__ import annotations
+
+from kombu import Queue
+from nameko.rpc import Rpc as _Rpc
+from nameko.rpc import RpcConsumer as _RpcConsumer
+
+
+class QuorumRpcConsumer(_RpcConsumer):
+    def setup(self):
+        declared = self.queue is not None
+        super().setup()
+        settings = self.container.config.get("MOTCUA_SETTINGS")
+        if declared or settings is None or settings.queue_type != "quorum":
+            return
+        # The same queue nameko would declare (name, exchange, binding, durable), of type
+        # quorum. Read by nameko's queue consumer at each (re)connection.
+        self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
+                           durable=True, queue_arguments={"x-queue-type": "quorum"})
+
+
+class Rpc(_Rpc):
+    rpc_consumer = QuorumRpcConsumer()
+
+
+rpc = Rpc.decorator

@@ -1,0 +1,200 @@
+"""Fault: a three-node RabbitMQ cluster loses a node under load, quorum queues throughout.
+
+Three local nodes joined in one cluster (motcua_testing.cluster, started once for the
+module, side by side) behind one address, as a Kubernetes Service puts one in front of the
+RabbitMQ Cluster Operator's pods. On it:
+- a kiosk issuing tickets through the queue API; the real relay (`motcua relay`)
+  publishing TicketIssued with confirms into a quorum queue;
+- identity's real worker answering RPC (`ward`), asked in a loop as dossier asks it, from
+  outside a worker (motcua_common.rpc.call, a new reply queue per call);
+and the node that holds the leader of identity's RPC request queue — and of every queue
+the test declared, placed there on purpose — killed (kill -9, a power cut).
+
+Checked, like the other faults: every acknowledged ticket reaches the queue and takes
+effect once through an idempotent consumer (lost / duplicated / unexpected: zeros); every
+RPC call is answered, rightly, once the cluster has elected new leaders — within
+RPC_RECOVERY seconds. Before identity's request queue was a quorum queue
+(motcua_common.nameko_rpc) it was a classic queue on the lost node, and no call was
+answered until that node came back."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pika
+import pytest
+
+from motcua_common import rpc, topology
+from motcua_common.consumer import handle_once
+from motcua_common.events import parse_envelope
+from motcua_common.outbox import pending_count
+from motcua_testing.chaos import RabbitNode, drain, wait_until
+from motcua_testing.cluster import RabbitCluster
+from motcua_testing.fixtures import settings_env
+from motcua_testing.kiosk import Kiosk
+
+WARD = "dn-hai-chau"
+SINK = "chaos.cluster.ticket-events"
+RPC_RECOVERY = 20.0  # seconds from the node's loss until identity answers again
+
+_TODAY = datetime.now(timezone.utc).date()
+_MONDAY_9AM = datetime.combine(_TODAY + timedelta(days=7 - _TODAY.weekday()), datetime.min.time(),
+                               timezone.utc).replace(hour=2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not RabbitNode.available():
+        pytest.fail("the cluster fault needs root and the rabbitmq-server package (.ci/run installs it)")
+    started = RabbitCluster().start()
+    yield started
+    started.remove()
+
+
+class Process:
+    """`motcua <role> --service <service>` as a subprocess."""
+
+    def __init__(self, settings, role: str, service: str):
+        env = settings_env(settings)
+        env["MOTCUA_LOG_LEVEL"] = "ERROR"
+        self.process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", role, "--service", service],
+                                        env=env, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+class Asker:
+    """Calls identity's `ward` over and over, each call retried until answered (a read),
+    as dossier does before it takes a dossier. Keeps when each call failed and each was
+    answered."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.answered: list[tuple[float, dict | None]] = []  # (when, answer)
+        self.failed_at: list[float] = []
+        self.abandoned = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Asker":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            while True:
+                try:
+                    answer = rpc.call(self.settings, "identity", "ward", WARD, timeout=3)
+                    self.answered.append((time.monotonic(), answer))
+                    break
+                except rpc.RpcUnavailable:
+                    self.failed_at.append(time.monotonic())
+                    if self._stop.wait(0.2):
+                        self.abandoned += 1
+                        return
+            self._stop.wait(0.1)
+
+    def answered_after(self, moment: float) -> list[float]:
+        return [when for when, _ in self.answered if when > moment]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, checker):
+    check = checker("a cluster node lost under load",
+                    "a kiosk issuing tickets, the relay publishing to a quorum queue, RPC to identity; "
+                    "the node leading them killed (kill -9)")
+    vhost = f"cluster-{uuid.uuid4().hex[:8]}"
+    office = replace(settings, amqp_url=cluster.add_vhost(vhost), queue_type="quorum")
+    from motcua_identity.bootstrap import prepare as prepare_identity
+    from motcua_queue.api import create_app
+    from motcua_queue.bootstrap import prepare as prepare_queue
+
+    prepare_identity(office, demo=True)
+    prepare_queue(office, demo=True)
+    identity = Process(office, "worker", "identity")
+    relay = kiosk = asker = None
+    try:
+        assert wait_until(lambda: _answers(office), timeout=40), "identity answers RPC through the cluster"
+        rpc_queue = cluster.queues(vhost)["rpc-identity"]
+        assert rpc_queue["type"] == "quorum", f"identity's RPC request queue: {rpc_queue}"
+        victim = cluster.home_of(vhost, "rpc-identity")
+        # Quorum queues' leaders go to the node of the connection that declares them: every
+        # queue of the test is led from the node about to be lost.
+        connection = pika.BlockingConnection(pika.URLParameters(victim.url(vhost)))
+        channel = connection.channel()
+        topology.declare(channel, office)
+        channel.queue_declare(SINK, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(SINK, "queue.events", routing_key="TicketIssued")
+        connection.close()
+        assert cluster.home_of(vhost, SINK) is victim
+
+        app = create_app(office, verifier=verifier, clock=lambda: _MONDAY_9AM)
+        relay = Process(office, "relay", "queue")
+        kiosk = Kiosk(app, WARD, token("officer", WARD, subject="officer-lan")).start()
+        asker = Asker(office).start()
+        queue_db = service_db("queue")
+        assert wait_until(lambda: kiosk.count() >= 20 and len(asker.answered) >= 5, timeout=30), \
+            "load before the loss"
+        victim.kill()
+        lost_at = time.monotonic()
+        assert wait_until(lambda: len(asker.answered_after(lost_at)) >= 5, timeout=RPC_RECOVERY + 10), \
+            f"identity answered again after the node's loss ({len(asker.failed_at)} failed attempts)"
+        first_answer = asker.answered_after(lost_at)[0] - lost_at
+        issued_at_loss = kiosk.count()
+        assert wait_until(lambda: kiosk.count() >= issued_at_loss + 20, timeout=20), "tickets after the loss"
+    finally:
+        for part in (asker, kiosk):
+            if part is not None:
+                part.stop()
+    try:
+        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=60), "the relay emptied the outbox"
+    finally:
+        relay.stop()
+        identity.stop()
+        app.extensions["motcua"].mongo_client.close()
+
+    centre = service_db("centre")
+    for _headers, body in drain(office.amqp_url, SINK):
+        event = parse_envelope(json.loads(body))
+        check.deliveries += 1
+        handle_once(centre, "centre", event, lambda session, event=event: centre.effects.insert_one(
+            {"event_id": event.event_id, "ticket_id": event["ticket_id"]}, session=session))
+    for ticket_id in kiosk.tickets.values():
+        check.ack(ticket_id)
+    for doc in centre.effects.find():
+        check.observe(doc["ticket_id"])
+    outage = max([t for t in asker.failed_at if t > lost_at], default=lost_at) - lost_at
+    print(f"\nRPC: {len(asker.answered)} calls answered, {len(asker.failed_at)} failed attempts, first answer "
+          f"{first_answer:.1f} s after the loss, last failure {outage:.1f} s after; tickets {dict(kiosk.statuses)}")
+    assert not check.lost, f"lost: {sorted(check.lost)[:5]}"
+    assert not check.duplicated, f"duplicated effects: {sorted(check.duplicated)[:5]}"
+    assert not check.unexpected, f"unexpected: {sorted(check.unexpected)[:5]}"
+    assert all(answer and answer.get("ward_id") == WARD for _, answer in asker.answered), "identity's answers"
+    assert asker.abandoned == 0, "every RPC call was answered"
+    assert first_answer < RPC_RECOVERY, f"identity answered {first_answer:.1f} s after the loss"
+    # The vhost is left to go with the cluster: deleting it waits on the lost node's replicas.
+
+
+def _answers(settings) -> bool:
+    try:
+        return rpc.call(settings, "identity", "ward", WARD, timeout=2) is not None
+    except rpc.RpcUnavailable:
+        return False
