@@ -98,4 +98,6 @@ def run(base_url: str, mongo_url: str, kiosks: int = 16, seconds: float = 20) ->
 if __name__ == "__main__":
     from motcua_platform.apiserver import serve
 
-    serve(minimal_ticket_app(sys.argv[1]), "127.0.0.1", int(sys.argv[2]))
+    # The same processes as the platform's API (argv[3], default 1): the ratio compares like with like.
+    serve(lambda: minimal_ticket_app(sys.argv[1]), "127.0.0.1", int(sys.argv[2]),
+          workers=int(sys.argv[3]) if len(sys.argv) > 3 else 1)

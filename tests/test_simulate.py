@@ -42,7 +42,9 @@ def platform(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("motcua-sim")
     log = open(data_dir / "platform.log", "w")
     env = dict(os.environ, AMQP_URL=amqp_url, SMS_GATEWAY_URL=gateway.url, MOTCUA_DATA_DIR=str(data_dir),
-               MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_SCORECARD_CACHE_SECONDS="0")
+               MOTCUA_RELAY_POLL_SECONDS="0.05", MOTCUA_SCORECARD_CACHE_SECONDS="0",
+               # Two API processes on one port, as a 2-core box runs them (both cores used).
+               MOTCUA_API_PROCESSES="2")
     env.pop("MONGO_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "up", "--demo", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -56,7 +58,7 @@ def platform(tmp_path_factory):
     if ready is None:
         proc.kill()
         pytest.fail("motcua up did not become ready:\n" + (data_dir / "platform.log").read_text()[-4000:])
-    yield ready, gateway
+    yield ready, gateway, proc.pid
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(60)
@@ -67,8 +69,33 @@ def platform(tmp_path_factory):
     delete_vhost(vhost)
 
 
+def _api_processes(launcher_pid: int) -> list[int]:
+    """The gunicorn workers under the launcher's `api --all` child (the arbiter's children)."""
+    from pathlib import Path
+
+    def children(pid):
+        try:
+            found = (Path(f"/proc/{pid}/task/{pid}/children").read_text()).split()
+        except OSError:
+            return []
+        return [int(c) for c in found]
+
+    def args(pid):
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return []
+
+    arbiters = [c for c in children(launcher_pid) if b"api" in args(c) and b"--all" in args(c)]
+    return [w for a in arbiters for w in children(a)]
+
+
 def test_a_short_two_ward_day_has_no_error_and_loses_no_event(platform):
-    base, gateway = platform
+    import re
+
+    import requests
+
+    base, gateway, launcher_pid = platform
     summary = simulate(base, wards=2, minutes=0.35, tickets_per_ward=30, online_per_ward=8, seed=2026,
                        gateway=gateway, quiet=True)
     assert summary["errors"] == {}, summary["error_samples"]
@@ -78,6 +105,12 @@ def test_a_short_two_ward_day_has_no_error_and_loses_no_event(platform):
     assert counts["dossiers submitted"] >= 4 and counts["ratings given"] >= 1
     assert summary["dossier_to_sms"]["count"] == counts["dossiers submitted"]
     assert {"issue_ticket", "call_next", "serve_ticket", "submit_dossier_online", "rate"} <= set(summary["operations"])
+    # Two API processes answered, and /metrics counts what both of them did (multiprocess mode).
+    assert len(_api_processes(launcher_pid)) == 2
+    text = requests.get(f"{base}/queue/metrics", timeout=30).text
+    counted = sum(float(v) for v in re.findall(
+        r'motcua_http_requests_total\{[^}]*route="/queue/api/v1/wards/<ward_id>/tickets"[^}]*status="201"[^}]*\} (\S+)', text))
+    assert counted == summary["operations"]["issue_ticket"]["count"]
 
 
 def test_only_a_connection_closed_before_any_answer_is_sent_again():
@@ -103,7 +136,7 @@ def test_after_the_day_the_public_scorecards_say_what_the_events_said(platform):
     from motcua_common import demo
     from motcua_testing.fixtures import wait_for
 
-    base, _ = platform
+    base = platform[0]
     monitor = requests.post(f"{base}/identity/api/v1/sessions", timeout=30,
                             json={"username": "giamsat.thanhpho", "password": demo.DEMO_STAFF_PASSWORD}).json()
     headers = {"Authorization": f"Bearer {monitor['access_token']}"}

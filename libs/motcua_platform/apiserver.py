@@ -4,11 +4,21 @@ path segment with no rewriting — the same rule an Ingress uses."""
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
 
 from flask import Flask
 from werkzeug.wrappers import Response
 
 from motcua_common.config import SERVICES, Settings
+
+
+def service_modules(services=SERVICES) -> list[str]:
+    """The API modules of these services: imported before gunicorn forks (serve's preload)."""
+    return [f"motcua_{service}.api" for service in services]
 
 
 def service_app(service: str, settings: Settings) -> Flask:
@@ -86,9 +96,71 @@ def combined_app(settings: Settings, services=SERVICES) -> PrefixRouter:
                         api_docs=api_docs_app(services))
 
 
-def serve(app, host: str, port: int, threads: int = 16, workers: int = 1) -> None:
-    """Serve a WSGI app with gunicorn (threads; one process keeps metrics in one registry)."""
+def api_processes(env=None) -> int:
+    """How many API processes `motcua up` runs (MOTCUA_API_PROCESSES, default 1): each is a
+    gunicorn worker on the same port, so a box with N cores can use them all. A ward
+    office's box (`--profile edge`) keeps one: its load is one ward's."""
+    env = os.environ if env is None else env
+    raw = (env.get("MOTCUA_API_PROCESSES") or "1").strip()
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"MOTCUA_API_PROCESSES must be a whole number, not {raw!r}") from None
+    if not 1 <= count <= 64:
+        raise ValueError(f"MOTCUA_API_PROCESSES must be between 1 and 64, not {count}")
+    return count
+
+
+def use_multiprocess_metrics(workers: int) -> str | None:
+    """Several API processes answer /metrics in turn: each must show what all of them
+    counted, so they keep their counts in files (prometheus-client's multiprocess mode,
+    PROMETHEUS_MULTIPROC_DIR) that metrics.render sums. Called before any metric exists
+    (the env var decides how prometheus-client stores values when it is imported). The
+    files of an earlier run are removed: they would be added to this run's counts."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if workers <= 1 and not path:
+        return None
+    if "motcua_common.metrics" in sys.modules:
+        raise RuntimeError("metrics were defined before the multiprocess mode was chosen")
+    if not path:
+        path = tempfile.mkdtemp(prefix="motcua-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.makedirs(path, exist_ok=True)
+    for stale in Path(path).glob("*.db"):
+        stale.unlink(missing_ok=True)
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # in case prometheus-client was imported already
+    return path
+
+
+def serve(build: Callable[[], Callable], host: str, port: int, threads: int = 16, workers: int = 1,
+          preload: Iterable[str] = ()) -> None:
+    """Serve the WSGI app `build()` makes with gunicorn: `workers` processes sharing the
+    port, `threads` request threads each.
+
+    The app is built in each worker after the fork, never before: its database and broker
+    clients are not fork-safe (a MongoClient opened before a fork can deadlock in the
+    child). The modules named in `preload` are imported before the fork, so their code
+    pages are shared by the workers rather than loaded once per worker."""
     from gunicorn.app.base import BaseApplication
+
+    if not _is_factory(build):
+        # An app built already (one process only: its clients would be shared across forks).
+        if workers > 1:
+            raise ValueError("several API processes need a function that builds the app in each")
+        app = build
+        build = lambda: app  # noqa: E731
+    multiproc = use_multiprocess_metrics(workers)
+    for module in preload:
+        importlib.import_module(module)
+
+    def child_exit(_server, worker):
+        if multiproc:
+            # A dead worker's live gauges no longer count (its counters and histograms do).
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)
 
     class _Server(BaseApplication):
         def load_config(self):
@@ -106,8 +178,23 @@ def serve(app, host: str, port: int, threads: int = 16, workers: int = 1) -> Non
             self.cfg.set("accesslog", None)
             self.cfg.set("errorlog", "-")
             self.cfg.set("loglevel", "warning")
+            self.cfg.set("preload_app", False)
+            self.cfg.set("child_exit", child_exit)
 
         def load(self):
-            return app
+            return build()
 
     _Server().run()
+
+
+def _is_factory(candidate) -> bool:
+    """A function of no arguments (builds the app), not a WSGI app (environ, start_response)."""
+    import inspect
+
+    try:
+        inspect.signature(candidate).bind()
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read: a builtin, taken for an app
+        return False
+    return True

@@ -14,6 +14,7 @@ before anything else is imported."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from motcua_platform.preflight import EXIT_UNAVAILABLE, Unavailable, check_broker, check_database
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_up.add_argument("--ward", metavar="WARD_ID", help="edge: the ward this office serves")
     p_up.add_argument("--upstream", metavar="AMQP_URL", help="edge: the central broker the office's events go to")
     p_up.add_argument("--central", metavar="URL", help="edge: the central platform's base URL (token keys, lookups)")
+    p_up.add_argument("--api-processes", type=int, metavar="N",
+                      help="API processes sharing the port (default: MOTCUA_API_PROCESSES, else 1); "
+                           "one per core uses them all")
 
     p_api = sub.add_parser("api", formatter_class=fmt, help="serve the HTTP API (gunicorn)")
     group = p_api.add_mutually_exclusive_group(required=True)
@@ -70,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_api.add_argument("--host", default="0.0.0.0", help="the address to listen on")
     p_api.add_argument("--port", type=int, default=8080, help="the port to listen on")
     p_api.add_argument("--threads", type=int, default=16, help="request threads per worker process")
-    p_api.add_argument("--workers", type=int, default=1, help="worker processes")
+    p_api.add_argument("--workers", type=int, default=1,
+                       help="API processes sharing the port (each builds its own app after the fork; "
+                            "/metrics then sums them through PROMETHEUS_MULTIPROC_DIR)")
 
     for name, what in (("worker", "event handlers, RPC and timers (nameko)"),
                        ("relay", "the outbox relay: publishes stored events to the broker")):
@@ -270,17 +276,24 @@ def _run(args) -> int:
                            central=args.central, host=args.host)
         from motcua_platform.launcher import up
 
+        if args.api_processes is not None:
+            os.environ["MOTCUA_API_PROCESSES"] = str(args.api_processes)
         return up(port=args.port, demo=args.demo, host=args.host)
     if args.command == "api":
-        from motcua_platform.apiserver import combined_app, serve, service_app
+        from motcua_platform.apiserver import combined_app, serve, service_app, service_modules
         from motcua_common.logs import configure_logging
         from motcua_common.tracing import configure_tracing
 
         settings = _settings()
         configure_logging(args.service or "platform", "api", settings.log_level)
-        configure_tracing(args.service or "platform", "api")
-        app = combined_app(settings) if args.all else service_app(args.service, settings)
-        serve(app, args.host, args.port, threads=args.threads, workers=args.workers)
+
+        def build():
+            # In each API process after gunicorn's fork: clients and tracing are per process.
+            configure_tracing(args.service or "platform", "api")
+            return combined_app(settings) if args.all else service_app(args.service, settings)
+
+        serve(build, args.host, args.port, threads=args.threads, workers=args.workers,
+              preload=service_modules(SERVICES if args.all else (args.service,)))
         return 0
     if args.command == "relay":
         from motcua_common.relay import main as relay_main

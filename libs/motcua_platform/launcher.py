@@ -214,7 +214,10 @@ class Platform:
 
     def _children(self) -> list[Child]:
         cli = [sys.executable, "-m", "motcua_platform.cli"]
-        children = [Child("api", cli + ["api", "--all", "--host", self.host, "--port", str(self.port)])]
+        from motcua_platform.apiserver import api_processes
+
+        api = cli + ["api", "--all", "--host", self.host, "--port", str(self.port)]
+        children = [Child("api", api + ["--workers", str(api_processes(self.env))])]
         for service in self.services:
             # Workers and relays count events and SMS; each exposes /metrics on its own port.
             children.append(Child(f"{service}-worker", cli + ["worker", "--service", service], metrics_port=free_port()))
