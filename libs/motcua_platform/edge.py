@@ -57,7 +57,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 from motcua_common import wards
 from motcua_common.events import EVENT_TYPES, exchange_for
 from motcua_platform.launcher import Child, LaunchError, Platform, say
-from motcua_common.topology import DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, downlink_event_types
+from motcua_common.topology import (DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, QueueBounds, declare_bounded_queue,
+                                    downlink_event_types)
 from motcua_dossier import office_filings
 from motcua_dossier.office_filings import FILINGS_EXCHANGE
 SHOVEL_PLUGIN = "rabbitmq_shovel"
@@ -180,31 +181,26 @@ def declare_downlink_entry(channel, downlink: Downlink) -> None:
         channel.exchange_bind(source, downlink.exchange, routing_key=event_type)
 
 
-def declare_downlink_queue(connection, downlink: Downlink) -> None:
-    """At the centre (a pika connection): the ward's queue, bound to the headers exchange
-    for this ward only. If the office's shovel got there first while the link came back,
-    it declared a plain durable queue of that name: it is kept (still durable) and bound."""
-    import pika.exceptions
-
-    channel = connection.channel()
-    channel.exchange_declare(DOWNLINK_EXCHANGE, exchange_type="headers", durable=True)
-    try:
-        channel.queue_declare(downlink.queue, durable=True, arguments={"x-queue-type": "quorum"})
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists with other arguments
-            raise
-        channel = connection.channel()
-        channel.queue_declare(downlink.queue, passive=True)
+def declare_downlink_queue(connection, downlink: Downlink, bounds: QueueBounds | None = None) -> None:
+    """At the centre (a pika connection): the ward's queue, bounded (topology.QueueBounds:
+    one office offline for months must not fill the central broker's disk), bound to the
+    headers exchange for this ward only. If the office's shovel got there first while the
+    link came back, it declared a plain durable queue of that name: it is kept (still
+    durable) and bound, and the log says how to bound it."""
+    connection.channel().exchange_declare(DOWNLINK_EXCHANGE, exchange_type="headers", durable=True)
+    channel = declare_bounded_queue(connection, downlink.queue, (bounds or QueueBounds.from_env()).downlink_arguments())
     channel.queue_bind(downlink.queue, DOWNLINK_EXCHANGE,
                        arguments={"x-match": "all", WARD_HEADER: downlink.ward_id})
 
 
-def declare_uplinks(channel) -> None:
+def declare_uplinks(channel, bounds: QueueBounds | None = None) -> None:
     """The office's exchanges (as topology declares them) and a durable queue per exchange
-    that keeps every event until the centre has confirmed it."""
+    that keeps every event until the centre has confirmed it, bounded (topology.QueueBounds:
+    beyond it the office's relays keep events pending in the office's outbox)."""
+    arguments = (bounds or QueueBounds.from_env()).uplink_arguments()
     for uplink in UPLINKS + (FILINGS_UPLINK,):
         channel.exchange_declare(uplink.exchange, exchange_type="topic", durable=True)
-        channel.queue_declare(uplink.queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel = declare_bounded_queue(channel.connection, uplink.queue, arguments)
         channel.queue_bind(uplink.queue, uplink.exchange, routing_key="#")
 
 

@@ -9,6 +9,7 @@ import logging
 import uuid
 
 import pika
+import pika.exceptions
 import pytest
 
 from motcua_common import metrics, topology
@@ -96,6 +97,7 @@ def test_one_full_office_queue_holds_its_wards_events_and_stops_nothing_else(bro
     finally:
         relay.close()
     an_unbounded_queue_from_an_older_version_is_kept_and_the_fix_is_logged(broker_settings, caplog)
+    an_offices_uplink_refuses_beyond_its_bound(broker_settings)
 
 
 def an_unbounded_queue_from_an_older_version_is_kept_and_the_fix_is_logged(broker_settings, caplog):
@@ -111,3 +113,26 @@ def an_unbounded_queue_from_an_older_version_is_kept_and_the_fix_is_logged(broke
         connection.close()
     assert any("set_policy motcua-bounds" in r.getMessage() and '"max-length": 3' in r.getMessage()
                for r in caplog.records)
+
+
+def an_offices_uplink_refuses_beyond_its_bound(broker_settings):
+    """At the office: the uplink queue of queue.events takes its bound, then the broker
+    refuses (the office's relay keeps what it refused pending in the office's outbox)."""
+    from motcua_platform.edge import Uplink, declare_uplinks
+
+    connection = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
+    try:
+        declare_uplinks(connection.channel(), topology.QueueBounds(uplink_max_length=2))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        outcomes = []
+        for _ in range(5):
+            try:
+                channel.basic_publish("queue.events", "TicketIssued", b"{}", pika.BasicProperties(delivery_mode=2))
+                outcomes.append("confirmed")
+            except pika.exceptions.NackError:
+                outcomes.append("refused")
+    finally:
+        connection.close()
+    assert outcomes[:2] == ["confirmed", "confirmed"] and outcomes[-1] == "refused"
+    assert len(drain(broker_settings.amqp_url, Uplink("queue.events").queue)) == outcomes.count("confirmed")
