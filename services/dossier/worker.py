@@ -33,7 +33,7 @@ OVERDUE_CHECK_SECONDS = 300
 OFFICE_FILINGS = Queue(office_filings.FILINGS_QUEUE,
                        Exchange(office_filings.FILINGS_EXCHANGE, type="topic", durable=True),
                        routing_key="#", durable=True, queue_arguments={"x-queue-type": "quorum"})
-IDENTITY_RETRY_SECONDS = 5
+FILING_RETRY_SECONDS = 5
 
 
 class DossierDeps(DependencyProvider):
@@ -85,11 +85,19 @@ class DossierWorker:
 
     @consume(OFFICE_FILINGS, requeue_on_error=True)
     def on_office_filing(self, filing):
+        # A dossier a citizen handed in is never dropped: what can never be accepted is kept
+        # with its reason (accept_or_keep); anything else — identity not answering, the
+        # database restarting, a fault of ours — puts the message back, after a pause so that
+        # it is not a tight loop.
         try:
             return office_filings.accept_or_keep(self.deps, filing)
         except motcua_rpc.RpcUnavailable:
-            # Whose dossier it is waits for identity: delivered again, not in a tight loop.
-            eventlet.sleep(IDENTITY_RETRY_SECONDS)
+            log.warning("office filing waits for identity")
+            eventlet.sleep(FILING_RETRY_SECONDS)
+            raise
+        except Exception:
+            log.exception("office filing not accepted yet")
+            eventlet.sleep(FILING_RETRY_SECONDS)
             raise
 
     @event_handler("WardOpened")
