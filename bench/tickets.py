@@ -36,11 +36,11 @@ def minimal_ticket_app(mongo_url: str) -> Flask:
     return app
 
 
-def start_minimal(mongo_url: str) -> tuple[str, subprocess.Popen]:
+def start_minimal(mongo_url: str, processes: int = 1) -> tuple[str, subprocess.Popen]:
     """The minimal endpoint in its own process, served like the platform's APIs (gunicorn,
-    one worker, 16 threads)."""
+    `processes` workers, 16 threads each)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "bench.tickets", mongo_url, str(port)], cwd=ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "bench.tickets", mongo_url, str(port), str(processes)], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -81,17 +81,36 @@ def hammer(url_for, kiosks: int, seconds: float) -> dict:
             "p50_ms": round(percentile(latencies, 50) * 1000, 1), "p99_ms": round(percentile(latencies, 99) * 1000, 1)}
 
 
-def run(base_url: str, mongo_url: str, kiosks: int = 16, seconds: float = 20) -> dict:
+def _merge(parts: list[dict]) -> dict:
+    """Rounds of one side taken together: rates add up over the time they took."""
+    tickets = sum(p["tickets"] for p in parts)
+    seconds = sum(p["tickets"] / p["per_s"] for p in parts if p["per_s"])
+    return {"tickets": tickets, "per_s": round(tickets / seconds, 1) if seconds else 0.0,
+            "errors": sum(p["errors"] for p in parts),
+            "p50_ms": max(p["p50_ms"] for p in parts), "p99_ms": max(p["p99_ms"] for p in parts),
+            "rounds": [p["per_s"] for p in parts]}
+
+
+def run(base_url: str, mongo_url: str, kiosks: int = 16, seconds: float = 20, processes: int = 1,
+        rounds: int = 2) -> dict:
+    """The platform against the minimal endpoint, both served by `processes` gunicorn
+    workers, in `rounds` interleaved rounds (minimal, platform, minimal, platform, ...) of
+    seconds/rounds each: whatever else the machine does then weighs on both alike.
+    p50/p99 are the worst round's."""
     wards = demo.ward_ids()
-    minimal, process = start_minimal(mongo_url)
+    minimal, process = start_minimal(mongo_url, processes)
+    baseline, platform = [], []
     try:
         hammer(lambda i: f"{minimal}/wards/warm-up/tickets", 4, 2)
-        baseline = hammer(lambda i: f"{minimal}/wards/{wards[i % len(wards)]}/tickets", kiosks, seconds)
+        for _ in range(rounds):
+            baseline.append(hammer(lambda i: f"{minimal}/wards/{wards[i % len(wards)]}/tickets", kiosks, seconds / rounds))
+            platform.append(hammer(lambda i: f"{base_url}/queue/api/v1/wards/{wards[i % len(wards)]}/tickets",
+                                   kiosks, seconds / rounds))
     finally:
         process.terminate()
         process.wait(30)
-    platform = hammer(lambda i: f"{base_url}/queue/api/v1/wards/{wards[i % len(wards)]}/tickets", kiosks, seconds)
-    return {"kiosks": kiosks, "seconds": seconds, "minimal": baseline, "platform": platform,
+    baseline, platform = _merge(baseline), _merge(platform)
+    return {"kiosks": kiosks, "seconds": seconds, "processes": processes, "minimal": baseline, "platform": platform,
             "ratio": round(platform["per_s"] / baseline["per_s"], 3)}
 
 

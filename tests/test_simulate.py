@@ -156,3 +156,33 @@ def test_after_the_day_the_public_scorecards_say_what_the_events_said(platform):
 
     cards = wait_for(agree, timeout=60, message="the scorecards to agree with rating's and dossier's own counts")
     assert all(cards[w]["online_share"] is not None for w in wards)
+
+
+def test_a_province_day_opens_every_commune_and_ward_with_counters_for_its_size():
+    from motcua_platform.simulate import TICKETS_PER_10K, counters_for, province_units, ward_size
+
+    units = province_units(1)
+    assert len(units) == 126 and units[0] == ("00004", "Phường Ba Đình")  # Hà Nội since 1 July 2025
+    sizes = {code: ward_size(code, name) for code, name in units}
+    assert sizes == {code: ward_size(code, name) for code, name in units}  # the same province every run
+    assert min(sizes.values()) >= 10_000 and max(sizes.values()) <= 48_000
+    small, large = counters_for(TICKETS_PER_10K * 1.2), counters_for(TICKETS_PER_10K * 4.5)
+    assert len(small) == 2 and len(large) == 4
+    for counters in (small, large):
+        served = [code for _id, _name, codes in counters for code in codes]
+        assert all(served.count(code) >= 1 for code in "ABCDEF")  # every queue service has a counter
+
+
+def test_the_morning_peak_figures_are_of_requests_sent_between_half_past_eight_and_half_past_nine():
+    from types import SimpleNamespace
+
+    from motcua_platform.simulate import Day, Outcomes, morning_peak
+
+    day = SimpleNamespace(start=1000.0, seconds_per_hour=60.0, outcomes=Outcomes())
+    day._wall = lambda hour: Day._wall(day, hour)
+    at = lambda hour: day.start + day._wall(hour)  # noqa: E731
+    day.outcomes.sent["issue_ticket"] += [(at(8.0), 9.0), (at(8.6), 0.2), (at(9.4), 0.4), (at(9.6), 7.0)]
+    day.outcomes.sent["call_next"] += [(at(9.0), 0.05)]
+    peak = morning_peak(day)
+    assert peak["issue_ticket"] == {"count": 2, "p50_ms": 200.0, "p99_ms": 400.0}
+    assert peak["call_next"]["count"] == 1 and peak["serve_ticket"]["count"] == 0

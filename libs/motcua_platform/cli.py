@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_sim.add_argument("--sms-sink-port", type=int,
                        help="be the SMS gateway on this port (SMS_GATEWAY_URL=http://127.0.0.1:PORT/sms) "
                             "and check every dossier's SMS")
+    p_sim.add_argument("--province", metavar="CODE",
+                       help="every commune and ward of this province by official code (01: Hà Nội's 126), "
+                            "counters and day for each one's size (needs --admin-password)")
+    p_sim.add_argument("--speed", type=float, metavar="X",
+                       help="play the office day X times faster than real time (instead of --minutes)")
     p_sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     from motcua_platform import audit_cli
 

@@ -135,6 +135,8 @@ class RecordingGateway:
 @dataclass
 class Outcomes:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (when the request was sent, monotonic clock; seconds it took): the morning peak's figures
+    sent: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     error_samples: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -144,6 +146,7 @@ class Outcomes:
     def record(self, operation: str, seconds: float) -> None:
         with self.lock:
             self.latencies[operation].append(seconds)
+            self.sent[operation].append((time.monotonic() - seconds, seconds))
 
     def error(self, operation: str, detail: str) -> None:
         with self.lock:
@@ -214,6 +217,40 @@ class Ward:
     counters: list[dict]
     service_codes: list[str]
     citizens: list[dict] = field(default_factory=list)  # {national_id, headers}
+    # Expected kiosk tickets and online dossiers in its day (None: the simulation's rate)
+    tickets_per_day: float | None = None
+    online_per_day: float | None = None
+
+
+# A ward's day grows with the people it serves: this many kiosk tickets and online dossiers
+# a day per 10,000 residents (a merged ward of 30,000 then has the demo's day, 120 and 30).
+TICKETS_PER_10K = 40.0
+ONLINE_PER_10K = 10.0
+SERVED_PER_COUNTER_DAY = 45  # what a counter serves in a day with room for the peaks
+
+
+def ward_size(official_code: str, kind: str) -> int:
+    """The residents a commune or ward serves, for the simulation: the official lists carry no
+    population, so an urban ward (phường) is drawn between 15,000 and 48,000 and a commune (xã)
+    between 10,000 and 32,000 (3.2 million for Hà Nội's 126: those who come to a one-stop
+    shop, not every resident), the draw fixed by the official code so that every run plays
+    the same province."""
+    base = 30_000 if kind.lower().startswith("phường") else 20_000
+    return int(base * random.Random(f"size-{official_code}").uniform(0.5, 1.6))
+
+
+def counters_for(tickets_per_day: float) -> list[tuple[str, str, list[str]]]:
+    """The counters a ward of this size opens (2 to 8), their services spread so that every
+    queue service is served by at least two counters where there are two."""
+    from motcua_queue.bootstrap import DEMO_SERVICES
+
+    codes = [code for code, _name, _prefix in DEMO_SERVICES]
+    count = max(2, min(8, math.ceil(tickets_per_day / SERVED_PER_COUNTER_DAY)))
+    made = []
+    for i in range(count):
+        served = sorted({codes[(i * 2 + k) % len(codes)] for k in range(4 if count <= 3 else 3)})
+        made.append((f"quay-{i + 1}", f"Quầy {i + 1}", served))
+    return made
 
 
 def _national_id(rng: random.Random, province_code: str) -> tuple[str, str]:
@@ -264,13 +301,18 @@ def _register_citizens(api: Api, ward: Ward, rng: random.Random, how_many: int) 
 
 def _hanoi_units(skip: set[str]) -> list[str]:
     """Hà Nội's communes and wards by official code (vietnam-provinces), less those given."""
+    return [code for code, _name in province_units(1) if code not in skip]
+
+
+def province_units(province_code: int) -> list[tuple[str, str]]:
+    """A province's communes and wards: (official code, name), by code (vietnam-provinces)."""
     from vietnam_provinces import Ward as Unit
 
-    return sorted(f"{int(u.code):05d}" for u in Unit.iter_all() if int(u.province_code) == 1
-                  and f"{int(u.code):05d}" not in skip)
+    return sorted((f"{int(u.code):05d}", u.name) for u in Unit.iter_all() if int(u.province_code) == province_code)
 
 
-def _provision_ward(api: Api, admin: dict, index: int, official_code: str) -> str:
+def _provision_ward(api: Api, admin: dict, index: int, official_code: str, population: int = 10000,
+                    counters: list | None = None) -> str:
     """A simulation ward beyond the demo ones, set up as a ward's admin would through the
     platform's own calls: opened by its official code (WardOpened tells queue, rating and
     dossier), its officer, then — once the queue has heard of it — its queue services and
@@ -278,7 +320,7 @@ def _provision_ward(api: Api, admin: dict, index: int, official_code: str) -> st
     every online procedure switched on. Safe to run again (409s are expected then)."""
     ward_id = f"sim-{index:04d}"
     api.call("open_ward", "POST", "/identity/api/v1/wards", headers=admin, expect=(201, 409),
-             json={"official_code": official_code, "ward_id": ward_id, "target_population": 10000})
+             json={"official_code": official_code, "ward_id": ward_id, "target_population": population})
     api.call("create_officer", "POST", "/identity/api/v1/officers", headers=admin, expect=(201, 409), json={
         "username": f"canbo.{ward_id}", "full_name": "Cán bộ mô phỏng", "ward_id": ward_id,
         "role": "officer", "password": demo.DEMO_STAFF_PASSWORD})
@@ -296,7 +338,7 @@ def _provision_ward(api: Api, admin: dict, index: int, official_code: str) -> st
     api.call("set_hours", "PUT", f"{queue}/opening-hours", headers=admin, json={"always_open": True})
     for code, name, prefix in DEMO_SERVICES:
         api.call("put_service", "PUT", f"{queue}/services/{code}", headers=admin, json={"name": name, "prefix": prefix})
-    for counter_id, name, codes in DEMO_COUNTERS:
+    for counter_id, name, codes in counters or DEMO_COUNTERS:
         api.call("put_counter", "PUT", f"{queue}/counters/{counter_id}", headers=admin,
                  json={"name": name, "service_codes": codes})
     procedures = api.call("list_procedures", "GET", "/dossier/api/v1/procedures")
@@ -305,6 +347,53 @@ def _provision_ward(api: Api, admin: dict, index: int, official_code: str) -> st
             api.call("offer_online", "PUT", f"/dossier/api/v1/wards/{ward_id}/procedures/{procedure['code']}",
                      headers=admin, expect=(200, 404), json={"online": True})
     return ward_id
+
+
+def prepare_province(api: Api, province_code: int, rng: random.Random, admin_password: str | None,
+                     citizens_per_ward: int = 2, parallel: int = 6) -> list[Ward]:
+    """Every commune and ward of a province opened by its official code (those the demo opened
+    already are used as they are), each with counters for its size, its officer and citizens."""
+    if not admin_password:
+        raise SystemExit("motcua simulate: --province needs --admin-password (MOTCUA_ADMIN_PASSWORD of the platform)")
+    admin = _login(api, "admin", admin_password)
+    if admin is None:
+        raise SystemExit("motcua simulate: the admin could not log in")
+    officers = {ward: username for username, _name, ward, role in demo.DEMO_STAFF if role == "officer"}
+    opened = {w["official_code"]: w for w in demo.WARDS if w["ward_id"] in officers}
+    units = province_units(province_code)
+    sizes = {code: ward_size(code, name) for code, name in units}
+    plans, index = [], 0
+    for code, name in units:
+        tickets = TICKETS_PER_10K * sizes[code] / 10_000
+        if code in opened:
+            ward_id = opened[code]["ward_id"]
+            plans.append((ward_id, officers[ward_id], None, code, tickets))
+        else:
+            index += 1
+            plans.append((f"sim-{index:04d}", f"canbo.sim-{index:04d}", index, code, tickets))
+    print(f"motcua simulate: opening {len(units)} communes and wards of province {province_code:02d} "
+          f"({sum(sizes.values()):,} residents)", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(lambda plan: plan[2] is None or _provision_ward(
+            api, admin, plan[2], plan[3], sizes[plan[3]], counters_for(plan[4])), plans))
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        wards = list(pool.map(lambda plan: _ward_ready(api, plan[0], plan[1], f"{province_code:03d}", rng,
+                                                        citizens_per_ward, plan[4]), plans))
+    return wards
+
+
+def _ward_ready(api: Api, ward_id: str, officer_name: str, province_code: str, rng: random.Random,
+                citizens: int, tickets_per_day: float | None = None) -> Ward:
+    officer = _login(api, officer_name, demo.DEMO_STAFF_PASSWORD)
+    services = api.call("list_services", "GET", f"/queue/api/v1/wards/{ward_id}/services")
+    counters = api.call("list_counters", "GET", f"/queue/api/v1/wards/{ward_id}/counters")
+    if not (officer and services and counters):
+        raise SystemExit(f"motcua simulate: ward {ward_id} is not usable (officer, services or counters)")
+    ward = Ward(ward_id, province_code, officer, counters.json(), [s["code"] for s in services.json()],
+                tickets_per_day=tickets_per_day,
+                online_per_day=None if tickets_per_day is None else tickets_per_day * ONLINE_PER_10K / TICKETS_PER_10K)
+    _register_citizens(api, ward, random.Random(rng.random()), citizens)
+    return ward
 
 
 def prepare_wards(api: Api, count: int, rng: random.Random, admin_password: str | None) -> list[Ward]:
@@ -462,9 +551,9 @@ class Day:
         self.tiebreak = iter(range(10**12))
         self.start = time.monotonic()
         for ward in self.wards:
-            for hour in arrival_hours(self.rng, self.tickets_per_ward):
+            for hour in arrival_hours(self.rng, ward.tickets_per_day or self.tickets_per_ward):
                 self.later(self._wall(hour), self.take_ticket, ward)
-            for hour in arrival_hours(self.rng, self.online_per_ward):
+            for hour in arrival_hours(self.rng, ward.online_per_day or self.online_per_ward):
                 self.later(self._wall(hour), self.submit_online, ward)
         counters = [threading.Thread(target=self.counter, args=(w, c), daemon=True, name=f"{w.ward_id}/{c['counter_id']}")
                     for w in self.wards for c in w.counters]
@@ -563,6 +652,21 @@ class Day:
         return delays
 
 
+MORNING_PEAK = (8.5, 9.5)  # local hours around the morning's busiest (PEAKS)
+PEAK_OPERATIONS = ("issue_ticket", "call_next", "serve_ticket")
+
+
+def morning_peak(day: Day) -> dict:
+    """p50/p99 of a ticket, a call and a serve sent between 08:30 and 09:30 of the day."""
+    start, end = (day.start + day._wall(hour) for hour in MORNING_PEAK)
+    figures = {}
+    for name in PEAK_OPERATIONS:
+        values = [seconds for sent, seconds in day.outcomes.sent.get(name, []) if start <= sent < end]
+        figures[name] = {"count": len(values), "p50_ms": round(percentile(values, 50) * 1000, 1),
+                         "p99_ms": round(percentile(values, 99) * 1000, 1)}
+    return figures
+
+
 def summarise(day: Day, elapsed: float, sms_delays: list[float] | None) -> dict:
     outcomes = day.outcomes
     operations = {
@@ -577,6 +681,9 @@ def summarise(day: Day, elapsed: float, sms_delays: list[float] | None) -> dict:
         "counts": dict(outcomes.counts), "operations": operations,
         "errors": dict(outcomes.errors), "error_samples": outcomes.error_samples,
         "lost_events": dict(outcomes.lost),
+        "morning_peak": morning_peak(day),
+        "counters": sum(len(w.counters) for w in day.wards),
+        "speed": round(3600 / day.seconds_per_hour, 1),  # times real time
     }
     if sms_delays is not None:
         summary["dossier_to_sms"] = {"count": len(sms_delays), "p50_ms": round(percentile(sms_delays, 50) * 1000, 1),
@@ -585,13 +692,17 @@ def summarise(day: Day, elapsed: float, sms_delays: list[float] | None) -> dict:
 
 
 def print_summary(summary: dict, out=sys.stdout) -> None:
-    print(f"\n{summary['wards']} phường, {summary['wall_seconds']} s: {summary['requests']} requests "
-          f"({summary['requests_per_second']}/s)", file=out)
+    print(f"\n{summary['wards']} phường, {summary.get('counters', '?')} quầy, {summary.get('speed', '?')}× real time, "
+          f"{summary['wall_seconds']} s: {summary['requests']} requests ({summary['requests_per_second']}/s)", file=out)
     for what, n in sorted(summary["counts"].items()):
         print(f"  {what:<24} {n}", file=out)
     print(f"  {'operation':<24} {'count':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}", file=out)
     for name, op in summary["operations"].items():
         print(f"  {name:<24} {op['count']:>6} {op['p50_ms']:>8} {op['p95_ms']:>8} {op['p99_ms']:>8}", file=out)
+    if summary.get("morning_peak"):
+        print("  morning peak (08:30–09:30): " + "; ".join(
+            f"{name} p50 {op['p50_ms']} ms p99 {op['p99_ms']} ms ({op['count']})"
+            for name, op in summary["morning_peak"].items()), file=out)
     if "dossier_to_sms" in summary:
         sms = summary["dossier_to_sms"]
         print(f"  dossier → SMS at gateway {sms['count']:>6} {sms['p50_ms']:>8} {'':>8} {sms['p99_ms']:>8}", file=out)
@@ -603,17 +714,25 @@ def print_summary(summary: dict, out=sys.stdout) -> None:
 
 def simulate(base_url: str, wards: int, minutes: float, tickets_per_ward: float = 120, online_per_ward: float = 30,
              seed: int | None = None, admin_password: str | None = None,
-             gateway: RecordingGateway | None = None, concurrency: int = 64, quiet: bool = False) -> dict:
+             gateway: RecordingGateway | None = None, concurrency: int = 64, quiet: bool = False,
+             province: int | None = None) -> dict:
+    """Play a day against the platform at `base_url`: `wards` wards (the demo's, then new
+    ones), or with `province` every commune and ward of that province by official code,
+    each with counters and a day for its size."""
     rng = random.Random(seed)
     api = Api(base_url, Outcomes())
-    chosen = prepare_wards(api, wards, rng, admin_password)
+    if province is not None:
+        chosen = prepare_province(api, province, rng, admin_password)
+    else:
+        chosen = prepare_wards(api, wards, rng, admin_password)
     procedures = api.call("list_procedures", "GET", "/dossier/api/v1/procedures").json()
     api.outcomes.latencies.clear()  # the summary is about the day, not the set-up
     day = Day(api, chosen, procedures, minutes, tickets_per_ward, online_per_ward, rng, gateway, concurrency)
 
     def progress(d: Day, fraction: float) -> None:
         c = d.outcomes.counts
-        print(f"\r[{fraction:4.0%}] {d.local_clock(fraction)} · vé {c['tickets issued']} · đã phục vụ "
+        bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
+        print(f"\r{bar} {fraction:4.0%} {d.local_clock(fraction)} · vé {c['tickets issued']} · đã phục vụ "
               f"{c['tickets served']} · hồ sơ {c['dossiers submitted']} · đánh giá {c['ratings given']} · "
               f"lỗi {sum(d.outcomes.errors.values())}", end="", file=sys.stderr, flush=True)
 
@@ -633,8 +752,11 @@ def main(args) -> int:
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: where every thread is, on stderr
     gateway = RecordingGateway(args.sms_sink_port).__enter__() if args.sms_sink_port is not None else None
     try:
-        summary = simulate(args.base_url, args.wards, args.minutes, args.rate, args.online_rate, args.seed,
-                           args.admin_password, gateway, args.concurrency)
+        # --speed 10: the office day (OPEN_HOURS, lunch left out) in a tenth of its time.
+        minutes = OPEN_HOURS * 60 / args.speed if getattr(args, "speed", None) else args.minutes
+        summary = simulate(args.base_url, args.wards, minutes, args.rate, args.online_rate, args.seed,
+                           args.admin_password, gateway, args.concurrency,
+                           province=int(args.province) if getattr(args, "province", None) else None)
     finally:
         if gateway is not None:
             gateway.__exit__(None, None, None)
