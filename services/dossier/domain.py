@@ -221,9 +221,12 @@ def ward_abbreviation(ward_id: str) -> str:
 
 # A ward office cut off from the centre files dossiers on its own (motcua_platform.
 # office_intake) and gives each its receipt code there and then. Its codes have the same
-# shape, with this symbol first in the random part; the centre never puts it first, so the
-# two can never collide (the ward segment keeps one office's codes apart from another's).
-# The centre loses 1/31 of its codes per ward and day: ~27.7 million remain.
+# shape, with this symbol first in the random part; the centre never puts it first, so an
+# office's code never collides with the centre's. The centre loses 1/31 of its codes per ward
+# and day: ~27.7 million remain. Two offices whose wards share an abbreviation (Hải Châu and
+# Hòa Cường are both DNHC), both cut off on the same day, could draw the same code: one chance
+# in 31^4 ≈ 923,521 per pair of codes; the centre then keeps the second filing aside with the
+# reason (office_filings.REFUSED) rather than give two dossiers one code.
 OFFICE_RECEIPT_MARK = "X"
 _CENTRE_FIRST_SYMBOLS = RECEIPT_ALPHABET.replace(OFFICE_RECEIPT_MARK, "")
 
