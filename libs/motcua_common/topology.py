@@ -47,7 +47,9 @@ class QueueBounds:
     Defaults: a ward's dossier events are a few hundred a day, so 20,000 messages hold
     months of downlink; 20 MiB each keeps a hundred offices within 2 GiB of the central
     broker's disk. An office's uplink (tickets, calls, ratings: about a thousand a day)
-    holds 100,000 messages or 100 MiB on its own disk. Alerts fire at half of each."""
+    holds 100,000 messages or 100 MiB on its own disk. Alerts fire at half of each. A quorum
+    queue applies its bound once it is reached: what is already in flight then (at most a
+    relay's batch, a shovel's prefetch) still goes in, and it refuses from there on."""
 
     downlink_max_length: int = 20_000
     downlink_max_bytes: int = 20 * 1024 * 1024
