@@ -107,11 +107,13 @@ def _this_ward(ward_id: str) -> None:
         abort(_message(404, "Không phục vụ phường này", f"Văn phòng này chỉ phục vụ phường {_desk().ward_id}."))
 
 
-def _staff_or_sign_in(ward_id: str):
-    """The signed-in officer of this ward, or the office's sign-in form (coming back here)."""
+def _staff_or_sign_in(ward_id: str, cut_off: bool = False):
+    """The signed-in officer of this ward, or the office's sign-in form (coming back here);
+    `cut_off`: the page knows the centre does not answer, and the form says so."""
     principal = signed_in()
     if principal is None:
-        abort(make_response(render_template("office/sign_in.html", next=request.path, error=None), 200))
+        abort(make_response(render_template("office/sign_in.html", next=request.path, error=None,
+                                            cut_off=cut_off), 200))
     return principal
 
 
@@ -156,7 +158,7 @@ def intake_page(ward_id: str):
     if _office().centre.reachable():
         # The link works: the dossier goes straight into the centre's desk.
         return redirect(f"{_office().centre.central}{DESK}/{quote(ward_id)}/tiep-nhan", 303)
-    _staff_or_sign_in(ward_id)
+    _staff_or_sign_in(ward_id, cut_off=True)
     return _intake_page(ward_id, {"procedure_code": request.args.get("thu_tuc", "")[:40]})
 
 
@@ -176,7 +178,7 @@ def _intake_page(ward_id: str, values: dict, errors: dict | None = None, message
 def intake_post(ward_id: str):
     _this_ward(ward_id)
     check_csrf()
-    principal = _staff_or_sign_in(ward_id)
+    principal = _staff_or_sign_in(ward_id, cut_off=True)
     form = request.form
     chosen = office_intake.procedure(_desk(), form.get("procedure_code", "").strip()[:40])
     fields = list(chosen.form) if chosen else []
