@@ -6,11 +6,12 @@
 What it does, timing each step (docs/runbooks/standby-site.md, "Setting the standby up" and
 "Failover"):
 
-  the central site (A)   `motcua up --demo` on the machine's RabbitMQ (a vhost of its own) and
-                         the embedded database in a data dir of its own; tickets issued.
+  the central site (A)   `motcua up --demo` on a RabbitMQ node of its own and the embedded
+                         database in a data dir of its own; a kiosk paired; tickets issued.
   the standby broker (B) a second RabbitMQ node on other ports (its data owned by `rabbitmq`),
-                         with the federation and shovel plugins; the federation upstream and
-                         policy of the runbook's step 5 pull A's five `*.events` exchanges, and
+                         with the federation and shovel plugins (both nodes have them, as the
+                         chart's RabbitmqCluster); the federation upstream and policy of the
+                         runbook's set-up step 6 pull A's five `*.events` exchanges, and
                          `motcua topology` declares the platform's queues there. Measured: the
                          links running, and an event's trip from A's API to B's queue.
   the backup             `motcua backup` from the running central site, then more tickets (on
@@ -21,9 +22,10 @@ What it does, timing each step (docs/runbooks/standby-site.md, "Setting the stan
                          service's /readyz polled until all answer 200; a ticket issued, whose
                          number must be none of those A issued (before or after the backup).
 
-Prints each step's time and a summary; exits 1 if a check fails. Needs root (the node runs as
-`rabbitmq`), the project installed (`motcua` importable) and the machine's RabbitMQ on
-127.0.0.1:5672 (guest/guest). Nothing is downloaded; it cleans up after itself unless --keep.
+Prints each step's time and a summary; exits 1 if a check fails. Needs root (the nodes run as
+`rabbitmq`), Debian's rabbitmq-server (not running is fine: the machine's own broker is not
+used) and the project installed (`motcua` importable). Nothing is downloaded; it cleans up
+after itself unless --keep.
 """
 from __future__ import annotations
 
@@ -38,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -48,7 +49,9 @@ RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 SERVICES = ("identity", "dossier", "queue", "notify", "rating")
 WARD = "tn-song-cong"  # a demo ward
 FEDERATED = r"^(identity|dossier|queue|notify|rating)\.events$"
-CONSUMER_QUEUE = r"^[a-z]+\.[a-z]+\.[A-Za-z]+$"  # <consumer>.<source>.<EventType>
+# <consumer>.<source>.<EventType>: not the retry and dead-letter queues, the federation's, the
+# downlinks or the archive (whose events must not expire with the TTL policy).
+CONSUMER_QUEUE = r"^(identity|dossier|queue|notify|rating)\.(identity|dossier|queue|notify|rating)\.[A-Za-z]+$"
 ARCHIVE = "motcua.standby.archive"
 
 
@@ -84,8 +87,12 @@ class Clock:
 
 def rabbitmqctl(*args: str, node: str | None = None, plugins: Path | None = None, timeout: float = 60) -> str:
     command = ["rabbitmqctl", *(["-n", node] if node else []), *args]
-    # The CLI finds the plugins' commands (federation_status) from the enabled-plugins file.
-    env = dict(os.environ, **({"RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins)} if plugins else {}))
+    # The CLI finds the plugins' commands (federation_status) from the enabled-plugins file. It
+    # listens on a distribution port of its own: by default one of 35672-35682, which the CLI
+    # calls of a busy machine's other work can all hold at once ("nodistribution").
+    port = str(free_port())
+    env = dict(os.environ, RABBITMQ_CTL_DIST_PORT_MIN=port, RABBITMQ_CTL_DIST_PORT_MAX=port,
+               **({"RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins)} if plugins else {}))
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])}: {(result.stderr or result.stdout).strip()[:400]}")
@@ -93,11 +100,12 @@ def rabbitmqctl(*args: str, node: str | None = None, plugins: Path | None = None
 
 
 class StandbyBroker:
-    """A RabbitMQ node on ports of its own, the standby data centre's broker."""
+    """A RabbitMQ node on ports of its own (the standby data centre's broker, or the drill's
+    central one), with the federation and shovel plugins as the chart's RabbitmqCluster has."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, role: str = "standby"):
         self.base = base
-        self.name = f"motcua-standby-{uuid.uuid4().hex[:6]}@localhost"
+        self.name = f"motcua-{role}-{uuid.uuid4().hex[:6]}@localhost"
         self.port, self.dist_port = free_port(), free_port()
         self.process: subprocess.Popen | None = None
 
@@ -260,6 +268,65 @@ def wait_for(what: str, check, timeout: float, interval: float = 0.2):
         time.sleep(interval)
 
 
+def re_consumer_queue(name: str) -> bool:
+    """A consumer queue of the platform's topology (<consumer>.<source>.<EventType>), not its
+    retry or dead-letter queue, nor the federation's or the archive."""
+    import re
+
+    return re.fullmatch(CONSUMER_QUEUE[1:-1], name) is not None
+
+
+def federate(broker: StandbyBroker, upstream: str, timeout: float = 120) -> None:
+    """The runbook's set-up step 6 at the standby broker: the upstream (the central broker's
+    URL), the policy federating the five event exchanges, the platform's topology declared
+    (a federated exchange pulls only what its own bindings ask for), the two-day TTL on the
+    consumer queues; returns once every exchange's link is running."""
+    # A handshake the upstream does not answer is given up after 10 s and tried again a second
+    # later (the client's default waits 60 s, then the link waits out its restart).
+    uri = upstream + ("&" if "?" in upstream else "?") + "connection_timeout=10000"
+    broker.ctl("set_parameter", "federation-upstream", "central",
+               json.dumps({"uri": uri, "ack-mode": "on-confirm", "max-hops": 1, "reconnect-delay": 1}))
+    broker.ctl("set_policy", "--apply-to", "exchanges", "motcua-federate", FEDERATED,
+               json.dumps({"federation-upstream": "central"}))
+    motcua(dict(os.environ, AMQP_URL=broker.url()), "topology")
+    broker.ctl("set_policy", "--apply-to", "queues", "motcua-standby-ttl", CONSUMER_QUEUE,
+               json.dumps({"message-ttl": 172800000}))
+
+    def links_running():
+        try:
+            rows = json.loads(broker.ctl("federation_status", "--formatter", "json") or "[]")
+        except RuntimeError:  # the CLI could not reach the node this time (a busy machine): ask again
+            return False
+        running = {row.get("exchange") for row in rows if row.get("status") == "running"}
+        return len(running) >= len(SERVICES) and running
+
+    wait_for("the federation links", links_running, timeout, interval=1.0)
+
+
+def archive(broker: StandbyBroker, timeout: float = 120) -> int:
+    """The failover's step 2: the links stopped, every consumer queue's messages moved by a
+    self-deleting shovel into motcua.standby.archive; returns how many the archive holds."""
+    broker.ctl("clear_policy", "motcua-federate")
+    held = {q: n for q, n in broker.queues().items() if n and re_consumer_queue(q)}
+    for queue_name in held:
+        broker.ctl("set_parameter", "shovel", f"archive-{queue_name}", json.dumps({
+            "src-protocol": "amqp091", "src-uri": "amqp://", "src-queue": queue_name,
+            "dest-protocol": "amqp091", "dest-uri": "amqp://", "dest-queue": ARCHIVE,
+            "src-delete-after": "queue-length"}))
+    expected = sum(held.values())
+    if not held:
+        return 0
+
+    def moved():  # asked over AMQP: the CLI is slow to start and busy machines run out of its ports
+        try:
+            return broker.held([ARCHIVE]) >= expected and broker.held(held) == 0
+        except Exception:  # the archive queue is declared by the first shovel
+            return False
+
+    wait_for("the archive", moved, timeout)
+    return broker.held([ARCHIVE])
+
+
 def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -267,16 +334,17 @@ def directory_size(path: Path) -> int:
 def drill(work: Path, tickets: int) -> dict:
     clock = Clock()
     figures: dict = {"steps": clock.steps}
-    vhost = f"motcua-drill-{uuid.uuid4().hex[:8]}"
     central: Platform | None = None
     standby_platform: Platform | None = None
     broker = StandbyBroker(work / "standby-broker")
+    central_broker = StandbyBroker(work / "central-broker", role="central")
     try:
-        # --- the central site ------------------------------------------------------------
-        rabbitmqctl("add_vhost", vhost)
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        # --- the central site (its broker a node of its own, like the standby's: the drill
+        # never waits on the machine's shared broker) --------------------------------------
+        with clock.step("central broker: a RabbitMQ node started"):
+            central_broker.start()
         admin_password = uuid.uuid4().hex
-        env_a = dict(os.environ, AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        env_a = dict(os.environ, AMQP_URL=central_broker.url(),
                      MOTCUA_DATA_DIR=str(work / "site-a"), MOTCUA_RELAY_POLL_SECONDS="0.2",
                      MOTCUA_ADMIN_PASSWORD=admin_password)
         env_a.pop("MONGO_URL", None)
@@ -292,26 +360,12 @@ def drill(work: Path, tickets: int) -> dict:
         # --- the standby broker and the federation (runbook, set-up step 5) ---------------
         with clock.step("standby broker: a second RabbitMQ node started"):
             broker.start()
-        upstream = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
+        upstream = central_broker.url()
         with clock.step("standby broker: federation upstream, policy, topology; all five links running"):
-            broker.ctl("set_parameter", "federation-upstream", "central",
-                       json.dumps({"uri": upstream, "ack-mode": "on-confirm", "max-hops": 1}))
-            broker.ctl("set_policy", "--apply-to", "exchanges", "motcua-federate", FEDERATED,
-                       json.dumps({"federation-upstream": "central"}))
-            motcua(dict(os.environ, AMQP_URL=broker.url()), "topology")
-            broker.ctl("set_policy", "--apply-to", "queues", "motcua-standby-ttl", CONSUMER_QUEUE,
-                       json.dumps({"message-ttl": 172800000}))
-
-            def links_running():
-                rows = json.loads(broker.ctl("federation_status", "--formatter", "json") or "[]")
-                running = {row.get("exchange") for row in rows if row.get("status") == "running"}
-                return len(running) >= len(SERVICES) and running
-
-            wait_for("the federation links", links_running, 120)
+            federate(broker, upstream)
 
         issued = []
-        consumer_queues = [q for q in broker.queues() if not q.endswith((".retry", ".dead"))
-                           and not q.startswith(("federation:", "amq."))]
+        consumer_queues = [q for q in broker.queues() if re_consumer_queue(q)]
         held_before = broker.held(consumer_queues)
         started = time.monotonic()
         issued.append(take_ticket(kiosk, central.base, service["code"]))
@@ -342,18 +396,7 @@ def drill(work: Path, tickets: int) -> dict:
         # --- the failover at the standby (runbook, "Failover", steps 2 to 5) ------------
         failover_started = time.monotonic()
         with clock.step("failover 2: federation stopped, the standby's queues shovelled into the archive"):
-            broker.ctl("clear_policy", "motcua-federate")
-            held = {q: n for q, n in broker.queues().items() if n and not q.endswith((".retry", ".dead"))
-                    and q != ARCHIVE and not q.startswith("federation:")}
-            for queue_name in held:
-                broker.ctl("set_parameter", "shovel", f"archive-{queue_name}", json.dumps({
-                    "src-protocol": "amqp091", "src-uri": "amqp://", "src-queue": queue_name,
-                    "dest-protocol": "amqp091", "dest-uri": "amqp://", "dest-queue": ARCHIVE,
-                    "src-delete-after": "queue-length"}))
-            expected = sum(held.values())
-            wait_for("the archive", lambda: broker.queues().get(ARCHIVE, 0) >= expected
-                     and not any(broker.queues().get(q, 0) for q in held), 120)
-            figures["archived"] = broker.queues().get(ARCHIVE, 0)
+            figures["archived"] = archive(broker)
         env_b = dict(os.environ, AMQP_URL=broker.url(), MOTCUA_DATA_DIR=str(work / "site-b"),
                      MOTCUA_RELAY_POLL_SECONDS="0.2")
         env_b.pop("MONGO_URL", None)
@@ -380,10 +423,7 @@ def drill(work: Path, tickets: int) -> dict:
             if platform is not None:
                 platform.stop()
         broker.stop()
-        try:
-            rabbitmqctl("delete_vhost", vhost)
-        except Exception:
-            pass
+        central_broker.stop()
 
 
 def main() -> int:
