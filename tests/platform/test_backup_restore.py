@@ -1,24 +1,48 @@
 """The restore drill (CONTRACT.md "Backup and restore"): a running platform is backed up,
 keeps working, is lost; the backup goes into a new, stopped platform's empty data. After
 it: accounts, dossiers and signed results are all there, and no ticket number already
-issued that day is issued again — not even one issued after the backup was taken."""
+issued that day is issued again — not even one issued after the backup was taken.
+
+Where RabbitMQ nodes of its own can run here (root, RabbitMQ's server), the two platforms are
+the two sites of docs/runbooks/standby-site.md, each on its own broker: the standby's
+federating the lost site's event exchanges with the runbook's upstream and policy
+(deploy/standby/drill.py's own functions, so the drill script is tested too), the events it
+received archived at the failover, and the restored platform started on it."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from motcua_common import demo
-from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost
+from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost, wait_for
 from motcua_testing.forms import fill_form
 
 pytestmark = pytest.mark.e2e
 WARD = "tn-song-cong"
 ADMIN_PASSWORD = "quan-tri-2026-sao-luu"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_drill():
+    spec = importlib.util.spec_from_file_location("motcua_standby_drill", REPO / "deploy" / "standby" / "drill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+drill = load_drill()
 
 
 def motcua(*args, env):
@@ -41,13 +65,37 @@ def take_ticket(base, service_code):
 
 
 @pytest.fixture
+def brokers():
+    """The two sites' brokers (RabbitMQ nodes on ports of their own, started side by side), or
+    None where this machine cannot run them (the restore is then checked on vhosts of the
+    machine's broker alone)."""
+    if os.geteuid() != 0 or not os.path.exists(drill.RABBITMQ_SERVER) or shutil.which("runuser") is None:
+        yield None
+        return
+    work = Path(tempfile.mkdtemp(prefix="motcua-standby-"))
+    os.chmod(work, 0o755)  # the nodes run as `rabbitmq`
+    nodes = (drill.StandbyBroker(work / "central", role="central"), drill.StandbyBroker(work / "standby"))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for started in [pool.submit(node.start) for node in nodes]:
+                started.result()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
 def platforms(tmp_path):
     vhosts, running = [], []
 
-    def start(data_dir):
-        vhost = f"motcua-restore-{uuid.uuid4().hex[:8]}"
-        vhosts.append(vhost)
-        env = dict(os.environ, AMQP_URL=create_vhost(vhost), MOTCUA_DATA_DIR=str(data_dir),
+    def start(data_dir, amqp_url=None):
+        if amqp_url is None:
+            vhost = f"motcua-restore-{uuid.uuid4().hex[:8]}"
+            vhosts.append(vhost)
+            amqp_url = create_vhost(vhost)
+        env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir),
                    MOTCUA_ADMIN_PASSWORD=ADMIN_PASSWORD, MOTCUA_RELAY_POLL_SECONDS="0.1")
         env.pop("MONGO_URL", None)
         platform = RunningPlatform(env, data_dir.parent / f"{data_dir.name}.log")
@@ -61,8 +109,12 @@ def platforms(tmp_path):
         delete_vhost(vhost)
 
 
-def test_a_backup_restores_everything_and_never_reissues_a_ticket_number(platforms, tmp_path):
-    first, base, env = platforms(tmp_path / "site-a")
+def test_a_backup_restores_everything_and_never_reissues_a_ticket_number(brokers, platforms, tmp_path):
+    central_broker, standby_broker = brokers or (None, None)
+    first, base, env = platforms(tmp_path / "site-a", amqp_url=central_broker and central_broker.url())
+    if standby_broker is not None:
+        drill.federate(standby_broker, central_broker.url())  # the standby pulls the site's events from now on
+        consumer_queues = [q for q in standby_broker.queues() if drill.re_consumer_queue(q)]
     service = requests.get(f"{base}/queue/api/v1/wards/{WARD}/services", timeout=30).json()[0]
     before = [take_ticket(base, service["code"]) for _ in range(3)]
 
@@ -95,7 +147,16 @@ def test_a_backup_restores_everything_and_never_reissues_a_ticket_number(platfor
     assert done.returncode == 0, done.stderr
     assert (backup_dir / "manifest.json").exists()
     after_backup = [take_ticket(base, service["code"]) for _ in range(2)]   # on slips, not in the backup
+    if standby_broker is not None:
+        # Every ticket's TicketIssued reached the standby's queues (the ones after the backup too).
+        wait_for(lambda: standby_broker.held(consumer_queues) >= len(before) + len(after_backup), timeout=60,
+                 message="the tickets' events at the standby")
     assert first.stop() == 0
+    if standby_broker is not None:
+        # The failover's step 2: what the links brought is kept aside, the consumer queues empty.
+        archived = drill.archive(standby_broker)
+        assert archived >= len(before) + len(after_backup)
+        assert standby_broker.held(consumer_queues) == 0
 
     # The lost site's backup into a new, stopped platform's empty data.
     new_site = tmp_path / "site-b"
@@ -105,7 +166,7 @@ def test_a_backup_restores_everything_and_never_reissues_a_ticket_number(platfor
     again = motcua("restore", str(backup_dir), env=restore_env)
     assert again.returncode == 1 and "not empty" in again.stderr, "a restore never merges into data that is there"
 
-    _, base, _ = platforms(new_site)
+    _, base, _ = platforms(new_site, amqp_url=standby_broker.url() if standby_broker is not None else None)
     citizen = login(base, "019093001122", "sao-luu-song-cong")
     mine = requests.get(f"{base}/dossier/api/v1/dossiers/{dossier['dossier_id']}", headers=citizen, timeout=30)
     assert mine.status_code == 200 and mine.json()["receipt_code"] == dossier["receipt_code"]
