@@ -81,8 +81,8 @@ def brokers():
                 started.result()
         yield nodes
     finally:
-        for node in nodes:
-            node.stop()
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda node: node.stop(), nodes))
         shutil.rmtree(work, ignore_errors=True)
 
 
