@@ -28,9 +28,14 @@ def kannel_platform(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     kannel = kannel_stack.KannelStack(tmp_path_factory.mktemp("kannel"), f"{base}/identity/api/v1/sms/kannel",
                                       SMS_INBOUND_TOKEN)
-    kannel.start()
     vhost = f"motcua-kannel-{uuid.uuid4().hex[:8]}"
-    amqp_url = create_vhost(vhost)
+    amqp_url = create_vhost(vhost)   # before Kannel: a broker that refuses leaves no box running
+    try:
+        kannel.start()
+    except BaseException:
+        kannel.stop()
+        delete_vhost(vhost)
+        raise
     data_dir = tmp_path_factory.mktemp("motcua-data")
     log_path = data_dir / "platform.log"
     env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_ADMIN_PASSWORD="quan-tri-2026",
@@ -46,10 +51,13 @@ def kannel_platform(tmp_path_factory):
     running = RunningPlatform(env, log_path, port=port)
     try:
         ready = running.start()
-    except RuntimeError as exc:
+    except BaseException as exc:
+        running.stop()
         kannel.stop()
         delete_vhost(vhost)
-        pytest.fail(str(exc))
+        if isinstance(exc, RuntimeError):
+            pytest.fail(str(exc))
+        raise
     try:
         yield {"base": ready, "kannel": kannel, "log": log_path}
     finally:
