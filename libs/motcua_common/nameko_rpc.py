@@ -6,14 +6,17 @@ fails ("home node is down") until the node is back. Here the request queue is a 
 queue when the platform's queues are (Settings.queue_type): its replicas on the other nodes
 elect a leader and the service answers again within seconds.
 
-The reply queues stay nameko's: a caller's reply queue lives for one call (motcua_common.rpc
-makes a new one per call on the node its connection reached) or for one worker process
-(RpcProxy), and a quorum queue cannot be exclusive or auto-deleted, nor is a replicated
-log worth it for one answer. A call in flight when its reply queue's node dies times out
-(RpcUnavailable, a 503 for the client to retry), and the next call declares a new reply
-queue on a node that is up.
+Reply queues are not quorum queues: a caller's reply queue lives for one call
+(motcua_common.rpc makes a new one per call, on the node its connection reached) or for one
+worker process (RpcProxy); a replicated log is not worth it for one answer, and a quorum
+queue cannot be auto-deleted. A call in flight when its reply queue's node dies times out
+(RpcUnavailable, a 503 for the client to retry). A worker's reply queue (RpcProxy) is
+declared here non-durable: the cluster deletes a lost node's non-durable queues, so the
+worker, reconnecting, declares it anew on a node that is up — nameko's durable one would
+answer "home node is down" to that declaration until the node came back.
 
-Services mark their RPC methods with `rpc` from here instead of nameko's.
+Services mark their RPC methods with `rpc` and ask others through `RpcProxy`, both from
+here instead of nameko's.
 
 Upgrading a broker where `rpc-<service>` exists as a classic queue: the broker refuses to
 change a queue's type, so delete it once (`rabbitmqctl delete_queue rpc-<service>`; it holds
@@ -21,8 +24,10 @@ only requests that have already timed out) and the worker declares it anew."""
 from __future__ import annotations
 
 from kombu import Queue
+from nameko.rpc import ReplyListener as _ReplyListener
 from nameko.rpc import Rpc as _Rpc
 from nameko.rpc import RpcConsumer as _RpcConsumer
+from nameko.rpc import RpcProxy as _RpcProxy
 
 
 class QuorumRpcConsumer(_RpcConsumer):
@@ -43,3 +48,14 @@ class Rpc(_Rpc):
 
 
 rpc = Rpc.decorator
+
+
+class TransientReplyListener(_ReplyListener):
+    def setup(self):
+        super().setup()
+        self.queue = Queue(self.queue.name, exchange=self.queue.exchange, routing_key=self.queue.routing_key,
+                           durable=False, queue_arguments=self.queue.queue_arguments)
+
+
+class RpcProxy(_RpcProxy):
+    rpc_reply_listener = TransientReplyListener()

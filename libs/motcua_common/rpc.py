@@ -21,6 +21,8 @@ _local = threading.local()
 
 
 def call(settings: Settings, service: str, method: str, *args, timeout: float = 5.0, **kwargs):
+    from amqp.exceptions import AMQPError
+    from kombu.exceptions import KombuError
     from nameko.exceptions import RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -34,3 +36,9 @@ def call(settings: Settings, service: str, method: str, *args, timeout: float = 
         raise RpcUnavailable(f"{service} is not running") from exc
     except (OSError, ConnectionError) as exc:
         raise RpcUnavailable(f"{service}.{method}: broker unreachable") from exc
+    except (AMQPError, KombuError) as exc:
+        # The broker refused something on the way: seen when a cluster node was lost during a
+        # call — nameko, reconnecting, declares the call's reply queue again and the broker
+        # answers 404 "home node is down". A 503 for the client to retry (the next call makes
+        # a new reply queue on a node that is up), never a 500.
+        raise RpcUnavailable(f"{service}.{method}: refused by the broker ({exc.__class__.__name__})") from exc

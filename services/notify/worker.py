@@ -17,12 +17,11 @@ import time
 import eventlet
 from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
-from motcua_common.nameko_rpc import rpc
 from nameko.timer import timer
 
 from motcua_common.config import Settings
 from motcua_common.consumer import event_handler
+from motcua_common.nameko_rpc import RpcProxy, rpc
 from motcua_common.revocations import on_sessions_revoked
 
 from . import digest, domain

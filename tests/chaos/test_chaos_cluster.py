@@ -6,9 +6,10 @@ RabbitMQ Cluster Operator's pods. On it:
 - a kiosk issuing tickets through the queue API; the real relay (`motcua relay`)
   publishing TicketIssued with confirms into a quorum queue;
 - identity's real worker answering RPC (`ward`), asked in a loop as dossier asks it, from
-  outside a worker (motcua_common.rpc.call, a new reply queue per call);
-and the node that holds the leader of identity's RPC request queue — and of every queue
-the test declared, placed there on purpose — killed (kill -9, a power cut).
+  outside a worker (motcua_common.rpc.call, a new reply queue per call), and asked through
+  a probe worker's RpcProxy as notify asks it (a reply queue per worker process);
+and the node that holds everything — every connection, queue and leader is placed on it
+by the front door — killed (kill -9, a power cut).
 
 Checked, like the other faults: every acknowledged ticket reaches the queue and takes
 effect once through an idempotent consumer (lost / duplicated / unexpected: zeros); every
@@ -27,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pika
@@ -43,7 +45,8 @@ from motcua_testing.kiosk import Kiosk
 
 WARD = "dn-hai-chau"
 SINK = "chaos.cluster.ticket-events"
-RPC_RECOVERY = 20.0  # seconds from the node's loss until identity answers again
+RPC_RECOVERY = 20.0
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")  # motcua_testing, for the probe worker  # seconds from the node's loss until identity answers again
 
 _TODAY = datetime.now(timezone.utc).date()
 _MONDAY_9AM = datetime.combine(_TODAY + timedelta(days=7 - _TODAY.weekday()), datetime.min.time(),
@@ -62,9 +65,10 @@ def cluster():
 class Process:
     """`motcua <role> --service <service>` as a subprocess."""
 
-    def __init__(self, settings, role: str, service: str):
+    def __init__(self, settings, role: str, service: str, **extra_env: str):
         env = settings_env(settings)
         env["MOTCUA_LOG_LEVEL"] = "ERROR"
+        env.update(extra_env)
         self.process = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", role, "--service", service],
                                         env=env, start_new_session=True)
 
@@ -83,11 +87,12 @@ class Asker:
     as dossier does before it takes a dossier. Keeps when each call failed and each was
     answered."""
 
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, service: str, method: str):
+        self.settings, self.service, self.method = settings, service, method
         self.answered: list[tuple[float, dict | None]] = []  # (when, answer)
         self.failed_at: list[float] = []
         self.abandoned = 0
+        self.errors: list[str] = []  # anything but an answer or RpcUnavailable: a 500 in an API
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -99,14 +104,16 @@ class Asker:
         while not self._stop.is_set():
             while True:
                 try:
-                    answer = rpc.call(self.settings, "identity", "ward", WARD, timeout=3)
+                    answer = rpc.call(self.settings, self.service, self.method, WARD, timeout=3)
                     self.answered.append((time.monotonic(), answer))
                     break
                 except rpc.RpcUnavailable:
                     self.failed_at.append(time.monotonic())
-                    if self._stop.wait(0.2):
-                        self.abandoned += 1
-                        return
+                except Exception as exc:  # noqa: BLE001 - counted, and the test fails on it
+                    self.errors.append(repr(exc)[:300])
+                if self._stop.wait(0.2):
+                    self.abandoned += 1
+                    return
             self._stop.wait(0.1)
 
     def answered_after(self, moment: float) -> list[float]:
@@ -129,46 +136,54 @@ def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, 
 
     prepare_identity(office, demo=True)
     prepare_queue(office, demo=True)
+    victim = cluster.nodes[0]
+    cluster.front_door.prefer(victim.port)
     identity = Process(office, "worker", "identity")
-    relay = kiosk = asker = None
+    probe = Process(office, "worker", "notify", MOTCUA_WORKER_MODULE="motcua_testing.rpc_probe",
+                    PYTHONPATH=os.pathsep.join([SUPPORT, os.environ.get("PYTHONPATH", "")]))
+    relay = kiosk = None
+    askers = []
     try:
-        assert wait_until(lambda: _answers(office), timeout=40), "identity answers RPC through the cluster"
-        rpc_queue = cluster.queues(vhost)["rpc-identity"]
-        assert rpc_queue["type"] == "quorum", f"identity's RPC request queue: {rpc_queue}"
-        victim = cluster.home_of(vhost, "rpc-identity")
-        # Quorum queues' leaders go to the node of the connection that declares them: every
-        # queue of the test is led from the node about to be lost.
-        connection = pika.BlockingConnection(pika.URLParameters(victim.url(vhost)))
+        assert wait_until(lambda: _answers(office, "identity", "ward") and _answers(office, "rpc_probe", "relay_ward"),
+                          timeout=40), "identity and the probe answer RPC through the cluster"
+        connection = pika.BlockingConnection(pika.URLParameters(office.amqp_url))
         channel = connection.channel()
         topology.declare(channel, office)
         channel.queue_declare(SINK, durable=True, arguments={"x-queue-type": "quorum"})
         channel.queue_bind(SINK, "queue.events", routing_key="TicketIssued")
         connection.close()
-        assert cluster.home_of(vhost, SINK) is victim
+        queues = cluster.queues(vhost)
+        assert queues["rpc-identity"]["type"] == "quorum", f"identity's RPC request queue: {queues['rpc-identity']}"
+        probe_replies = next(name for name in queues if name.startswith("rpc.reply-rpc_probe-"))
+        for name in ("rpc-identity", "rpc-rpc_probe", SINK, probe_replies):
+            assert cluster.home_of(vhost, name) is victim, f"{name} lives on the node to be lost"
 
         app = create_app(office, verifier=verifier, clock=lambda: _MONDAY_9AM)
         relay = Process(office, "relay", "queue")
         kiosk = Kiosk(app, WARD, token("officer", WARD, subject="officer-lan")).start()
-        asker = Asker(office).start()
+        askers = [Asker(office, "identity", "ward").start(), Asker(office, "rpc_probe", "relay_ward").start()]
         queue_db = service_db("queue")
-        assert wait_until(lambda: kiosk.count() >= 20 and len(asker.answered) >= 5, timeout=30), \
+        assert wait_until(lambda: kiosk.count() >= 20 and all(len(a.answered) >= 5 for a in askers), timeout=30), \
             "load before the loss"
         victim.kill()
         lost_at = time.monotonic()
-        assert wait_until(lambda: len(asker.answered_after(lost_at)) >= 5, timeout=RPC_RECOVERY + 10), \
-            f"identity answered again after the node's loss ({len(asker.failed_at)} failed attempts)"
-        first_answer = asker.answered_after(lost_at)[0] - lost_at
+        assert wait_until(lambda: all(len(a.answered_after(lost_at)) >= 5 for a in askers),
+                          timeout=RPC_RECOVERY + 10), \
+            f"RPC answered again after the node's loss: {[(a.service, len(a.failed_at)) for a in askers]}"
+        first_answers = {a.service: a.answered_after(lost_at)[0] - lost_at for a in askers}
         issued_at_loss = kiosk.count()
         assert wait_until(lambda: kiosk.count() >= issued_at_loss + 20, timeout=20), "tickets after the loss"
     finally:
-        for part in (asker, kiosk):
+        for part in (*askers, kiosk):
             if part is not None:
                 part.stop()
+        cluster.front_door.prefer(None)
     try:
         assert wait_until(lambda: pending_count(queue_db) == 0, timeout=60), "the relay emptied the outbox"
     finally:
         relay.stop()
         identity.stop()
+        probe.stop()
         app.extensions["motcua"].mongo_client.close()
 
     centre = service_db("centre")
@@ -181,20 +196,24 @@ def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, 
         check.ack(ticket_id)
     for doc in centre.effects.find():
         check.observe(doc["ticket_id"])
-    outage = max([t for t in asker.failed_at if t > lost_at], default=lost_at) - lost_at
-    print(f"\nRPC: {len(asker.answered)} calls answered, {len(asker.failed_at)} failed attempts, first answer "
-          f"{first_answer:.1f} s after the loss, last failure {outage:.1f} s after; tickets {dict(kiosk.statuses)}")
+    for a in askers:
+        outage = max([t for t in a.failed_at if t > lost_at], default=lost_at) - lost_at
+        print(f"\nRPC {a.service}.{a.method}: {len(a.answered)} calls answered, {len(a.failed_at)} failed attempts, "
+              f"first answer {first_answers[a.service]:.1f} s after the loss, last failure {outage:.1f} s after")
+    print(f"tickets {dict(kiosk.statuses)}")
     assert not check.lost, f"lost: {sorted(check.lost)[:5]}"
     assert not check.duplicated, f"duplicated effects: {sorted(check.duplicated)[:5]}"
     assert not check.unexpected, f"unexpected: {sorted(check.unexpected)[:5]}"
-    assert all(answer and answer.get("ward_id") == WARD for _, answer in asker.answered), "identity's answers"
-    assert asker.abandoned == 0, "every RPC call was answered"
-    assert first_answer < RPC_RECOVERY, f"identity answered {first_answer:.1f} s after the loss"
+    for a in askers:
+        assert not a.errors, f"{a.service}: errors that are neither an answer nor RpcUnavailable: {a.errors[:3]}"
+        assert all(answer and answer.get("ward_id") == WARD for _, answer in a.answered), f"{a.service}'s answers"
+        assert a.abandoned == 0, f"every call to {a.service} was answered"
+        assert first_answers[a.service] < RPC_RECOVERY, f"{a.service} answered {first_answers[a.service]:.1f} s after"
     # The vhost is left to go with the cluster: deleting it waits on the lost node's replicas.
 
 
-def _answers(settings) -> bool:
+def _answers(settings, service: str, method: str) -> bool:
     try:
-        return rpc.call(settings, "identity", "ward", WARD, timeout=2) is not None
+        return rpc.call(settings, service, method, WARD, timeout=2) is not None
     except rpc.RpcUnavailable:
         return False

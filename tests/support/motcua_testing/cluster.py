@@ -12,8 +12,11 @@ Started side by side (each node's boot is mostly waiting), joined with `rabbitmq
 join_cluster`: about 12 s on this two-core machine."""
 from __future__ import annotations
 
+import os
+import random
 import re
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -29,12 +32,20 @@ class FrontDoor(WanLink):
         super().__init__("127.0.0.1", ports[0])
         self.ports = list(ports)
         self._next = 0
+        self.preferred: int | None = None
         self.connections_to: dict[int, int] = {port: 0 for port in ports}
 
+    def prefer(self, port: int | None) -> None:
+        """Send every new connection to this node while it accepts them (None: in turn):
+        a test puts all its queues, leaders and connections on the node it will lose."""
+        self.preferred = port
+
     def _connect_to_a_live_node(self) -> socket.socket | None:
-        for _ in range(len(self.ports)):
-            port = self.ports[self._next % len(self.ports)]
-            self._next += 1
+        order = [self.ports[(self._next + i) % len(self.ports)] for i in range(len(self.ports))]
+        self._next += 1
+        if self.preferred is not None:
+            order = [self.preferred] + [p for p in order if p != self.preferred]
+        for port in order:
             try:
                 server = socket.create_connection(("127.0.0.1", port), timeout=2)
             except OSError:
@@ -61,12 +72,35 @@ class FrontDoor(WanLink):
             circuit.start()
 
 
+class ClusterNode(RabbitNode):
+    """A RabbitNode whose `rabbitmqctl` calls take their Erlang distribution port from a
+    range of this process's own.
+
+    Why: each rabbitmqctl starts a hidden Erlang node listening on a port of a range that is
+    by default eleven ports wide (35672-35682) and shared by every rabbitmqctl on the
+    machine. With other suites' rabbitmqctl calls running — a few hung ones are enough —
+    the range fills up and every new call fails at once with `nodistribution`, before it
+    reaches any node (seen here: three nodes could not be started for two minutes on end)."""
+
+    CTL_PORTS = 100
+    _ctl_base = random.Random().randrange(40000, 60000 - CTL_PORTS, CTL_PORTS)
+
+    def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        env = dict(os.environ, RABBITMQ_CTL_DIST_PORT_MIN=str(self._ctl_base),
+                   RABBITMQ_CTL_DIST_PORT_MAX=str(self._ctl_base + self.CTL_PORTS - 1))
+        result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], input=stdin, capture_output=True,
+                                text=True, timeout=timeout, check=False, env=env)
+        if result.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {args[0]}: {(result.stderr or result.stdout).strip()[:400]}")
+        return result.stdout
+
+
 class RabbitCluster:
     """Three RabbitMQ nodes joined in one cluster, and a FrontDoor to them."""
 
     def __init__(self, size: int = 3):
         # No plugins: the cluster carries the platform's own traffic only.
-        self.nodes = [RabbitNode(plugins=()) for _ in range(size)]
+        self.nodes = [ClusterNode(plugins=()) for _ in range(size)]
         self.front_door: FrontDoor | None = None
 
     def start(self) -> "RabbitCluster":
@@ -111,27 +145,23 @@ class RabbitCluster:
         node.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         return self.url(name)
 
-    def delete_vhost(self, name: str) -> None:
-        try:
-            self.alive[0].ctl("delete_vhost", name)
-        except (RuntimeError, IndexError):
-            pass  # best effort: the nodes go with the module anyway
-
     def queues(self, vhost: str) -> dict[str, dict]:
-        """Each queue of the vhost: its type, the node it lives on (a classic queue) or its
-        leader (a quorum queue), and its members."""
-        out = self.alive[0].ctl("list_queues", "-p", vhost, "name", "type", "leader", "members", "pid",
-                                "--formatter", "json")
-        import json
-
-        return {q["name"]: q for q in json.loads(out)}
+        """Each queue of the vhost: its type, its leader (a quorum queue) and its process
+        (`<node.N.N>`, naming the node of a classic queue)."""
+        out = self.alive[0].ctl("-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "type", "leader", "pid")
+        queues = {}
+        for line in out.splitlines():
+            fields = line.split("\t")
+            if len(fields) == 4:
+                queues[fields[0]] = dict(zip(("name", "type", "leader", "pid"), fields))
+        return queues
 
     def home_of(self, vhost: str, queue: str) -> RabbitNode:
         """The node a queue depends on: a quorum queue's leader, a classic queue's node."""
         q = self.queues(vhost)[queue]
-        name = q.get("leader") or ""
-        if not name or name == "":
-            match = re.search(r"<(\S+@[^.]+)\.", str(q.get("pid", "")))
+        name = q["leader"] if q["type"] == "quorum" else ""
+        if not name:
+            match = re.search(r"<(\S+@[^.]+)\.", q["pid"])
             name = match.group(1) if match else ""
         return self.node_named(name)
 
