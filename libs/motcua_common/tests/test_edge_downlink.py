@@ -63,7 +63,8 @@ def test_the_shovel_pulls_from_the_wards_queue_at_the_centre_into_the_office():
     assert value["dest-uri"] == "amqp://" and value["dest-exchange"] == "motcua.downlink.in"
     assert value["ack-mode"] == "on-confirm"
     assert {p["name"] for p in shovel_definitions("/", "amqp://c/")["parameters"]} == {
-        "motcua-uplink-queue.events", "motcua-uplink-rating.events"}, "no ward, no downlink"
+        "motcua-uplink-queue.events", "motcua-uplink-rating.events", "motcua-uplink-motcua.office-filings"}, \
+        "no ward, no downlink (the uplinks: events, and the dossiers taken at the office)"
 
 
 def test_a_wards_queue_at_the_centre_gets_its_own_wards_dossier_events_only(broker_settings, service_db):
