@@ -148,7 +148,14 @@ class RabbitCluster:
     def queues(self, vhost: str) -> dict[str, dict]:
         """Each queue of the vhost: its type, its leader (a quorum queue) and its process
         (`<node.N.N>`, naming the node of a classic queue)."""
-        out = self.alive[0].ctl("-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "type", "leader", "pid")
+        for attempt in range(3):  # a read: asked again when the CLI itself failed (a loaded machine)
+            try:
+                out = self.alive[0].ctl("-q", "list_queues", "-p", vhost, "--no-table-headers",
+                                        "name", "type", "leader", "pid")
+                break
+            except (RuntimeError, subprocess.TimeoutExpired):
+                if attempt == 2:
+                    raise
         queues = {}
         for line in out.splitlines():
             fields = line.split("\t")
