@@ -59,8 +59,19 @@ from motcua_common.events import EVENT_TYPES, exchange_for
 from motcua_platform.launcher import Child, LaunchError, Platform, say
 from motcua_common.topology import (DOWNLINK_EXCHANGE, EDGE_SERVICES, WARD_HEADER, QueueBounds, declare_bounded_queue,
                                     downlink_event_types)
-from motcua_dossier import office_filings
-from motcua_dossier.office_filings import FILINGS_EXCHANGE
+
+# motcua_dossier.office_filings' exchange and queue, and its declare() below
+# (tests/platform/test_api_processes.py checks they agree): importing that module brings in
+# dossier's whole domain, 70 MB kept all day in the office's supervisor and API.
+FILINGS_EXCHANGE = "motcua.office-filings"
+FILINGS_QUEUE = "dossier.office-filings"
+
+
+def declare_filings(channel) -> None:
+    """office_filings.declare, without importing dossier's domain."""
+    channel.exchange_declare(FILINGS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare(FILINGS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(FILINGS_QUEUE, FILINGS_EXCHANGE, routing_key="#")
 SHOVEL_PLUGIN = "rabbitmq_shovel"
 JWKS_PATH = "/identity/.well-known/jwks.json"
 WARD_ID = wards.WARD_ID
@@ -289,29 +300,36 @@ class OneWard:
 
 
 def serve_api(host: str, port: int, ward_id: str) -> None:
-    from motcua_platform.apiserver import combined_app, serve
-    from motcua_platform.office_gate import CentreLookups, OfficeGate, OfficeRouter, gate_app
+    from motcua_platform.apiserver import serve
     from motcua_common.config import Settings
     from motcua_common.logs import configure_logging
 
     settings = Settings.from_env()
     configure_logging("edge", "api", settings.log_level)
-    from motcua_common.mongo import service_database
-    from motcua_platform import office_desk, office_intake
 
-    central = os.environ["MOTCUA_CENTRAL_URL"]
-    gate = OfficeGate(settings, ward_id, central, Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
-    services = OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id)
-    catalog_cache = Path(settings.data_dir) / "catalog-cache.json"
-    lookups = CentreLookups(central, catalog_cache)
-    gate_wsgi = gate_app(gate, lookups)
-    # Counter intake while cut off: the journal in the office's database; the centre's
-    # confirmations are the appointments the office's queue records from DossierSubmitted.
-    office_intake.ensure_indexes(gate.db)
-    desk = office_intake.OfficeDesk(gate.db, ward_id, office_intake.kept_catalog(catalog_cache),
-                                    appointments=service_database(gate.db.client, settings, "queue")["appointments"])
-    office_desk.register(gate_wsgi, gate, desk, central)
-    serve(OfficeRouter(gate_wsgi, services), host, port)
+    def build():
+        # In gunicorn's worker, after the fork: the gate's and the services' database clients
+        # are not fork-safe, and gunicorn's parent then holds no copy of the app (its memory).
+        from motcua_common.mongo import service_database
+        from motcua_platform import office_desk, office_intake
+        from motcua_platform.apiserver import combined_app
+        from motcua_platform.office_gate import CentreLookups, OfficeGate, OfficeRouter, gate_app
+
+        central = os.environ["MOTCUA_CENTRAL_URL"]
+        gate = OfficeGate(settings, ward_id, central, Path(os.environ["MOTCUA_CENTRAL_JWKS_CACHE"]))
+        services = OneWard(combined_app(settings, services=EDGE_SERVICES), ward_id)
+        catalog_cache = Path(settings.data_dir) / "catalog-cache.json"
+        lookups = CentreLookups(central, catalog_cache)
+        gate_wsgi = gate_app(gate, lookups)
+        # Counter intake while cut off: the journal in the office's database; the centre's
+        # confirmations are the appointments the office's queue records from DossierSubmitted.
+        office_intake.ensure_indexes(gate.db)
+        desk = office_intake.OfficeDesk(gate.db, ward_id, office_intake.kept_catalog(catalog_cache),
+                                        appointments=service_database(gate.db.client, settings, "queue")["appointments"])
+        office_desk.register(gate_wsgi, gate, desk, central)
+        return OfficeRouter(gate_wsgi, services)
+
+    serve(build, host, port)
 
 
 class EdgePlatform(Platform):
@@ -384,7 +402,7 @@ class EdgePlatform(Platform):
             try:
                 declare_downlink_queue(connection, downlink)
                 # Where the office's intake journal goes (the dossier worker declares it too).
-                office_filings.declare(connection.channel())
+                declare_filings(connection.channel())
                 return True
             except Exception as exc:
                 say(f"warning: could not declare {downlink.queue} at the centre: {exc.__class__.__name__}")

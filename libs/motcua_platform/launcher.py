@@ -129,11 +129,18 @@ class Platform:
         return env
 
     def _prepare(self, settings: Settings) -> None:
-        from motcua_common import topology
+        """Declare the broker topology and prepare every service's database, in a child process:
+        the bootstraps import the services' code, which the supervisor never needs again and
+        would otherwise keep in memory all day (a ward office's box counts every MiB)."""
+        import multiprocessing
 
-        topology.declare_with_url(settings)
-        for service in self.services:
-            importlib.import_module(f"motcua_{service}.bootstrap").prepare(settings, demo=self.demo)
+        child = multiprocessing.get_context("fork").Process(target=_prepare_services,
+                                                            args=(settings, self.services, self.demo))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise LaunchError("preparing the databases failed (see above)",
+                              EXIT_UNAVAILABLE if child.exitcode == EXIT_UNAVAILABLE else EXIT_FAILED)
 
     def _wait_ready(self, timeout: float = 120, report_every: float = 3.0) -> None:
         """Wait for every service's /readyz, saying every few seconds which are still
@@ -296,6 +303,19 @@ class Platform:
             getattr(self, "_url_file", Path("/nonexistent")).unlink(missing_ok=True)
         restarted = {c.name: c.restarts for c in self.children if c.restarts}
         say("stopped" + (f"; restarts: {', '.join(f'{n} {k}' for n, k in restarted.items())}" if restarted else ""))
+
+
+def _prepare_services(settings: Settings, services, demo: bool) -> None:
+    """Platform._prepare's child: the topology, then each service's indexes and reference data."""
+    from motcua_common import topology
+
+    try:
+        topology.declare_with_url(settings)
+        for service in services:
+            importlib.import_module(f"motcua_{service}.bootstrap").prepare(settings, demo=demo)
+    except Unavailable as exc:
+        say(f"error: {exc}")
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 def up(port: int, demo: bool, host: str = "127.0.0.1") -> int:

@@ -26,7 +26,6 @@ from motcua_common.revocations import RevocationList
 from motcua_common.web_session import (
     CsrfRefused, check_csrf, clear_session, csrf_token, issue_csrf_cookie, local_path, set_session, signed_in,
 )
-from motcua_dossier.portal import typed_form
 
 from . import office_intake
 from .office_intake import OfficeDesk, OfficeIntake
@@ -189,6 +188,10 @@ def intake_post(ward_id: str):
         "papers": form.getlist("papers")[:50],
         "form": {f.name: form.get(f"form.{f.name}", "").strip() for f in fields},
     }
+    # Here, not at the top: the portal module brings in the whole of dossier (result signing
+    # included), which the office's API would otherwise hold in memory all day.
+    from motcua_dossier.portal import typed_form
+
     intake = OfficeIntake(national_id=values["national_id"], procedure_code=values["procedure_code"],
                           form=typed_form(fields, values["form"]), papers_received=tuple(values["papers"]),
                           record=values["record"])

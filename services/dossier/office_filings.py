@@ -31,10 +31,9 @@ from motcua_common import metrics
 from motcua_common.auth import Principal
 from motcua_common.outbox import commit
 
-from . import counter_records, domain, events, store, submission
+from . import counter_records, domain, events, store
 from .catalog import clean_form
 from .deps import Deps
-from .dossiers import working_calendar
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,11 @@ def accept(deps: Deps, filing: dict) -> str:
     accepted before. FilingRefused for a filing that can never be accepted (kept in REFUSED
     by `accept_or_keep`); rpc.RpcUnavailable when identity cannot say whose dossier it is
     (the message is delivered again later)."""
+    # Here, not at the top: these bring in result signing (pyHanko), which the ward
+    # office's API and courier import this module for the constants above and never use.
+    from . import submission
+    from .dossiers import working_calendar
+
     _check(filing)
     if store.get_dossier(deps.db, filing["filing_id"]) is not None:
         return "already"

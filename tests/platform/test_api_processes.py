@@ -88,3 +88,49 @@ def test_the_number_of_api_processes_is_a_setting():
     for wrong in ("0", "two", "100"):
         with pytest.raises(ValueError, match="MOTCUA_API_PROCESSES"):
             api_processes({"MOTCUA_API_PROCESSES": wrong})
+
+
+def test_the_office_declares_the_filings_exchange_as_dossier_does_without_importing_dossier():
+    """edge.py keeps its own copy of office_filings' declaration: importing dossier's domain
+    cost every office process 70 MB (the edge box's memory)."""
+    import subprocess as sp
+
+    from motcua_dossier import office_filings
+    from motcua_platform import edge
+
+    class Recording:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    ours, theirs = Recording(), Recording()
+    edge.declare_filings(ours)
+    office_filings.declare(theirs)
+    assert ours.calls == theirs.calls
+    # What the office's supervisor, API and courier import holds no result signing (pyHanko):
+    # importing it made the edge box's idle processes 160 MiB larger (bench/RESULTS.md).
+    loaded = sp.run([sys.executable, "-c", "import sys, motcua_platform.edge, motcua_platform.office_desk, "
+                     "motcua_platform.office_intake; print(sorted(m for m in ('pyhanko', "
+                     "'motcua_dossier.portal') if m in sys.modules))"],
+                    capture_output=True, text=True, timeout=60).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_the_supervisor_prepares_the_databases_in_a_child_process(monkeypatch, tmp_path):
+    """The bootstraps import every service's code: done in a child, the supervisor that runs
+    all day stays small. A child that finds the broker or database gone exits with its code."""
+    from motcua_platform import launcher
+    from motcua_platform.preflight import EXIT_UNAVAILABLE
+
+    where = tmp_path / "pid"
+    monkeypatch.setattr(launcher, "_prepare_services", lambda *args: where.write_text(str(os.getpid())))
+    platform = launcher.Platform(port=0, demo=True, services=("queue",))
+    platform._prepare(settings=None)
+    assert int(where.read_text()) != os.getpid()
+
+    monkeypatch.setattr(launcher, "_prepare_services", lambda *args: sys.exit(EXIT_UNAVAILABLE))
+    with pytest.raises(SystemExit) as stopped:
+        platform._prepare(settings=None)
+    assert stopped.value.code == EXIT_UNAVAILABLE
