@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results: dict) -> None:
     if all(k in results for k in ("tickets", "pipeline", "growth")):
-        plot(results, HERE / "results.png")
+        try:
+            plot(results, HERE / "results.png")
+        except ImportError:  # matplotlib comes with the bench extra; the figures print anyway
+            print("(results.png not redrawn: pip install -e '.[bench]' for matplotlib)", file=sys.stderr)
     t, p, s = results.get("tickets"), results.get("pipeline"), results.get("sms")
     for byp in results.get("tickets_by_processes", []):
         print(f"tickets, {byp['processes']} API process(es): {byp['platform']['per_s']}/s, {byp['ratio']:.2f} × the minimal "
