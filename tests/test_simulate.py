@@ -186,3 +186,12 @@ def test_the_morning_peak_figures_are_of_requests_sent_between_half_past_eight_a
     peak = morning_peak(day)
     assert peak["issue_ticket"] == {"count": 2, "p50_ms": 200.0, "p99_ms": 400.0}
     assert peak["call_next"]["count"] == 1 and peak["serve_ticket"]["count"] == 0
+
+
+def test_the_simulated_wards_opening_hours_are_what_the_queue_accepts():
+    """Sent as {"always_open": true} alone, every provisioned ward's hours were refused (422:
+    weekly is required) and the simulated day depended on the real time of day."""
+    from motcua_platform.simulate import always_open_body
+    from motcua_queue.hours import read_hours
+
+    assert read_hours(always_open_body())["always_open"] is True

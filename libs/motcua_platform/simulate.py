@@ -335,7 +335,7 @@ def _provision_ward(api: Api, admin: dict, index: int, official_code: str, popul
             raise SystemExit(f"motcua simulate: the queue never heard that {ward_id} opened (WardOpened)")
         time.sleep(0.2)
     queue = f"/queue/api/v1/wards/{ward_id}"
-    api.call("set_hours", "PUT", f"{queue}/opening-hours", headers=admin, json={"always_open": True})
+    api.call("set_hours", "PUT", f"{queue}/opening-hours", headers=admin, json=always_open_body())
     for code, name, prefix in DEMO_SERVICES:
         api.call("put_service", "PUT", f"{queue}/services/{code}", headers=admin, json={"name": name, "prefix": prefix})
     for counter_id, name, codes in counters or DEMO_COUNTERS:
@@ -347,6 +347,14 @@ def _provision_ward(api: Api, admin: dict, index: int, official_code: str, popul
             api.call("offer_online", "PUT", f"/dossier/api/v1/wards/{ward_id}/procedures/{procedure['code']}",
                      headers=admin, expect=(200, 404), json={"online": True})
     return ward_id
+
+
+def always_open_body() -> dict:
+    """The ward's opening hours as its admin sends them, open at all hours (the simulated day
+    runs at any time of the real one); weekly hours are required even then."""
+    from motcua_queue.hours import always_open_hours
+
+    return always_open_hours()
 
 
 def prepare_province(api: Api, province_code: int, rng: random.Random, admin_password: str | None,
