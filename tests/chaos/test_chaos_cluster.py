@@ -172,7 +172,7 @@ def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, 
             f"RPC answered again after the node's loss: {[(a.service, len(a.failed_at)) for a in askers]}"
         first_answers = {a.service: a.answered_after(lost_at)[0] - lost_at for a in askers}
         issued_at_loss = kiosk.count()
-        assert wait_until(lambda: kiosk.count() >= issued_at_loss + 20, timeout=20), "tickets after the loss"
+        assert wait_until(lambda: kiosk.count() >= issued_at_loss + 10, timeout=20), "tickets after the loss"
     finally:
         for part in (*askers, kiosk):
             if part is not None:
