@@ -173,8 +173,20 @@ class TokenVerifier:
         key), or when the copy is older than max_age: a key identity dropped from its JWKS
         (retired or compromised) stops being trusted then, without waiting for an unknown
         kid. At most one attempt per refetch_interval; while identity cannot be reached
-        the cached keys keep working."""
-        with self._lock:
+        the cached keys keep working.
+
+        Keys that are merely old are refreshed by one thread while the others go on with
+        them: the fetch goes through identity's API, which beside the other APIs (one
+        machine) may itself wait for a free thread, and every authenticated request of the
+        process stood behind it (seen in py-spy dumps during the province's simulated day)."""
+        if self._keys and not force:
+            if time.monotonic() - self._fetched_at < self._max_age:
+                return
+            if not self._lock.acquire(blocking=False):
+                return  # another thread is fetching; the old keys still verify meanwhile
+        else:
+            self._lock.acquire()
+        try:
             now = time.monotonic()
             fresh = now - self._fetched_at < self._max_age
             if self._keys and fresh and not force:
@@ -190,6 +202,8 @@ class TokenVerifier:
                 raise AuthError("auth_unavailable", "Không kiểm tra được phiên đăng nhập, vui lòng thử lại.", 503) from exc
             self._keys = {k["kid"]: jwt.PyJWK(k) for k in document.get("keys", []) if "kid" in k}
             self._fetched_at = now
+        finally:
+            self._lock.release()
 
     def verify(self, token: str) -> Principal:
         try:

@@ -176,3 +176,36 @@ def test_a_slow_request_is_logged_by_its_route_never_its_path(monkeypatch, caplo
     slow = [r.getMessage() for r in caplog.records if "slow request" in r.getMessage()]
     assert len(slow) == 1 and "GET /tickets/<ticket_id> answered 200" in slow[0]
     assert "048090001234" not in slow[0]
+
+
+def test_old_keys_verify_while_one_thread_fetches_new_ones(tmp_path):
+    """A refresh of keys that are merely old blocks no other request: the fetch (identity's
+    API, maybe busy) is one thread's; the others verify with the keys they have."""
+    import threading
+    import time
+
+    key = SigningKey.load_or_create(tmp_path / "k.pem")
+    fetching, release = threading.Event(), threading.Event()
+    calls = {"n": 0}
+
+    def source():
+        calls["n"] += 1
+        if calls["n"] > 1:
+            fetching.set()
+            release.wait(10)
+        return {"keys": [key.public_jwk]}
+
+    verifier = TokenVerifier(source, refetch_interval=0, max_age=3600)
+    token = key.issue("o1", "officer", "w1", 600)
+    assert verifier.verify(token).subject == "o1"
+    verifier._fetched_at -= 7200  # the keys are now old
+    slow = threading.Thread(target=verifier.verify, args=(token,))
+    slow.start()
+    try:
+        assert fetching.wait(10)
+        started = time.monotonic()
+        assert verifier.verify(token).subject == "o1"
+        assert time.monotonic() - started < 1, "a request waited for another thread's fetch"
+    finally:
+        release.set()
+        slow.join(10)
