@@ -18,10 +18,14 @@ answer "home node is down" to that declaration until the node came back.
 Services mark their RPC methods with `rpc` and ask others through `RpcProxy`, both from
 here instead of nameko's.
 
-Upgrading a broker where `rpc-<service>` exists as a classic queue: the broker refuses to
-change a queue's type, so delete it once (`rabbitmqctl delete_queue rpc-<service>`; it holds
-only requests that have already timed out) and the worker declares it anew."""
+Upgrading a broker where `rpc-<service>` exists as a classic queue (the broker refuses to
+change a queue's type): a worker that finds it with no consumer deletes it — it can hold only
+requests whose callers stopped waiting (5 s) — and declares the quorum queue. While older
+workers still consume it (a rolling upgrade), the worker uses it as it is and says so; delete
+it once they are gone (`rabbitmqctl delete_queue rpc-<service>`) and restart the workers."""
 from __future__ import annotations
+
+import logging
 
 from kombu import Queue
 from nameko.rpc import ReplyListener as _ReplyListener
@@ -30,12 +34,50 @@ from nameko.rpc import RpcConsumer as _RpcConsumer
 from nameko.rpc import RpcProxy as _RpcProxy
 
 
+log = logging.getLogger(__name__)
+
+
+def quorum_request_queue(amqp_url: str, name: str) -> bool:
+    """Declare `name` as a quorum queue; True once it is one. An older classic queue of that
+    name with no consumer is deleted first; one still consumed (older workers) is kept, and
+    False says to use it as it is."""
+    import pika
+    import pika.exceptions
+
+    quorum = {"x-queue-type": "quorum"}
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(name, durable=True, arguments=quorum)
+            return True
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:  # PRECONDITION_FAILED: it exists as another type
+                raise
+        channel = connection.channel()
+        existing = channel.queue_declare(name, passive=True).method
+        if existing.consumer_count == 0:
+            channel.queue_delete(name, if_unused=True)
+            channel.queue_declare(name, durable=True, arguments=quorum)
+            log.info("RPC queue %s was a classic queue with no consumer (%d stale requests): now a quorum queue",
+                     name, existing.message_count)
+            return True
+        log.warning("RPC queue %s is a classic queue consumed by %d older worker(s): it is used as it is, and "
+                    "is lost with its broker node; once they are gone, rabbitmqctl delete_queue %s and restart "
+                    "the workers", name, existing.consumer_count, name)
+        return False
+    finally:
+        connection.close()
+
+
 class QuorumRpcConsumer(_RpcConsumer):
     def setup(self):
         declared = self.queue is not None
         super().setup()
         settings = self.container.config.get("MOTCUA_SETTINGS")
         if declared or settings is None or settings.queue_type != "quorum":
+            return
+        if not quorum_request_queue(settings.amqp_url, self.queue.name):
             return
         # The same queue nameko would declare (name, exchange, binding, durable), of type
         # quorum. Read by nameko's queue consumer at each (re)connection.

@@ -124,6 +124,29 @@ class Asker:
         self._thread.join(30)
 
 
+def test_an_older_classic_rpc_queue_becomes_quorum_unless_still_consumed(cluster):
+    """Upgrading: nameko made rpc-<service> a classic queue. Unconsumed (every worker
+    stopped) it is replaced by a quorum queue, stale requests and all; still consumed by an
+    older worker (a rolling upgrade) it is kept as it is, never taken from under it."""
+    from motcua_common.nameko_rpc import quorum_request_queue
+
+    vhost = f"upgrade-{uuid.uuid4().hex[:8]}"
+    url = cluster.add_vhost(vhost)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare("rpc-stopped", durable=True)
+        channel.basic_publish("", "rpc-stopped", b"a request nobody waits for any more")
+        channel.queue_declare("rpc-running", durable=True)
+        channel.basic_consume("rpc-running", lambda *_: None)
+        assert quorum_request_queue(url, "rpc-stopped") is True
+        assert quorum_request_queue(url, "rpc-running") is False
+        queues = cluster.queues(vhost)
+        assert [queues[q]["type"] for q in ("rpc-stopped", "rpc-running")] == ["quorum", "classic"]
+    finally:
+        connection.close()
+
+
 def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, checker):
     check = checker("a cluster node lost under load",
                     "a kiosk issuing tickets, the relay publishing to a quorum queue, RPC to identity; "
