@@ -18,6 +18,7 @@ from motcua_testing.fixtures import RunningPlatform, create_vhost, delete_vhost
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS_COPY = Path("/tmp/motcua-screenshots")
+ADMIN_PASSWORD = "quan-tri-browser-2026"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def platform(tmp_path_factory, sms_gateway):
     data_dir = tmp_path_factory.mktemp("motcua-browser-data")
     log_path = data_dir / "platform.log"
     env = dict(os.environ, AMQP_URL=amqp_url, MOTCUA_DATA_DIR=str(data_dir), MOTCUA_RELAY_POLL_SECONDS="0.1",
-               SMS_GATEWAY_URL=sms_gateway.url)
+               SMS_GATEWAY_URL=sms_gateway.url, MOTCUA_ADMIN_PASSWORD=ADMIN_PASSWORD)
     env.pop("MONGO_URL", None)
     running = RunningPlatform(env, log_path, port=port)
     try:
@@ -103,6 +104,15 @@ def shots(tmp_path_factory):
 def officer_headers(platform):
     response = requests.post(f"{platform}/identity/api/v1/sessions", timeout=30,
                              json={"username": "canbo.songcong", "password": "MotCua-demo-2026"})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture(scope="module")
+def admin_headers(platform):
+    """The platform administrator, who pairs devices (a rating screen) in any ward."""
+    response = requests.post(f"{platform}/identity/api/v1/sessions", timeout=30,
+                             json={"username": "admin", "password": ADMIN_PASSWORD})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 

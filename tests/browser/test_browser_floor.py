@@ -140,10 +140,18 @@ def test_the_counter_console_logs_in_calls_and_serves(platform, open_page, shots
     shots(phone, "counter-login-phone")
 
 
-def test_the_rating_screen_records_a_score(platform, open_page, shots, officer_headers):
+def test_the_rating_screen_records_a_score(platform, open_page, shots, officer_headers, admin_headers):
     drain(platform, officer_headers, "quay-3")
     page = open_page(TV)
+    # Unpaired, the screen learns nothing (whoever holds a ticket id may rate it).
     page.goto(f"{platform}/rating/rate/{WARD}/quay-3")
+    expect(page.locator("[data-unpaired]")).to_be_visible()
+    latest = requests.get(f"{platform}/rating/api/v1/wards/{WARD}/counters/quay-3/latest", timeout=30)
+    assert latest.status_code == 401 and latest.json()["code"] == "device_credential_required"
+    # Paired once, with the link a ward admin asks for, it does.
+    pairing = _post(f"{platform}/rating/api/v1/wards/{WARD}/counters/quay-3/screen-pairings", headers=admin_headers)
+    assert pairing.status_code == 201, pairing.text
+    page.goto(pairing.json()["pairing_url"])
     expect(page.locator("[data-idle]")).to_be_visible()
     expect(page.locator("[data-counter-name]")).to_have_text("Quầy 3")
     shots(page, "rating-idle-1920x1080")
