@@ -164,7 +164,7 @@ def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, 
     identity = Process(office, "worker", "identity")
     probe = Process(office, "worker", "notify", MOTCUA_WORKER_MODULE="motcua_testing.rpc_probe",
                     PYTHONPATH=os.pathsep.join([SUPPORT, os.environ.get("PYTHONPATH", "")]))
-    relay = kiosk = None
+    relay = kiosk = app = None
     askers = []
     try:
         assert wait_until(lambda: _answers(office, "identity", "ward") and _answers(office, "rpc_probe", "relay_ward"),
@@ -196,18 +196,17 @@ def test_a_node_lost_under_load(settings, verifier, token, cluster, service_db, 
         first_answers = {a.service: a.answered_after(lost_at)[0] - lost_at for a in askers}
         issued_at_loss = kiosk.count()
         assert wait_until(lambda: kiosk.count() >= issued_at_loss + 10, timeout=20), "tickets after the loss"
-    finally:
         for part in (*askers, kiosk):
+            part.stop()
+        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=60), "the relay emptied the outbox"
+    finally:
+        # Whatever failed above: no thread or process of the test outlives it.
+        for part in (*askers, kiosk, relay, identity, probe):
             if part is not None:
                 part.stop()
         cluster.front_door.prefer(None)
-    try:
-        assert wait_until(lambda: pending_count(queue_db) == 0, timeout=60), "the relay emptied the outbox"
-    finally:
-        relay.stop()
-        identity.stop()
-        probe.stop()
-        app.extensions["motcua"].mongo_client.close()
+        if app is not None:
+            app.extensions["motcua"].mongo_client.close()
 
     centre = service_db("centre")
     for _headers, body in drain(office.amqp_url, SINK):

@@ -64,6 +64,14 @@ def small_disk(tmp_path):
     disk.unmount()
 
 
+@pytest.fixture
+def database(small_disk):
+    """The database server on the small disk, stopped whatever the test's outcome."""
+    server = DatabaseServer(small_disk.mountpoint / "db", sync_on_commit=True).start()
+    yield server
+    server.stop()
+
+
 def use_up_the_database_reserve(url: str, timeout: float = 30) -> int:
     """Write 20 kB documents (incompressible) into a scratch database until the server
     refuses: the journal it had preallocated is used up and its next file cannot be made.
@@ -85,10 +93,9 @@ def use_up_the_database_reserve(url: str, timeout: float = 30) -> int:
     raise AssertionError(f"the database still accepted writes after {written} blobs on a full disk")
 
 
-def test_database_disk_full_then_freed(broker_settings, verifier, token, small_disk, checker):
+def test_database_disk_full_then_freed(broker_settings, verifier, token, small_disk, database, checker):
     check = checker("database disk full, then freed",
                     "a kiosk issuing tickets; the database's disk filled, its server failing, then freed")
-    database = DatabaseServer(small_disk.mountpoint / "db", sync_on_commit=True).start()
     settings = replace(broker_settings, mongo_url=database.url)
     prepare(settings, demo=True)
     app = create_app(settings, verifier=verifier, clock=lambda: _MONDAY_9AM)
@@ -150,7 +157,6 @@ def test_database_disk_full_then_freed(broker_settings, verifier, token, small_d
         relay.close()
         client.close()
         app.extensions["motcua"].mongo_client.close()
-        database.stop()
     for ticket_id in tickets:
         delivered.attempt(ticket_id)
     for ticket_id in kiosk.tickets.values():
