@@ -54,8 +54,10 @@ def counts_by_rank(counts: Mapping, kind: str) -> dict[int, int]:
 
 
 def new_ticket(ticket_id: str, ward_id: str, day: str, service: Mapping, sequence: int, priority: str,
-               now: datetime) -> dict:
-    """A ticket just issued: waiting, numbered within its service and day."""
+               now: datetime, queued_at: datetime | None = None) -> dict:
+    """A ticket just issued: waiting, numbered within its service and day. Its place in the
+    line (`queued_at`) is `now`, or the service's latest place if that is later (another
+    process's clock ahead of ours): never before an earlier number."""
     return {
         "_id": ticket_id,
         "ward_id": ward_id,
@@ -67,7 +69,7 @@ def new_ticket(ticket_id: str, ward_id: str, day: str, service: Mapping, sequenc
         "priority_rank": PRIORITY_RANK[priority],
         "status": WAITING,
         "issued_at": now,
-        "queued_at": now,
+        "queued_at": max(now, queued_at) if queued_at is not None else now,
         "transferred_to": None,
         "counter_id": None,
         "called_at": None,
@@ -231,6 +233,12 @@ def pairing_expired(expires_at: datetime, now: datetime) -> bool:
 def to_millis(instant: datetime) -> datetime:
     """The precision the database keeps, so what we compare is what we stored."""
     return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+def as_utc(instant: datetime) -> datetime:
+    """A time read back from the database as aware UTC (a client without tz_aware reads it
+    naive)."""
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=timezone.utc)
 
 
 def iso_utc(instant: datetime) -> str:

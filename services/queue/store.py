@@ -201,8 +201,12 @@ class QueueStore:
         alike; only the day's first ticket finds no counter, creates it (losing that race
         is fine) and increments again. It runs outside the ticket's transaction, so
         concurrent kiosks never conflict on it; a ticket whose write then fails leaves a
-        gap in the numbers, never a duplicate."""
-        bump = {"$inc": {"value": 1, f"issued_r{rank}": 1}}
+        gap in the numbers, never a duplicate.
+
+        It also keeps the latest place in time given in the service (`queued_at`, `$max` of
+        the issuing processes' clocks): a ticket's place is never before an earlier number's,
+        so two API processes whose clocks are seconds apart cannot call A002 before A001."""
+        bump = {"$inc": {"value": 1, f"issued_r{rank}": 1}, "$max": {"queued_at": now}}
         doc = self.db[SEQUENCES].find_one_and_update({"_id": key}, bump, return_document=ReturnDocument.AFTER)
         if doc is None:
             try:

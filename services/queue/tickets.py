@@ -99,7 +99,8 @@ def issue(deps: "Deps", principal: Principal | None, order: TicketOrder) -> dict
     day = day_of(deps, now)
     rank = domain.PRIORITY_RANK[priority]
     counts = deps.store.take_number(domain.sequence_key(ward_id, service["code"], day), rank, now)
-    ticket = domain.new_ticket(str(uuid.uuid4()), ward_id, day, service, counts["value"], priority, now)
+    ticket = domain.new_ticket(str(uuid.uuid4()), ward_id, day, service, counts["value"], priority, now,
+                               queued_at=domain.as_utc(counts["queued_at"]))
     deps.store.insert_ticket(ticket, [events.ticket_issued(ticket)])
     # From the counts the number came with: no scan of a queue that grows all morning.
     ahead = domain.waiting_ahead_at_issue(rank, domain.counts_by_rank(counts, "issued"),
