@@ -130,7 +130,7 @@ def test_every_direct_import_is_declared():
     ours = set(PACKAGE_DIRS)
     provided = {  # import name -> distribution
         "flask": "flask", "werkzeug": "werkzeug", "markupsafe": "markupsafe", "itsdangerous": "itsdangerous",
-        "gunicorn": "gunicorn", "nameko": "nameko", "kombu": "kombu", "eventlet": "eventlet", "pika": "pika",
+        "gunicorn": "gunicorn", "nameko": "nameko", "kombu": "kombu", "amqp": "amqp", "eventlet": "eventlet", "pika": "pika",
         "aiormq": "aiormq", "pamqp": "pamqp", "pymongo": "pymongo", "bson": "pymongo", "gridfs": "pymongo",
         "google": "protobuf", "prometheus_client": "prometheus-client", "jwt": "pyjwt",
         "cryptography": "cryptography", "asn1crypto": "asn1crypto", "argon2": "argon2-cffi",

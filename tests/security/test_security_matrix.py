@@ -167,6 +167,8 @@ EXPECTED = {
     "GET /queue/api/v1/wards/{ward_id}/opening-hours": anyone,
     "PUT /queue/api/v1/wards/{ward_id}/opening-hours": ward_admin,
     "GET /queue/api/v1/wards/{ward_id}/devices": ward_watchers,
+    "GET /queue/api/v1/activity": monitor_or_admin,
+    "GET /queue/api/v1/wards/{ward_id}/activity": ward_watchers,
     # Boards and rating screens are public pages: their heartbeat is anonymous (limited per
     # address and ward, capped per ward); a kiosk's or a counter's carries its credential.
     "POST /queue/api/v1/wards/{ward_id}/devices/heartbeat": anyone,
