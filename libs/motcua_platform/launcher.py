@@ -82,6 +82,18 @@ def demo_environment(env: dict) -> dict:
     return added
 
 
+def free_ports_besides(count: int, taken: set[int]) -> list[int]:
+    """`count` distinct free ports, none of them in `taken`. The API's port is not bound yet
+    when the workers' metrics ports are chosen: the operating system may hand it out again,
+    and a worker's metrics server on it answered every request to the platform (405 to a
+    POST, 200 to the readiness check)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken and port not in ports:
+            ports.append(port)
+    return ports
+
 @dataclass
 class Child:
     name: str
@@ -114,7 +126,8 @@ class Platform:
         data_dir.mkdir(parents=True, exist_ok=True)
         env["MOTCUA_DATA_DIR"] = str(data_dir)
         if not env.get("MONGO_URL"):
-            self.database = EmbeddedMongo(data_dir / "db", sync_on_commit=True)
+            self.database = EmbeddedMongo(data_dir / "db", port=free_ports_besides(1, taken={self.port})[0],
+                                          sync_on_commit=True)
             say(f"starting the embedded database in {data_dir / 'db'}")
             self.database.start()
             env["MONGO_URL"] = self.database.url
@@ -225,10 +238,11 @@ class Platform:
 
         api = cli + ["api", "--all", "--host", self.host, "--port", str(self.port)]
         children = [Child("api", api + ["--workers", str(api_processes(self.env))])]
+        ports = free_ports_besides(2 * len(self.services), taken={self.port})
         for service in self.services:
             # Workers and relays count events and SMS; each exposes /metrics on its own port.
-            children.append(Child(f"{service}-worker", cli + ["worker", "--service", service], metrics_port=free_port()))
-            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service], metrics_port=free_port()))
+            children.append(Child(f"{service}-worker", cli + ["worker", "--service", service], metrics_port=ports.pop()))
+            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service], metrics_port=ports.pop()))
         self._write_scrape_targets(children)
         return children
 
