@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_up.add_argument("--api-processes", type=int, metavar="N",
                       help="API processes sharing the port (default: MOTCUA_API_PROCESSES, else 1); "
                            "one per core uses them all")
+    p_up.add_argument("--service-workers", metavar="SPEC",
+                      help="worker processes per service: N for every service, or e.g. queue=2,dossier=3 "
+                           "(the others 1), at most 16 each (default: MOTCUA_SERVICE_WORKERS, else 1); "
+                           "relays stay one per service")
 
     p_api = sub.add_parser("api", formatter_class=fmt, help="serve the HTTP API (gunicorn)")
     group = p_api.add_mutually_exclusive_group(required=True)
@@ -275,15 +279,26 @@ def _run(args) -> int:
             missing = [f"--{name}" for name in ("ward", "upstream", "central") if not getattr(args, name)]
             if missing:
                 args.p_up.error(f"--profile edge needs {', '.join(missing)}")
+            if args.service_workers is not None:
+                # One ward's load: the office's box keeps one worker per service.
+                args.p_up.error("--service-workers is for the central platform, not --profile edge")
             from motcua_platform.edge import up_edge
 
             return up_edge(port=args.port, demo=args.demo, ward_id=args.ward, upstream=args.upstream,
                            central=args.central, host=args.host)
-        from motcua_platform.launcher import up
+        from motcua_platform.launcher import service_workers, up
 
         if args.api_processes is not None:
             os.environ["MOTCUA_API_PROCESSES"] = str(args.api_processes)
-        return up(port=args.port, demo=args.demo, host=args.host)
+        # Checked before anything starts: a bad SPEC is bad usage (exit 2), like a bad option.
+        try:
+            if args.service_workers is not None:
+                workers = service_workers(args.service_workers, source="--service-workers")
+            else:
+                workers = service_workers(os.environ.get("MOTCUA_SERVICE_WORKERS"))
+        except ValueError as exc:
+            args.p_up.error(str(exc))
+        return up(port=args.port, demo=args.demo, host=args.host, workers=workers)
     if args.command == "api":
         from motcua_platform.apiserver import combined_app, serve, service_app, service_modules
         from motcua_common.logs import configure_logging

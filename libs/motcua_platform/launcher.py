@@ -3,13 +3,14 @@
 Starts the embedded database (unless MONGO_URL is set), makes sure the local RabbitMQ runs
 (unless AMQP_URL is set), declares the broker topology, prepares every service's database
 (indexes, bootstrap admin, demo data), then runs and supervises the child processes: the
-five APIs on one port, and a worker and a relay per service. A child that dies is
-restarted. SIGINT/SIGTERM stop everything cleanly."""
+five APIs on one port, and a worker (or several: --service-workers) and a relay per
+service. A child that dies is restarted. SIGINT/SIGTERM stop everything cleanly."""
 from __future__ import annotations
 
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +83,57 @@ def demo_environment(env: dict) -> dict:
     return added
 
 
+# More worker processes than this for one service on one machine is a typing mistake, not
+# a plan: each holds its own database client and broker connections.
+MAX_SERVICE_WORKERS = 16
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def service_workers(spec: str | None, source: str = "MOTCUA_SERVICE_WORKERS",
+                    services=SERVICES) -> dict[str, int]:
+    """Worker processes per service from SPEC: a number for every service ("2"), or some
+    services by name ("queue=2,dossier=3", the others one). Empty or None: one each, as
+    always. A ValueError names `source` (the option or the variable it came from) and says
+    what is wrong, so that `motcua up` refuses it before anything starts.
+
+    Several workers of one service compete for the same consumer queues and RPC requests
+    (their handlers are idempotent, their timers claim their work atomically), so nothing
+    else changes. Relays are never multiplied: one relay publishes a ward's events in order."""
+    counts = {service: 1 for service in services}
+    spec = (spec or "").strip()
+    if not spec:
+        return counts
+    if "=" not in spec:
+        if not WHOLE_NUMBER.fullmatch(spec):
+            raise ValueError(f"{source}: {spec!r} is neither a number of worker processes for every service "
+                             "nor a list like queue=2,dossier=3")
+        count = _worker_count(spec, source, "every service")
+        return {service: count for service in services}
+    named: set[str] = set()
+    for item in spec.split(","):
+        service, equals, number = (part.strip() for part in item.partition("="))
+        if not service or not equals:
+            what = repr(item.strip()) if item.strip() else "an empty item"
+            raise ValueError(f"{source}: {what} is not SERVICE=N (e.g. queue=2,dossier=3)")
+        if service not in counts:
+            raise ValueError(f"{source}: no service is called {service!r} (the services: {', '.join(services)})")
+        if service in named:
+            raise ValueError(f"{source}: {service} is named twice")
+        named.add(service)
+        counts[service] = _worker_count(number, source, service)
+    return counts
+
+
+def _worker_count(text: str, source: str, whose: str) -> int:
+    if not WHOLE_NUMBER.fullmatch(text):  # int() would also take "1_6" and "١٦"
+        raise ValueError(f"{source}: {whose}'s worker processes must be a whole number, not {text!r}")
+    count = int(text)
+    if not 1 <= count <= MAX_SERVICE_WORKERS:
+        raise ValueError(f"{source}: {whose}'s worker processes must be between 1 and {MAX_SERVICE_WORKERS}, "
+                         f"not {count}")
+    return count
+
+
 def free_ports_besides(count: int, taken: set[int]) -> list[int]:
     """`count` distinct free ports, none of them in `taken`. The API's port is not bound yet
     when the workers' metrics ports are chosen: the operating system may hand it out again,
@@ -103,6 +155,11 @@ class Child:
     next_start: float = 0.0
     started_at: float = field(default=0.0)
     metrics_port: int | None = None
+    # Its scrape target's labels: whose process it is, what it does, and which of the
+    # service's workers when there are several (None when there is one).
+    service: str | None = None
+    role: str | None = None
+    worker: int | None = None
 
     def start(self, env: dict) -> None:
         if self.metrics_port is not None:
@@ -114,8 +171,11 @@ class Child:
 
 
 class Platform:
-    def __init__(self, port: int, demo: bool, host: str = "127.0.0.1", services=SERVICES):
+    def __init__(self, port: int, demo: bool, host: str = "127.0.0.1", services=SERVICES,
+                 workers: dict[str, int] | None = None):
         self.port, self.demo, self.host, self.services = port, demo, host, services
+        # Worker processes per service (service_workers); a service not named runs one.
+        self.workers = workers or {}
         self.children: list[Child] = []
         self.database: EmbeddedMongo | None = None
         self.stopping = False
@@ -238,11 +298,25 @@ class Platform:
 
         api = cli + ["api", "--all", "--host", self.host, "--port", str(self.port)]
         children = [Child("api", api + ["--workers", str(api_processes(self.env))])]
-        ports = free_ports_besides(2 * len(self.services), taken={self.port})
+        counts = {service: self.workers.get(service, 1) for service in self.services}
+        ports = free_ports_besides(sum(counts.values()) + len(self.services), taken={self.port})
         for service in self.services:
             # Workers and relays count events and SMS; each exposes /metrics on its own port.
-            children.append(Child(f"{service}-worker", cli + ["worker", "--service", service], metrics_port=ports.pop()))
-            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service], metrics_port=ports.pop()))
+            worker = cli + ["worker", "--service", service]
+            if counts[service] == 1:
+                children.append(Child(f"{service}-worker", worker, metrics_port=ports.pop(),
+                                      service=service, role="worker"))
+            else:
+                # Each its own supervised child, restarted alone; they compete for the
+                # service's queues. Numbered from 1, in the child's name and scrape target.
+                children += [Child(f"{service}-worker-{number}", worker, metrics_port=ports.pop(),
+                                   service=service, role="worker", worker=number)
+                             for number in range(1, counts[service] + 1)]
+            children.append(Child(f"{service}-relay", cli + ["relay", "--service", service], metrics_port=ports.pop(),
+                                  service=service, role="relay"))
+        several = [f"{service} {count}" for service, count in counts.items() if count > 1]
+        if several:
+            say(f"worker processes: {', '.join(several)} (the other services one each)")
         self._write_scrape_targets(children)
         return children
 
@@ -254,8 +328,12 @@ class Platform:
                    for svc in self.services]
         for child in children:
             if child.metrics_port is not None:
-                service, role = child.name.rsplit("-", 1)
-                targets.append({"targets": [f"127.0.0.1:{child.metrics_port}"], "labels": {"service": service, "role": role}})
+                labels = {"service": child.service, "role": child.role}
+                if child.worker is not None:
+                    # Several workers of one service: each its own series, whatever
+                    # the scrape job does with the target's address.
+                    labels["worker"] = str(child.worker)
+                targets.append({"targets": [f"127.0.0.1:{child.metrics_port}"], "labels": labels})
         path = Path(self.env["MOTCUA_DATA_DIR"]) / "prometheus-targets.json"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(targets, indent=2), encoding="utf-8")
@@ -332,5 +410,5 @@ def _prepare_services(settings: Settings, services, demo: bool) -> None:
         sys.exit(EXIT_UNAVAILABLE)
 
 
-def up(port: int, demo: bool, host: str = "127.0.0.1") -> int:
-    return Platform(port=port, demo=demo, host=host).run()
+def up(port: int, demo: bool, host: str = "127.0.0.1", workers: dict[str, int] | None = None) -> int:
+    return Platform(port=port, demo=demo, host=host, workers=workers).run()
