@@ -10,12 +10,21 @@ reordering any record breaks the chain at that record, and `verify` says where.
 `details` carries ids of records and the NAMES of fields changed, never personal values
 (no national id, phone, name or address; the client's address only as `client_hash`).
 
-Appending is safe with several API processes: the next `seq` comes from the head
-(`audit_head`, one counter document, and any record past it); the record is inserted with
-`_id = seq`, so of two writers that read the same head exactly one wins (the other gets a
-DuplicateKeyError outside a transaction, a write conflict inside one) and appends again
-after the new head. With a `session`, the record and the head move in the caller's
-transaction: the business write and its audit record are stored both or neither.
+Appending never makes two writers wait on each other. `append` only inserts the record
+into `audit_pending` (its own new document; with a `session`, in the caller's transaction,
+so the business write and its audit record are stored both or neither). `chain_pending`
+then moves pending records onto the chain, oldest first, a batch per transaction: it reads
+the head (`audit_head`, one counter document), inserts the records with `_id = seq`,
+moves the head and deletes them from `audit_pending` together. Why not chain in the
+caller's transaction, as the first version did: every append moved the one head
+document, so any two audited actions of the whole province conflicted on it and one was
+retried under a growing backoff (dossier actions waited up to 27 s in the province's day).
+Now only chainers can conflict, off every request's path, and a conflict retries the
+whole batch: a record is chained exactly once.
+
+The relay process of every service runs the chainer (`run_chainer`), so records are on the
+chain within a second; `records` and `verify` chain what is pending first, so a reader
+(the data export, `motcua audit verify`) always sees every committed record.
 
 The store never updates or deletes a record, except retention (`prune`): the oldest
 records past the retention period are removed and the checkpoint record
@@ -28,23 +37,28 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Mapping
 
+from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError, OperationFailure, PyMongoError
 
 log = logging.getLogger(__name__)
 
 AUDIT_LOG = "audit_log"
 AUDIT_HEAD = "audit_head"
+AUDIT_PENDING = "audit_pending"
 HEAD_ID = "head"
 CHECKPOINT_ID = "checkpoint"
 GENESIS = "0" * 64
-APPEND_ATTEMPTS = 50
-# Every this many records an append also applies the audit retention (a cheap indexed
+# Records chained a transaction, and how often the chainer looks for pending ones.
+CHAIN_BATCH = 500
+CHAIN_EVERY_SECONDS = 0.5
+# Every this many records the chainer also applies the audit retention (a cheap indexed
 # query when nothing is due), so a service that appends keeps its log within the period
 # even when nobody runs `motcua audit prune`.
 PRUNE_EVERY = 1000
@@ -57,10 +71,6 @@ RETENTION_DEFAULT_DAYS = {
 }
 FIELDS = ("_id", "at", "actor_id", "actor_role", "action", "subject_type", "subject_id", "ward_id", "outcome",
           "client_hash", "details", "prev_hash")
-
-
-class AuditChainBusy(RuntimeError):
-    """Too many concurrent writers won the same seq in a row (never seen in practice)."""
 
 
 def retention_days(kind: str, settings=None, env: Mapping[str, str] | None = None) -> int:
@@ -150,13 +160,14 @@ def entry(*, action: str, actor_id: str | None, actor_role: str | None = None, s
 # ---------------------------------------------------------------- appending
 def _head(db: Database, session: ClientSession | None) -> tuple[int, str]:
     """(seq, hash) of the last record: the counter document, or any record past it (a
-    writer that died between its record and the counter), or the checkpoint, or genesis."""
+    chain written by an older version, whose head could lag a record), or the checkpoint,
+    or genesis."""
     head = db[AUDIT_HEAD].find_one({"_id": HEAD_ID}, session=session)
     if head is None:
         head = db[AUDIT_LOG].find_one({"_id": CHECKPOINT_ID}, session=session) or {"seq": 0, "hash": GENESIS}
     seq, digest = int(head["seq"]), head["hash"]
     # Reads by exact _id only: a range or a sort over the log would read the whole
-    # collection on the embedded database at every append (see mongo.update_and_read).
+    # collection on the embedded database at every batch (see mongo.update_and_read).
     while True:
         later = db[AUDIT_LOG].find_one({"_id": seq + 1}, {"hash": 1}, session=session)
         if later is None:
@@ -165,50 +176,96 @@ def _head(db: Database, session: ClientSession | None) -> tuple[int, str]:
 
 
 def append(db: Database, record: Mapping, session: ClientSession | None = None, now: datetime | None = None) -> dict:
-    """Append `record` (see `entry`) to the chain; the stored record. With `session` it
-    is written in that transaction (a concurrent writer makes the transaction retry)."""
-    base = {k: record.get(k) for k in FIELDS if k not in ("_id", "prev_hash", "client_hash")}
+    """Keep `record` (see `entry`) for the chain: one insert into `audit_pending`, in the
+    caller's transaction when `session` is given; `chain_pending` chains it. The pending
+    record (its `_id` is not its chain seq)."""
+    pending = {k: record.get(k) for k in FIELDS if k not in ("_id", "prev_hash", "client_hash")}
     if record.get("client_hash"):
-        base["client_hash"] = record["client_hash"]
-    base["at"] = _moment(record.get("at") or now or datetime.now(timezone.utc))
-    base["details"] = dict(record.get("details") or {})
-    for attempt in range(APPEND_ATTEMPTS):
+        pending["client_hash"] = record["client_hash"]
+    pending["at"] = _moment(record.get("at") or now or datetime.now(timezone.utc))
+    pending["details"] = dict(record.get("details") or {})
+    pending["_id"] = ObjectId()
+    db[AUDIT_PENDING].insert_one(pending, session=session)
+    return pending
+
+
+def chain_pending(db: Database, batch: int = CHAIN_BATCH) -> int:
+    """Move up to `batch` pending records onto the chain, oldest first, in one
+    transaction (records, head and the pending documents' removal together); how many."""
+
+    def move(session: ClientSession) -> tuple[int, int]:
+        waiting = list(db[AUDIT_PENDING].find({}, session=session).sort("_id", ASCENDING).limit(batch))
+        if not waiting:
+            return 0, 0
         seq, previous = _head(db, session)
-        stored = {"_id": seq + 1, **base, "prev_hash": previous}
-        stored["hash"] = record_hash(stored)
-        if session is not None:
-            # Head first: two transactions moving it conflict, and one of them retries whole.
-            db[AUDIT_HEAD].update_one({"_id": HEAD_ID}, {"$set": {"seq": seq + 1, "hash": stored["hash"]}},
-                                      upsert=True, session=session)
-            try:
-                db[AUDIT_LOG].insert_one(stored, session=session)
-            except DuplicateKeyError as exc:
-                # A writer outside any transaction took this seq after our snapshot: the
-                # whole transaction is run again (with_transaction retries transient errors).
-                exc._add_error_label("TransientTransactionError")
-                raise
-        else:
-            try:
-                db[AUDIT_LOG].insert_one(stored)
-            except DuplicateKeyError:
-                continue  # another writer took this seq: read the new head
-            db[AUDIT_HEAD].update_one({"_id": HEAD_ID, "seq": {"$lt": seq + 1}},
-                                      {"$set": {"seq": seq + 1, "hash": stored["hash"]}})
-            _advance_head_if_missing(db, seq + 1, stored["hash"])
-        if (seq + 1) % PRUNE_EVERY == 0 and session is None:
-            try:
-                prune(db, retention_days("audit"), now=base["at"])
-            except Exception:  # retention is never a reason to refuse the business write
-                log.exception("audit retention failed")
-        return stored
-    raise AuditChainBusy(f"{db.name}: no free audit seq after {APPEND_ATTEMPTS} attempts")
+        chained = []
+        for record in waiting:
+            seq += 1
+            stored = {**{k: v for k, v in record.items() if k != "_id"}, "_id": seq, "prev_hash": previous}
+            stored["hash"] = previous = record_hash(stored)
+            chained.append(stored)
+        # Head first: two chainers moving it conflict at once, and one retries its batch.
+        db[AUDIT_HEAD].update_one({"_id": HEAD_ID}, {"$set": {"seq": seq, "hash": previous}},
+                                  upsert=True, session=session)
+        try:
+            db[AUDIT_LOG].insert_many(chained, session=session)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            # A writer of an older version appended outside any transaction after our
+            # snapshot: the batch is run again on the new head.
+            exc._add_error_label("TransientTransactionError")
+            raise
+        db[AUDIT_PENDING].delete_many({"_id": {"$in": [r["_id"] for r in waiting]}}, session=session)
+        return len(chained), seq
+
+    from .mongo import in_transaction
+
+    moved, last = in_transaction(db, move)
+    if moved and last // PRUNE_EVERY != (last - moved) // PRUNE_EVERY:
+        try:
+            prune(db, retention_days("audit"))
+        except Exception:  # retention is never a reason to stop chaining
+            log.exception("audit retention failed")
+    return moved
 
 
-def _advance_head_if_missing(db: Database, seq: int, digest: str) -> None:
-    try:
-        db[AUDIT_HEAD].insert_one({"_id": HEAD_ID, "seq": seq, "hash": digest})
-    except DuplicateKeyError:
-        pass
+def settle(db: Database) -> int:
+    """Chain everything pending now; how many records were chained."""
+    total = 0
+    while True:
+        moved = chain_pending(db)
+        total += moved
+        if moved < CHAIN_BATCH:
+            return total
+
+
+def unchained(db: Database) -> int:
+    """How many records wait to be chained."""
+    return db[AUDIT_PENDING].estimated_document_count()
+
+
+def run_chainer(db: Database, stopping: threading.Event, service: str, every: float = CHAIN_EVERY_SECONDS) -> None:
+    """Chain pending records until `stopping` is set (the relay process runs this in a
+    thread of its own). A database that does not answer is tried again, more slowly."""
+    from . import metrics
+
+    pause = every
+    while not stopping.is_set():
+        try:
+            moved = settle(db)
+            metrics.AUDIT_UNCHAINED.labels(service).set(unchained(db))
+            if moved:
+                log.debug("audit records chained", extra={"database": db.name, "chained": moved})
+            pause = every
+        except PyMongoError as exc:
+            log.warning("audit chaining waits for the database: %s", exc.__class__.__name__)
+            pause = min(pause * 2, 10.0)
+        stopping.wait(pause)
+
+
+def start_chainer(db: Database, stopping: threading.Event, service: str) -> threading.Thread:
+    thread = threading.Thread(target=run_chainer, args=(db, stopping, service), name="audit-chainer", daemon=True)
+    thread.start()
+    return thread
 
 
 def ensure_indexes(db: Database) -> None:
@@ -216,18 +273,30 @@ def ensure_indexes(db: Database) -> None:
     entries (the data export); the _id index is the chain's order and its uniqueness."""
     db[AUDIT_LOG].create_index([("at", ASCENDING)], name="at")
     db[AUDIT_LOG].create_index([("subject_type", ASCENDING), ("subject_id", ASCENDING)], name="subject")
+    # Appends insert into it inside business transactions: it exists before the first one
+    # (a transaction that has to create a collection fails on MongoDB before 4.4).
+    if AUDIT_PENDING not in db.list_collection_names(filter={"name": AUDIT_PENDING}):
+        try:
+            db.create_collection(AUDIT_PENDING)
+        except CollectionInvalid:
+            pass  # another process created it first
 
 
 def records(db: Database, query: Mapping | None = None) -> Iterable[dict]:
-    """The chain's records matching `query`, in order (the checkpoint left out)."""
+    """The chain's records matching `query`, in order (the checkpoint left out), after
+    chaining what is pending."""
+    settle(db)
     return db[AUDIT_LOG].find({**(query or {}), "_id": {"$type": "number"}}).sort("_id", ASCENDING)
 
 
 # ---------------------------------------------------------------- checking the chain
-def verify(db: Database) -> tuple[bool, int | None, int]:
-    """Walk the chain from the checkpoint (or the start): (ok, first bad seq or None,
-    records checked). A record is bad when its hash is not its content's, its prev_hash is
-    not the previous record's hash, or its seq does not follow (one removed)."""
+def verify(db: Database, chain_first: bool = True) -> tuple[bool, int | None, int]:
+    """Walk the chain from the checkpoint (or the start), after chaining what is pending
+    (unless `chain_first` is false): (ok, first bad seq or None, records checked). A record
+    is bad when its hash is not its content's, its prev_hash is not the previous record's
+    hash, or its seq does not follow (one removed)."""
+    if chain_first:
+        settle(db)
     checkpoint = db[AUDIT_LOG].find_one({"_id": CHECKPOINT_ID})
     seq, previous = (int(checkpoint["seq"]), checkpoint["hash"]) if checkpoint else (0, GENESIS)
     count = 0
@@ -294,7 +363,9 @@ def prune(db: Database, days: int, now: datetime | None = None, batch: int = PRU
 
 
 def prune_all(db: Database, days: int, now: datetime | None = None) -> int:
-    """`prune` batch after batch until nothing is due; how many were removed."""
+    """`prune` batch after batch until nothing is due (after chaining what is pending);
+    how many were removed."""
+    settle(db)
     removed = 0
     while True:
         done = prune(db, days, now)

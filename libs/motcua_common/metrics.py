@@ -53,6 +53,10 @@ DOWNLINK_REFUSED = Counter("motcua_downlink_refused_total",
 DOWNLINK_HELD = Gauge("motcua_downlink_held_events",
                       "Events held in the outbox until the ward office's downlink queue has room",
                       ["service", "ward_id"], multiprocess_mode="livemax")
+# Audit records stored with their business writes and not yet on the hash chain (audit.py):
+# the relay's chainer keeps it near 0; a growing value means the chain stopped moving.
+AUDIT_UNCHAINED = Gauge("motcua_audit_unchained_records", "Audit records waiting to be chained", ["service"],
+                        multiprocess_mode="livemax")
 HTTP_REQUESTS = Counter("motcua_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 HTTP_SECONDS = Histogram("motcua_http_request_seconds", "HTTP request duration", ["service", "route"])
 

@@ -379,6 +379,7 @@ class Relay:
 
 
 def main(service: str) -> None:
+    from . import audit
     from .logs import configure_logging
     from .mongo import connect, service_database
 
@@ -390,6 +391,9 @@ def main(service: str) -> None:
     signal.signal(signal.SIGTERM, relay.stop)
     signal.signal(signal.SIGINT, relay.stop)
     metrics.serve_worker_metrics(service, "relay")
+    # The audit records the service's requests stored wait here to be hash-chained (audit.py);
+    # the relay is the service's one long-running writer beside its API, so it chains them.
+    audit.start_chainer(db, relay._stopping, service)
     log.info("relay started")
     relay.run_forever()
     log.info("relay stopped")

@@ -1,10 +1,12 @@
-"""The hash-chained audit log, against the real (embedded) database: appends chain, an
-edit or a removal by hand is found by `verify` at the first bad record, concurrent writers
-(threads, with and without a transaction) never fork the chain, and retention removes the
-oldest records behind a checkpoint that verification starts from."""
+"""The hash-chained audit log, against the real (embedded) database: appends wait in
+`audit_pending` until chained, an edit or a removal by hand is found by `verify` at the
+first bad record, concurrent writers (threads, with and without a transaction) never make
+each other retry and never fork the chain, concurrent chainers chain each record once, and
+retention removes the oldest records behind a checkpoint that verification starts from."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -12,6 +14,14 @@ from motcua_common import audit
 from motcua_common.mongo import in_transaction
 
 T0 = datetime(2026, 3, 2, 8, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def _appended(db, *entries) -> list[dict]:
+    """Append and chain: the chain's records of `entries`, in order."""
+    for record in entries:
+        audit.append(db, record)
+    audit.settle(db)
+    return list(db.audit_log.find({"_id": {"$type": "number"}}).sort("_id", 1))[-len(entries):]
 
 
 def _entry(n: int, at: datetime = T0, **extra) -> dict:
@@ -22,9 +32,12 @@ def _entry(n: int, at: datetime = T0, **extra) -> dict:
 
 def test_appended_records_chain_and_verify(service_db):
     db = service_db("identity")
-    first = audit.append(db, _entry(1))
-    second = audit.append(db, _entry(2))
-    assert (first["_id"], second["_id"]) == (1, 2)
+    audit.append(db, _entry(1))
+    audit.append(db, _entry(2))
+    assert db.audit_log.count_documents({}) == 0 and db.audit_pending.count_documents({}) == 2
+    assert audit.chain_pending(db) == 2 and db.audit_pending.count_documents({}) == 0
+    first, second = db.audit_log.find_one({"_id": 1}), db.audit_log.find_one({"_id": 2})
+    assert (first["subject_id"], second["subject_id"]) == ("d-1", "d-2")  # in the order appended
     assert first["prev_hash"] == audit.GENESIS and second["prev_hash"] == first["hash"]
     stored = db.audit_log.find_one({"_id": 1})
     assert audit.record_hash(stored) == stored["hash"]  # the hash survives the database's round trip
@@ -34,16 +47,14 @@ def test_appended_records_chain_and_verify(service_db):
 
 def test_an_edit_by_hand_is_found_at_its_record(service_db):
     db = service_db("identity")
-    for n in range(5):
-        audit.append(db, _entry(n))
+    _appended(db, *(_entry(n) for n in range(5)))
     db.audit_log.update_one({"_id": 3}, {"$set": {"actor_id": "someone-else"}})
     assert audit.verify(db) == (False, 3, 3)
 
 
 def test_a_rehashed_edit_still_breaks_the_next_link(service_db):
     db = service_db("identity")
-    for n in range(4):
-        audit.append(db, _entry(n))
+    _appended(db, *(_entry(n) for n in range(4)))
     edited = {**db.audit_log.find_one({"_id": 2}), "outcome": "denied"}
     edited["hash"] = audit.record_hash(edited)
     db.audit_log.replace_one({"_id": 2}, edited)
@@ -52,18 +63,18 @@ def test_a_rehashed_edit_still_breaks_the_next_link(service_db):
 
 def test_a_removed_record_and_a_removed_tail_are_found(service_db):
     db = service_db("identity")
-    for n in range(4):
-        audit.append(db, _entry(n))
+    _appended(db, *(_entry(n) for n in range(4)))
     db.audit_log.delete_one({"_id": 4})
     assert audit.verify(db)[:2] == (False, 4)
     db.audit_log.delete_one({"_id": 2})
     assert audit.verify(db)[:2] == (False, 2)
 
 
-def test_concurrent_writers_never_fork_the_chain(service_db, settings):
+def test_concurrent_writers_and_chainers_never_fork_the_chain(service_db, settings):
     from motcua_common.mongo import connect
 
     errors: list[BaseException] = []
+    stopping = threading.Event()
 
     def writer(k: int, transactional: bool) -> None:
         client = connect(settings)  # each its own client, as two API processes would be
@@ -80,31 +91,117 @@ def test_concurrent_writers_never_fork_the_chain(service_db, settings):
         finally:
             client.close()
 
+    def chainer() -> None:  # two relays of one service, each chaining while requests append
+        client = connect(settings)
+        try:
+            audit.run_chainer(client[settings.database_name("identity")], stopping, "identity", every=0.01)
+        finally:
+            client.close()
+
+    chainers = [threading.Thread(target=chainer) for _ in range(2)]
     threads = [threading.Thread(target=writer, args=(k, k % 2 == 0)) for k in range(4)]
+    for t in chainers + threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stopping.set()
+    for t in chainers:
+        t.join()
+    assert not errors
+    db = service_db("identity")
+    assert audit.verify(db) == (True, None, 60)
+    assert db.audit_log.count_documents({"_id": {"$type": "number"}}) == 60  # each record chained once
+    assert db.audit_pending.count_documents({}) == 0
+    assert db.things.count_documents({}) == 30  # each transactional write with its record
+    assert db.audit_head.find_one({"_id": "head"})["seq"] == 60
+
+
+def test_audited_transactions_do_not_conflict_with_each_other(service_db, settings):
+    """Six actions in transactions open at once, each with its audit record: none is run
+    again (with the record chained inside the action, they all moved one head document and
+    all but one were retried)."""
+    from motcua_common.mongo import connect
+
+    db = service_db("identity")
+    audit.ensure_indexes(db)  # the collections exist, as after `prepare`
+    db.create_collection("things")
+    runs: list[int] = []
+    inside = threading.Barrier(6, timeout=20)
+    errors: list[BaseException] = []
+
+    def action(k: int) -> None:
+        client = connect(settings)
+        mine = client[settings.database_name("identity")]
+
+        def work(session):
+            first = k not in runs
+            runs.append(k)
+            mine.things.insert_one({"k": k}, session=session)
+            audit.append(mine, _entry(k), session=session)
+            if first:
+                inside.wait()  # every transaction has written before any commits
+
+        try:
+            in_transaction(mine, work)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=action, args=(k,)) for k in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
-    db = service_db("identity")
-    assert audit.verify(db) == (True, None, 60)
-    assert db.things.count_documents({}) == 30  # each transactional write with its record
-    assert db.audit_head.find_one({"_id": "head"})["seq"] == 60
+    assert sorted(runs) == list(range(6))  # each transaction ran once: nobody retried
+    assert audit.settle(db) == 6 and audit.verify(db) == (True, None, 6)
 
 
-def test_a_writer_that_died_before_moving_the_head_is_caught_up(service_db):
+def test_an_aborted_transaction_leaves_no_audit_record(service_db):
     db = service_db("identity")
-    audit.append(db, _entry(1))
-    audit.append(db, _entry(2))
-    db.audit_head.update_one({"_id": "head"}, {"$set": {"seq": 1}})  # the counter lagging a record
-    third = audit.append(db, _entry(3))
+    audit.ensure_indexes(db)
+
+    def work(session):
+        db.things.insert_one({"k": 1}, session=session)
+        audit.append(db, _entry(1), session=session)
+        raise ValueError("the business rule refused it")
+
+    try:
+        in_transaction(db, work)
+    except ValueError:
+        pass
+    assert db.things.count_documents({}) == 0 and db.audit_pending.count_documents({}) == 0
+    assert audit.verify(db) == (True, None, 0)
+
+
+def test_the_chainer_chains_within_a_second_and_stops(service_db):
+    db = service_db("identity")
+    stopping = threading.Event()
+    thread = audit.start_chainer(db, stopping, "identity")
+    try:
+        audit.append(db, _entry(1))
+        deadline = time.monotonic() + 5
+        while db.audit_log.find_one({"_id": 1}) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.audit_log.find_one({"_id": 1})["subject_id"] == "d-1"
+    finally:
+        stopping.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_lagging_head_of_an_older_chain_is_caught_up(service_db):
+    db = service_db("identity")
+    _appended(db, _entry(1), _entry(2))
+    db.audit_head.update_one({"_id": "head"}, {"$set": {"seq": 1}})  # as an older writer could leave it
+    [third] = _appended(db, _entry(3))
     assert third["_id"] == 3 and audit.verify(db) == (True, None, 3)
 
 
 def test_retention_removes_the_oldest_behind_a_checkpoint(service_db):
     db = service_db("identity")
-    for n in range(6):
-        audit.append(db, _entry(n, at=T0 + timedelta(days=400 * n)))
+    _appended(db, *(_entry(n, at=T0 + timedelta(days=400 * n)) for n in range(6)))
     removed = audit.prune(db, days=1000, now=T0 + timedelta(days=2000))
     # ages 2000, 1600, 1200 days go; 800, 400 and 0 stay
     assert removed == 3
@@ -112,7 +209,7 @@ def test_retention_removes_the_oldest_behind_a_checkpoint(service_db):
     checkpoint = db.audit_log.find_one({"_id": "checkpoint"})
     assert checkpoint["seq"] == 3
     assert audit.verify(db) == (True, None, 3)
-    assert audit.append(db, _entry(7))["_id"] == 7
+    assert _appended(db, _entry(7))[0]["_id"] == 7
     assert audit.verify(db) == (True, None, 4)
     assert audit.prune(db, days=1000, now=T0 + timedelta(days=2000)) == 0  # idempotent
     db.audit_log.update_one({"_id": "checkpoint"}, {"$set": {"hash": "f" * 64}})
@@ -121,8 +218,7 @@ def test_retention_removes_the_oldest_behind_a_checkpoint(service_db):
 
 def test_retention_keeps_the_newest_record(service_db):
     db = service_db("identity")
-    for n in range(3):
-        audit.append(db, _entry(n, at=T0))
+    _appended(db, *(_entry(n, at=T0) for n in range(3)))
     assert audit.prune(db, days=1, now=T0 + timedelta(days=30)) == 2
     assert [r["_id"] for r in audit.records(db)] == [3]
     assert audit.verify(db) == (True, None, 1)
@@ -150,8 +246,7 @@ def test_a_ttl_index_follows_its_setting(service_db):
 
 def test_retention_goes_in_batches_by_exact_id(service_db):
     db = service_db("identity")
-    for n in range(7):
-        audit.append(db, _entry(n, at=T0))
+    _appended(db, *(_entry(n, at=T0) for n in range(7)))
     later = T0 + timedelta(days=30)
     assert audit.prune(db, days=1, now=later, batch=2) == 2
     assert db.audit_log.find_one({"_id": "checkpoint"})["seq"] == 2 and audit.verify(db) == (True, None, 5)

@@ -20,6 +20,7 @@ from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_dossier import counter_records, worklist
 from motcua_dossier.api import create_app
 from motcua_testing.pagecheck import page_of
+from motcua_common.audit import settle as chain_audit
 
 WARD, OTHER_WARD = "dn-hai-chau", "dn-lien-chieu"
 DESK = f"/dossier/desk/{WARD}"
@@ -540,7 +541,9 @@ def test_opening_a_dossier_at_the_desk_is_audited(client, sign_in, file_at_count
     hash-chained audit log, as the API's reads do."""
     sign_in()
     dossier_id = file_at_counter()
+    chain_audit(dossier_db)
     before = dossier_db.audit_log.count_documents({"action": "read_dossier", "subject_id": dossier_id})
     assert client.get(f"{DESK}/ho-so/{dossier_id}").status_code == 200
+    chain_audit(dossier_db)
     reads = list(dossier_db.audit_log.find({"action": "read_dossier", "subject_id": dossier_id}))
     assert len(reads) == before + 1 and reads[-1]["details"]["via"] == "desk"

@@ -10,6 +10,7 @@ from motcua_common import demo
 from motcua_common.outbox import OUTBOX
 from motcua_identity import bootstrap
 from motcua_identity.api import create_app
+from motcua_common.audit import settle as chain_audit
 
 WARD = "dn-hai-chau"
 NATIONAL_ID = "048090001234"
@@ -64,6 +65,7 @@ def test_the_officer_releases_a_cccd_taken_by_someone_else(client, service_db):
     assert wrong["active"] is False and wrong["status"] == "released" and wrong["national_id"] != NATIONAL_ID
     revoked = [o["envelope"] for o in db[OUTBOX].find({"routing_key": "SessionsRevoked"})]
     assert [e["payload"]["reason"] for e in revoked] == ["account_released"]
+    chain_audit(db)
     [entry] = list(db.audit_log.find({"action": "release_national_id"}))
     assert entry["subject_id"] == wrong_id and NATIONAL_ID not in str(entry)
 

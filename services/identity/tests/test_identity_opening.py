@@ -15,6 +15,7 @@ from motcua_common.outbox import OUTBOX
 from motcua_identity import bootstrap, errors, units, wards
 from motcua_identity.api import WardInfoCollector, create_app
 from motcua_identity.deps import build_deps
+from motcua_common.audit import settle as chain_audit
 
 WARD = "dn-hai-chau"
 ADMIN_PASSWORD = "admin-secret-1"
@@ -255,6 +256,7 @@ def test_deactivated_officer_cannot_sign_in_and_earlier_tokens_are_refused(clien
     assert event["payload"]["ward_id"] == WARD and event["payload"]["revoked_before"].endswith("Z")
     assert "canbo.haichau" not in str(event) and "Nguyễn Thị Lan" not in str(event)
     assert service_db("identity").revoked_sessions.find_one({"_id": officer_id}) is not None
+    chain_audit(service_db("identity"))
     assert service_db("identity").audit_log.count_documents({"action": "update_officer", "subject_id": officer_id}) == 1
     # back at work: signs in again, and the new session is good
     next_second()
@@ -313,6 +315,7 @@ def test_password_reset_shows_a_temporary_password_once(client, service_db):
     assert session["must_change_password"] is True
     stored = service_db("identity").officers.find_one({"_id": ids["canbo.haichau"]})
     assert temporary not in str(stored)
+    chain_audit(service_db("identity"))
     audit = service_db("identity").audit_log.find_one({"action": "reset_officer_password"})
     assert audit["subject_id"] == ids["canbo.haichau"] and audit["actor_role"] == "ward_admin" and temporary not in str(audit)
     assert client.post(f"/identity/api/v1/officers/{ids['canbo.badinh']}/password-reset",
@@ -369,6 +372,7 @@ def test_officer_corrects_a_citizens_ward_and_phone(client, app, service_db):
     [event] = events_of(service_db, "SessionsRevoked")
     assert event["payload"]["reason"] == "contact_changed" and event["payload"]["account_id"] == citizen["_id"]
     assert "912345678" not in str(event) and "048090001234" not in str(event)
+    chain_audit(db)
     audit = db.audit_log.find_one({"action": "correct_citizen"})
     assert audit["details"]["changed"] == ["phone", "ward_id"] and "912345678" not in str(audit)
     # the citizen's earlier session is over, at once

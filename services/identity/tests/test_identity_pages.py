@@ -16,6 +16,7 @@ from motcua_testing.pagecheck import page_of
 from motcua_common.web_session import CSRF_COOKIE, SESSION_COOKIE
 from motcua_identity import bootstrap
 from motcua_identity.api import LOGINS_PER_USERNAME, create_app
+from motcua_common.audit import settle as chain_audit
 
 WARD = "dn-hai-chau"
 NATIONAL_ID = "048090001234"
@@ -124,6 +125,7 @@ def test_registering_on_the_web_takes_the_api_path(client, service_db):
     assert citizen["password_hash"].startswith("$argon2id$") and citizen["channel"] == "web"
     events = [o["envelope"] for o in db[OUTBOX].find({"routing_key": {"$ne": "WardOpened"}})]
     assert [(e["type"], e["payload"]["channel"]) for e in events] == [("CitizenRegistered", "web")]
+    chain_audit(db)
     assert db.audit_log.count_documents({"action": "register", "subject_id": citizen["_id"], "outcome": "ok"}) == 1
     # The account signs in through the JSON API too.
     assert client.post("/identity/api/v1/sessions", json={"username": NATIONAL_ID, "password": PASSWORD}).status_code == 200
@@ -230,6 +232,7 @@ def test_wrong_passwords_then_the_lockout_with_its_end_in_vietnamese(client, ser
     # Locked means locked, from the page as from the API.
     assert sign_in(client, NATIONAL_ID, PASSWORD).status_code == 423
     assert client.get_cookie(SESSION_COOKIE) is None
+    chain_audit(service_db("identity"))
     assert service_db("identity").audit_log.count_documents({"action": "login", "outcome": "locked"}) == 1
 
 
