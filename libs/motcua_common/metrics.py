@@ -53,6 +53,10 @@ DOWNLINK_REFUSED = Counter("motcua_downlink_refused_total",
 DOWNLINK_HELD = Gauge("motcua_downlink_held_events",
                       "Events held in the outbox until the ward office's downlink queue has room",
                       ["service", "ward_id"], multiprocess_mode="livemax")
+# Transactions run again after a write conflict (mongo.in_transaction), by the function that
+# ran them: a steady rate names a document every writer of some kind moves.
+TRANSACTION_RETRIES = Counter("motcua_transaction_retries_total",
+                              "Transactions retried after a transient error (a write conflict)", ["database", "work"])
 # Audit records stored with their business writes and not yet on the hash chain (audit.py):
 # the relay's chainer keeps it near 0; a growing value means the chain stopped moving.
 AUDIT_UNCHAINED = Gauge("motcua_audit_unchained_records", "Audit records waiting to be chained", ["service"],

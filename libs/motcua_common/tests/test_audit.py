@@ -253,3 +253,47 @@ def test_retention_goes_in_batches_by_exact_id(service_db):
     assert audit.prune(db, days=1, now=later, batch=2) == 2
     assert audit.prune_all(db, days=1, now=later) == 2  # the newest record stays
     assert [r["_id"] for r in audit.records(db)] == [7] and audit.verify(db) == (True, None, 1)
+
+
+def test_a_retried_transaction_is_counted_by_what_it_ran(service_db, settings):
+    """Two transactions moving one document: the loser's retry is counted under its
+    function's name (how a hot document shows in /metrics)."""
+    from prometheus_client import REGISTRY
+
+    from motcua_common.mongo import connect
+
+    db = service_db("identity")
+    db.create_collection("hot")
+    db.hot.insert_one({"_id": "one", "n": 0})
+    both_read = threading.Barrier(2, timeout=20)
+    errors: list[BaseException] = []
+
+    def bump_the_hot_document() -> None:
+        client = connect(settings)
+        mine = client[settings.database_name("identity")]
+        first = [True]
+
+        def move_it(session):
+            mine.hot.find_one({"_id": "one"}, session=session)
+            if first[0]:
+                first[0] = False
+                both_read.wait()  # both transactions have read before either writes
+            mine.hot.update_one({"_id": "one"}, {"$inc": {"n": 1}}, session=session)
+
+        try:
+            in_transaction(mine, move_it)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    labels = {"database": db.name, "work": "test_a_retried_transaction_is_counted_by_what_it_ran.bump_the_hot_document.move_it"}
+    before = REGISTRY.get_sample_value("motcua_transaction_retries_total", labels) or 0
+    threads = [threading.Thread(target=bump_the_hot_document) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert db.hot.find_one({"_id": "one"})["n"] == 2
+    assert (REGISTRY.get_sample_value("motcua_transaction_retries_total", labels) or 0) - before >= 1
