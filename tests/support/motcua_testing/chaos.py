@@ -136,11 +136,13 @@ class RabbitNode:
                 time.sleep(0.5)
 
     def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
-        result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], input=stdin, capture_output=True,
-                                text=True, timeout=timeout, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {args[0]}: {(result.stderr or result.stdout).strip()[:400]}")
-        return result.stdout
+        """`rabbitmqctl -n <this node> args...`: its output. With this process's own CLI
+        ports and a timeout, past which the call is killed (rabbitcli.py); RabbitCliError
+        (a RuntimeError; RabbitCliTimeout also a subprocess.TimeoutExpired) names the command."""
+        # Here, not at the top: this file also runs as a script (the `secantus` entry below).
+        from .rabbitcli import rabbitmqctl
+
+        return rabbitmqctl(*args, node=self.name, stdin=stdin, timeout=timeout)
 
     def url(self, vhost: str = "%2F") -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/{vhost}"

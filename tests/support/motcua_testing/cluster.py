@@ -12,8 +12,6 @@ Started side by side (each node's boot is mostly waiting), joined with `rabbitmq
 join_cluster`: about 12 s on this two-core machine."""
 from __future__ import annotations
 
-import os
-import random
 import re
 import shutil
 import socket
@@ -74,27 +72,12 @@ class FrontDoor(WanLink):
 
 
 class ClusterNode(RabbitNode):
-    """A RabbitNode whose `rabbitmqctl` calls take their Erlang distribution port from a
-    range of this process's own.
-
-    Why: each rabbitmqctl starts a hidden Erlang node listening on a port of a range that is
-    by default eleven ports wide (35672-35682) and shared by every rabbitmqctl on the
-    machine. With other suites' rabbitmqctl calls running — a few hung ones are enough —
-    the range fills up and every new call fails at once with `nodistribution`, before it
-    reaches any node (seen here: three nodes could not be started for two minutes on end)."""
-
-    CTL_PORTS = 100
-    _ctl_base = random.Random().randrange(40000, 60000 - CTL_PORTS, CTL_PORTS)
-
-    def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
-        env = dict(os.environ, RABBITMQ_CTL_DIST_PORT_MIN=str(self._ctl_base),
-                   RABBITMQ_CTL_DIST_PORT_MAX=str(self._ctl_base + self.CTL_PORTS - 1))
-        result = subprocess.run(["rabbitmqctl", "-n", self.name, *args], input=stdin, capture_output=True,
-                                text=True, timeout=timeout, check=False, env=env)
-        if result.returncode != 0:
-            raise RuntimeError(f"rabbitmqctl {args[0]}: {(result.stderr or result.stdout).strip()[:400]}")
-        return result.stdout
-
+    """A RabbitNode that is removed the quick way. Its `rabbitmqctl` calls (RabbitNode.ctl,
+    through rabbitcli.py) take their Erlang distribution port from a range of this process's
+    own: the default range, eleven ports shared by every rabbitmqctl on the machine, fills
+    up when other suites' calls run (a few hung ones are enough), and every new call then
+    fails at once with `nodistribution` (seen here: three nodes could not be started for
+    two minutes on end)."""
 
     def remove(self) -> None:
         # Killed, not shut down: its data goes with it, and a clean shutdown of a node whose

@@ -10,7 +10,6 @@ that queues, messages and a running `motcua up` never meet."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -24,19 +23,26 @@ import pytest
 from motcua_common.config import Settings
 from motcua_platform.embedded import EmbeddedMongo
 
+from .rabbitcli import RabbitCliError, RabbitCliTimeout, run_cli
+
 BROKER = os.environ.get("MOTCUA_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672")
 
 
-def _rabbitmqctl(*args: str, attempts: int = 5) -> None:
+def _rabbitmqctl(*args: str, attempts: int = 5, timeout: float = 60) -> None:
     """rabbitmqctl now and then fails (exit 64/69) while the node is busy with other
-    clients' vhosts, or while a test restarts it: try again a few times."""
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    clients' vhosts, or while a test restarts it: try again a few times. Each call has
+    this process's own CLI ports and a timeout, past which it is killed (rabbitcli.py)."""
     for attempt in range(1, attempts + 1):
-        done = subprocess.run([ctl, "-q", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-        if done.returncode == 0 or b"already exists" in (done.stderr or b""):
+        try:
+            run_cli("rabbitmqctl", "-q", *args, timeout=timeout)
             return
-        if attempt == attempts:
-            raise subprocess.CalledProcessError(done.returncode, [ctl, *args], stderr=done.stderr)
+        except RabbitCliTimeout:
+            raise
+        except RabbitCliError as exc:
+            if "already exists" in exc.stderr:
+                return
+            if attempt == attempts:
+                raise
         time.sleep(attempt)
 
 
