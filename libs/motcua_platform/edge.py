@@ -47,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -237,6 +238,62 @@ def declare_downlinks(amqp_url: str, ward_ids: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- the local broker
+class BrokerToolTimeout(RuntimeError, subprocess.TimeoutExpired):
+    """A rabbitmqctl / rabbitmq-plugins call killed when its timeout ran out; the message
+    names the command. A RuntimeError like the tools' other failures (and a TimeoutExpired,
+    as subprocess.run raised before)."""
+
+    def __init__(self, message: str, command: list[str], timeout: float):
+        RuntimeError.__init__(self, message)
+        self.cmd, self.timeout, self.output, self.stderr = command, timeout, None, None
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _kill_process_tree(pid: int) -> None:
+    """`pid`, its process group and every process under it, wherever their sessions: each is
+    stopped first (so that none starts another, or is reparented out of sight, meanwhile),
+    then all are killed."""
+    def children() -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        found.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return found
+
+    stopped: list[int] = []
+    for _ in range(3):  # until no new one shows up
+        tree, todo = [pid], [pid]
+        below = children()
+        while todo:
+            for child in below.get(todo.pop(), []):
+                tree.append(child)
+                todo.append(child)
+        more = [p for p in tree if p not in stopped]
+        if not more:
+            break
+        for p in more:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except OSError:  # gone already
+                pass
+        stopped += more
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:  # gone already
+        pass
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:  # gone already
+            pass
+
+
 class BrokerControl:
     """rabbitmqctl / rabbitmq-plugins against the office's node (RABBITMQ_NODENAME, or the
     tools' default). No management plugin needed: shovels are runtime parameters."""
@@ -252,11 +309,30 @@ class BrokerControl:
         return path
 
     def run(self, tool: str, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        """The tool's standard output; RuntimeError when it exits non-zero, BrokerToolTimeout
+        (a RuntimeError too) when it has not finished in `timeout` seconds. A call that runs
+        out of time is killed with every process it started: as root, rabbitmqctl runs the
+        tool through `su rabbitmq -c`, which puts the Erlang VM in a session of its own, where
+        neither killing the script nor its process group reaches it; left running, the VM
+        keeps one of the eleven CLI distribution ports every rabbitmqctl on the machine shares,
+        and a few of them make every later call fail with `nodistribution`."""
         argv = [self._tool(tool)] + (["-n", self.node] if self.node else []) + list(args)
-        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
-        if result.returncode != 0:
-            raise RuntimeError(f"{tool} {args[0]} failed: {(result.stderr or result.stdout).strip()[:500]}")
-        return result.stdout
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else None,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        try:
+            out, err = process.communicate(stdin, timeout=timeout)
+        except BaseException as exc:  # out of time, or interrupted: leave no tool running
+            _kill_process_tree(process.pid)
+            process.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                shown = " ".join([tool] + argv[1:])
+                raise BrokerToolTimeout(f"`{shown}` did not finish in {timeout:g} s; killed with every process "
+                                        "it had started", argv, timeout) from None
+            raise
+        if process.returncode != 0:
+            raise RuntimeError(f"{tool} {args[0]} failed: {(err or out).strip()[:500]}")
+        return out
 
     def shovel_plugin_running(self) -> bool:
         return f"{{{SHOVEL_PLUGIN}," in self.run("rabbitmqctl", "eval", "application:which_applications().")
