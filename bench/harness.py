@@ -16,6 +16,7 @@ from motcua_platform.embedded import EmbeddedMongo, free_port
 from motcua_platform.simulate import RecordingGateway, percentile  # noqa: F401  (re-exported)
 from motcua_testing.fixtures import RunningPlatform
 from motcua_testing.fixtures import create_vhost, delete_vhost
+from motcua_testing.rabbitcli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_PASSWORD = "bench-quan-tri-2026"
@@ -103,7 +104,7 @@ def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), "unknown")
     try:
-        rabbit = subprocess.run(["rabbitmqctl", "-q", "version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        rabbit = run_cli("rabbitmqctl", "-q", "version", timeout=30, check=False).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         rabbit = "unknown"
     from importlib.metadata import version

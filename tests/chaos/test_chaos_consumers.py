@@ -26,6 +26,7 @@ from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env
+from motcua_testing.rabbitcli import RabbitCliError, run_cli
 
 WARD = "dn-hai-chau"
 QUEUE = "rating.queue.TicketServed"
@@ -175,8 +176,11 @@ def test_worker_killed_mid_handler_again_and_again(broker_settings, broker, shor
         effects_of(rating, check)  # reported even when the wait ran out
         if not done:
             vhost = broker_settings.amqp_url.rsplit("/", 1)[1]
-            print(subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages_ready",
-                                  "messages_unacknowledged", "consumers"], capture_output=True, text=True).stdout)
+            try:
+                print(run_cli("rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages_ready",
+                              "messages_unacknowledged", "consumers", check=False).stdout)
+            except RabbitCliError as exc:  # only a report: the assertion below says what went wrong
+                print(exc)
         assert done, (f"only {rating.opportunities.count_documents({})} of {len(events)} processed; queue "
                       f"{queue_depth(broker, QUEUE)}, retry {queue_depth(broker, QUEUE + '.retry')}, "
                       f"dead {queue_depth(broker, QUEUE + '.dead')}, marks {rating.processed_events.count_documents({})}")

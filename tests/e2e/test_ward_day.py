@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from motcua_testing.fixtures import wait_for
 from motcua_testing.forms import fill_form
 
 from motcua_testing.phones import verify_phone
+from motcua_testing.rabbitcli import rabbitmqctl
 
 pytestmark = pytest.mark.e2e
 WARD = "dn-hai-chau"
@@ -194,9 +194,9 @@ def test_restarting_the_broker_loses_no_event(platform, gateway):
     base = platform["base"]
     citizen = login(base, "048092004321", "thu-hai-chau-92")
     procedure = next(p for p in call("GET", f"{base}/dossier/api/v1/procedures").json() if p["level"] >= 3)
-    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, timeout=120)
+    rabbitmqctl("-q", "stop_app", timeout=120)
     try:
         dossier = submit_online(base, citizen, procedure)  # the write succeeds; its event waits in the outbox
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, timeout=120)
+        rabbitmqctl("-q", "start_app", timeout=120)
     wait_for(lambda: sms_for(gateway, dossier["receipt_code"]), timeout=150, message="the SMS after the broker came back")

@@ -10,7 +10,6 @@ same message on the same exchange. A message the shovel sends twice (its ack los
 link after the centre confirmed) is sent twice here too."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,7 @@ from motcua_rating.bootstrap import prepare as prepare_rating
 from motcua_rating.deps import build_deps as rating_deps
 from motcua_rating.store import RATINGS
 from motcua_testing.fixtures import settings_env, wait_for
+from motcua_testing.rabbitcli import rabbitmqctl
 
 OFFICE = "dn-hai-chau"
 MONITOR = Principal(subject="giamsat", role="monitor", ward_id=None)
@@ -55,9 +55,7 @@ def central_workers(broker_settings):
 def drained(settings, queues: list[str]) -> bool:
     """Nothing ready and nothing unacknowledged on any of `queues`."""
     vhost = settings.amqp_url.rsplit("/", 1)[1]
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    out = subprocess.run([ctl, "-q", "list_queues", "-p", vhost, "name", "messages", "messages_unacknowledged"],
-                         check=True, capture_output=True, text=True, timeout=60).stdout
+    out = rabbitmqctl("-q", "list_queues", "-p", vhost, "name", "messages", "messages_unacknowledged")
     counts = {parts[0]: parts[1:] for parts in (line.split() for line in out.splitlines()) if parts}
     return all(counts.get(queue) == ["0", "0"] for queue in queues)
 

@@ -4,7 +4,6 @@ per event however often it is delivered."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,7 @@ from motcua_common.events import new_event, parse_envelope
 from motcua_common.outbox import OUTBOX, commit, pending_count
 from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env, wait_for
+from motcua_testing.rabbitcli import rabbitmqctl
 from motcua_queue.api import create_app
 from motcua_queue.bootstrap import prepare
 from motcua_queue import appointments, board, counters, hours, tickets, wards
@@ -89,9 +89,7 @@ def submitted(dossier_id: str, receipt_code: str) -> dict:
 def messages_in(settings, queue: str) -> int:
     """Ready plus unacknowledged messages of a queue (what basic_get cannot see)."""
     vhost = settings.amqp_url.rsplit("/", 1)[1]
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    out = subprocess.run([ctl, "-q", "list_queues", "-p", vhost, "name", "messages"], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = rabbitmqctl("-q", "list_queues", "-p", vhost, "name", "messages")
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[0] == queue:

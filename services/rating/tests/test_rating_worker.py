@@ -3,7 +3,6 @@ dossier's outboxes through the relay open rating opportunities once, and the API
 takes the rating."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -15,6 +14,7 @@ from motcua_common.events import new_event
 from motcua_common.outbox import OUTBOX, commit
 from motcua_common.relay import Relay
 from motcua_testing.fixtures import settings_env, wait_for
+from motcua_testing.rabbitcli import rabbitmqctl
 from motcua_rating import domain
 from motcua_rating.api import create_app
 from motcua_rating.bootstrap import prepare
@@ -72,9 +72,7 @@ def republish(settings, db, source: str, event: dict) -> None:
 def queue_drained(settings, queue: str) -> bool:
     """Nothing ready and nothing unacknowledged: every delivery was handled and acked."""
     vhost = settings.amqp_url.rsplit("/", 1)[1]
-    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    out = subprocess.run([ctl, "-q", "list_queues", "-p", vhost, "name", "messages", "messages_unacknowledged"],
-                         check=True, capture_output=True, text=True, timeout=60).stdout
+    out = rabbitmqctl("-q", "list_queues", "-p", vhost, "name", "messages", "messages_unacknowledged")
     for line in out.splitlines():
         parts = line.split()
         if parts and parts[0] == queue:
