@@ -10,7 +10,7 @@ use index prefixes, update_and_read instead of findAndModify on tickets (which g
 day), and keep the day counts outside the ticket's transaction (see the comments)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from motcua_common.indexes import ensure_plumbing_indexes
 from motcua_common.mongo import in_transaction, update_and_read
-from motcua_common.outbox import commit
+from motcua_common.outbox import OUTBOX_CLOCK, commit, step_clock
 
 from .domain import CALLED, SERVED, WAITING
 
@@ -85,6 +85,26 @@ def ensure_indexes(db: Database) -> None:
     db[APPOINTMENTS].create_index("receipt_code", name="by_receipt_code")
     db[APPOINTMENTS].create_index([("ward_id", ASCENDING), ("due_date", ASCENDING)], name="due_per_ward")
     ensure_activity_indexes(db)
+
+
+# The day counts in the ward's outbox clock document (take_number): numbers.d<day>.s<code>.
+NUMBERS = "numbers"
+
+
+def _day_field(day: str) -> str:
+    return f"d{day}"
+
+
+def _service_field(service_code: str) -> str:
+    return f"s{service_code}"
+
+
+def _counts_path(day: str, service_code: str) -> str:
+    return f"{NUMBERS}.{_day_field(day)}.{_service_field(service_code)}"
+
+
+def _days_before(day: str, days: int) -> str:
+    return (date.fromisoformat(day) - timedelta(days=days)).isoformat()
 
 
 def _public(doc: dict | None, *fields: str) -> dict | None:
@@ -192,40 +212,83 @@ class QueueStore:
         return self.db[COUNTERS].count_documents({"ward_id": ward_id, "service_codes": service_code})
 
     # ------------------------------------------------------------ day counts (numbering)
-    def take_number(self, key: str, rank: int, now: datetime) -> dict:
-        """The day counts `key` (domain.sequence_key) after taking the next number
-        (`value`), distinct under any concurrency; also counts the ticket among its rank's
-        issued (issued_r<rank>).
+    def take_number(self, ward_id: str, service_code: str, day: str, rank: int, now: datetime, base: int = 0) -> dict:
+        """The service's day counts after taking the next number (`value`: `base` plus the
+        day's count, distinct under any concurrency), counting the ticket among its rank's
+        issued (issued_r<rank>); and `seq`, the step of the ward's outbox clock taken for
+        the ticket's TicketIssued (insert_ticket).
 
-        Increment without upsert, which is atomic on MongoDB and on the embedded server
-        alike; only the day's first ticket finds no counter, creates it (losing that race
-        is fine) and increments again. It runs outside the ticket's transaction, so
-        concurrent kiosks never conflict on it; a ticket whose write then fails leaves a
-        gap in the numbers, never a duplicate.
+        One command: the counts live in the ward's outbox clock document (outbox.step_clock,
+        under `numbers`, per day and service), so the number and the clock step are one
+        atomic update — a ticket used to cost the database the number's findAndModify and,
+        in its transaction, the clock's. It runs outside the ticket's transaction, so
+        concurrent kiosks never conflict on it; a ticket whose write then fails leaves a gap
+        in the numbers (and in the clock), never a duplicate.
+
+        Why the ward's publication order still holds with the step taken here, before the
+        ticket's transaction, while other changes of the ward (a call, a serve) step the
+        clock after their writes (outbox._next_seq):
+        - the ward's TicketIssued leave in number order: number and step come from one
+          atomic update of one document, so a later number has a later step (before, two
+          concurrent kiosks could take numbers in one order and steps in the other);
+        - an event caused by the ticket (its TicketCalled, then TicketServed, a transfer)
+          is written by a change that read the ticket, so after the ticket's transaction
+          committed, so after this step: its own step, on the same document, is later;
+        - what the issue itself reads of other changes is read here in the same atomic
+          update (the called counts, which count_first_call writes after the call
+          committed, so after the call's step): the ticket's step comes after theirs;
+        - a change that stepped the clock after this number and committed before the
+          ticket did not read the ticket (it was not committed): the two are unrelated and
+          may leave in either order, as before (there too the step came before the commit);
+        - a retried transaction keeps the step (outbox.commit `taken`).
+        tests/chaos/test_chaos_clocks.py checks this order with two processes 4 s apart.
 
         It also keeps the latest place in time given in the service (`queued_at`, `$max` of
         the issuing processes' clocks): a ticket's place is never before an earlier number's,
-        so two API processes whose clocks are seconds apart cannot call A002 before A001."""
-        bump = {"$inc": {"value": 1, f"issued_r{rank}": 1}, "$max": {"queued_at": now}}
-        doc = self.db[SEQUENCES].find_one_and_update({"_id": key}, bump, return_document=ReturnDocument.AFTER)
-        if doc is None:
-            try:
-                self.db[SEQUENCES].insert_one({"_id": key, "value": 0, "created_at": now})
-            except DuplicateKeyError:
-                pass
-            doc = self.db[SEQUENCES].find_one_and_update({"_id": key}, bump, return_document=ReturnDocument.AFTER)
-        return doc
+        so two API processes whose clocks are seconds apart cannot call A002 before A001.
 
-    def count_first_call(self, key: str, rank: int) -> None:
+        `base`: number_base(); day counts of days before the day before `day` are dropped
+        (the first ticket of the ward's day sees them)."""
+        path = _counts_path(day, service_code)
+        field = lambda name: f"${path}.{name}"  # noqa: E731
+        counts = {
+            f"{path}.value": {"$add": [{"$ifNull": [field("value"), 0]}, 1]},
+            f"{path}.issued_r{rank}": {"$add": [{"$ifNull": [field(f"issued_r{rank}"), 0]}, 1]},
+            f"{path}.queued_at": {"$max": [now, field("queued_at")]},
+        }
+        doc = step_clock(self.db, ward_id, now, counts)
+        old = [d for d in doc.get(NUMBERS, {}) if d < _day_field(_days_before(day, 2))]
+        if old:
+            self.db[OUTBOX_CLOCK].update_one({"_id": ward_id}, {"$unset": {f"{NUMBERS}.{d}": "" for d in old}})
+        taken = dict(doc[NUMBERS][_day_field(day)][_service_field(service_code)])
+        taken["value"] += base
+        taken["seq"] = doc["last"]
+        return taken
+
+    def number_base(self, key: str) -> int:
+        """Where a service's numbering of the day starts (domain.sequence_key): 0, or past
+        the gap restoring.py leaves after a restore (it moves `value` of the day's
+        ticket_sequences document, as it did when the numbers were counted there; a restore
+        goes into a stopped platform, so a process reads it fresh). A day numbered in
+        ticket_sequences before the numbers moved to the ward's clock document continues
+        after its last number."""
+        doc = self.db[SEQUENCES].find_one({"_id": key}, {"value": 1})
+        return int(doc.get("value") or 0) if doc else 0
+
+    def count_first_call(self, ward_id: str, service_code: str, day: str, rank: int) -> None:
         """A ticket of `rank` left the line for good (domain.waiting_ahead_at_issue).
         Never inside a ticket's transaction: kiosks bump the same document all day and must
         never conflict with a call; a crash before it overstates the line by one, for that
         day only."""
-        self.db[SEQUENCES].update_one({"_id": key}, {"$inc": {f"called_r{rank}": 1}})
+        self.db[OUTBOX_CLOCK].update_one({"_id": ward_id},
+                                         {"$inc": {f"{_counts_path(day, service_code)}.called_r{rank}": 1}})
 
     # ------------------------------------------------------------ tickets
-    def insert_ticket(self, ticket: dict, events: list[dict]) -> None:
-        commit(self.db, lambda session: self.db[TICKETS].insert_one(ticket, session=session), events)
+    def insert_ticket(self, ticket: dict, events: list[dict], seq: datetime | None = None) -> None:
+        """The ticket and its events in one transaction; `seq`: the ward's clock step
+        take_number took with the number."""
+        commit(self.db, lambda session: self.db[TICKETS].insert_one(ticket, session=session), events,
+               taken={ticket["ward_id"]: seq} if seq is not None else None)
 
     def ticket(self, ticket_id: str) -> dict | None:
         return self.db[TICKETS].find_one({"_id": ticket_id})

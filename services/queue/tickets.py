@@ -50,6 +50,13 @@ def _estimate(deps: "Deps", ward_id: str, service_code: str, ahead: int) -> int:
 
 
 # ---------------------------------------------------------------- issuing
+def _number_base(deps: "Deps", ward_id: str, service_code: str, day: str) -> int:
+    """Where the service's numbers of the day start (store.number_base): moved only by a
+    restore, into a stopped platform, so remembered like reference data (0 included)."""
+    key = domain.sequence_key(ward_id, service_code, day)
+    return deps.cache.remembered(("number_base", key), lambda: deps.store.number_base(key))
+
+
 @dataclass(frozen=True)
 class TicketOrder:
     ward_id: str
@@ -98,10 +105,13 @@ def issue(deps: "Deps", principal: Principal | None, order: TicketOrder) -> dict
     wards.require_open(deps, principal, ward_id, now)
     day = day_of(deps, now)
     rank = domain.PRIORITY_RANK[priority]
-    counts = deps.store.take_number(domain.sequence_key(ward_id, service["code"], day), rank, now)
+    # The number and its TicketIssued's place in the ward's publication order: one command
+    # (store.take_number); the ticket and its event: one transaction.
+    counts = deps.store.take_number(ward_id, service["code"], day, rank, now,
+                                    base=_number_base(deps, ward_id, service["code"], day))
     ticket = domain.new_ticket(str(uuid.uuid4()), ward_id, day, service, counts["value"], priority, now,
                                queued_at=domain.as_utc(counts["queued_at"]))
-    deps.store.insert_ticket(ticket, [events.ticket_issued(ticket)])
+    deps.store.insert_ticket(ticket, [events.ticket_issued(ticket)], seq=counts["seq"])
     # From the counts the number came with: no scan of a queue that grows all morning.
     ahead = domain.waiting_ahead_at_issue(rank, domain.counts_by_rank(counts, "issued"),
                                           domain.counts_by_rank(counts, "called"))
@@ -171,8 +181,7 @@ def _claim(deps: "Deps", waiting: dict, counter_id: str, now: datetime) -> dict 
     called = deps.store.claim(waiting, counter_id, now, lambda doc: [events.ticket_called(doc)])
     if called is not None and first_call:
         # Off the line for good (waiting_ahead_at_issue), outside the call's transaction.
-        deps.store.count_first_call(domain.sequence_key(called["ward_id"], called["service_code"], called["day"]),
-                                    called["priority_rank"])
+        deps.store.count_first_call(called["ward_id"], called["service_code"], called["day"], called["priority_rank"])
         metrics.QUEUE_WAIT_SECONDS.labels(called["ward_id"]).observe(
             (called["called_at"] - called["issued_at"]).total_seconds())
     return called

@@ -67,3 +67,29 @@ def test_a_later_write_is_ordered_after_an_earlier_one_whatever_the_writer_s_clo
     assert first < behind < ahead
     assert behind - first == timedelta(milliseconds=1)
     assert outbox._next_seq(db, "other-ward", now - timedelta(seconds=4)) < first  # per ward
+
+
+def test_a_step_taken_before_the_change_is_the_event_s_even_when_the_transaction_is_retried(db):
+    from pymongo.errors import OperationFailure
+
+    outbox.ensure_outbox_indexes(db)
+    db.create_collection("things")
+    now = datetime.now(timezone.utc)
+    counter = "numbers.dtoday.sA.value"
+    taken = outbox.step_clock(db, WARD, now, {counter: {"$add": [{"$ifNull": [f"${counter}", 0]}, 1]}})
+    assert taken["numbers"]["dtoday"]["sA"]["value"] == 1, "the caller's fields change in the same update"
+    attempts = []
+
+    def change(session):
+        attempts.append(1)
+        db.things.insert_one({"_id": len(attempts)}, session=session)
+        if len(attempts) == 1:
+            error = OperationFailure("write conflict")
+            error._add_error_label("TransientTransactionError")
+            raise error
+
+    outbox.commit(db, change, [_event(1)], taken={WARD: taken["last"]})
+    assert len(attempts) == 2
+    stored = list(db[outbox.OUTBOX].find())
+    assert [d["seq"] for d in stored] == [taken["last"]], "one event, the step taken before, kept on the retry"
+    assert outbox._next_seq(db, WARD, now) > taken["last"], "the clock went on from that step"
