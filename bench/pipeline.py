@@ -76,9 +76,12 @@ def raw_pika(amqp_url: str, count: int, body: bytes) -> float:
     return count / (time.perf_counter() - start)
 
 
-def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int) -> float:
+def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int, relay_class=Relay,
+                       worker_env: dict | None = None) -> float:
     """Events already committed to the dossier outbox, relayed by the real Relay and consumed by
-    a real nameko worker (handle_once into its store); events/s until the last is stored."""
+    a real nameko worker (handle_once into its store); events/s until the last is stored.
+    `relay_class` and `worker_env` (added to the worker's environment) let a comparison run
+    a variant side by side with the real path."""
     settings = bench_settings(mongo_url, amqp_url)
     client = MongoClient(mongo_url)
     dossier = client[settings.database_name("dossier")]
@@ -94,10 +97,11 @@ def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int) -> float:
     conn.close()
     env = settings_env(settings)
     env.update(MOTCUA_WORKER_MODULE="probe_worker", PYTHONPATH=str(ROOT / "tests" / "support"), MOTCUA_LOG_LEVEL="WARNING")
+    env.update(worker_env or {})
     worker = subprocess.Popen([sys.executable, "-m", "motcua_platform.cli", "worker", "--service", "notify"], env=env)
     try:
         time.sleep(6)  # the worker's consumers are up (nameko start), before the clock starts
-        relay = Relay(dossier, settings, "dossier")
+        relay = relay_class(dossier, settings, "dossier")
         thread = threading.Thread(target=relay.run_forever, daemon=True)
         start = time.perf_counter()
         thread.start()
