@@ -11,7 +11,7 @@ day), and keep the day counts outside the ticket's transaction (see the comments
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Callable
+from typing import Callable, Mapping
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.client_session import ClientSession
@@ -212,9 +212,10 @@ class QueueStore:
         return self.db[COUNTERS].count_documents({"ward_id": ward_id, "service_codes": service_code})
 
     # ------------------------------------------------------------ day counts (numbering)
-    def take_number(self, ward_id: str, service_code: str, day: str, rank: int, now: datetime, base: int = 0) -> dict:
-        """The service's day counts after taking the next number (`value`: `base` plus the
-        day's count, distinct under any concurrency), counting the ticket among its rank's
+    def take_number(self, ward_id: str, service_code: str, day: str, rank: int, now: datetime,
+                    base: Mapping[str, int] | None = None) -> dict:
+        """The service's day counts after taking the next number (`value`, distinct under any
+        concurrency; each count plus `base`'s, see day_start), counting the ticket among its rank's
         issued (issued_r<rank>); and `seq`, the step of the ward's outbox clock taken for
         the ticket's TicketIssued (insert_ticket).
 
@@ -247,7 +248,7 @@ class QueueStore:
         the issuing processes' clocks): a ticket's place is never before an earlier number's,
         so two API processes whose clocks are seconds apart cannot call A002 before A001.
 
-        `base`: number_base(); day counts of days before the day before `day` are dropped
+        `base`: day_start(); day counts of days before the day before `day` are dropped
         (the first ticket of the ward's day sees them)."""
         path = _counts_path(day, service_code)
         field = lambda name: f"${path}.{name}"  # noqa: E731
@@ -261,19 +262,21 @@ class QueueStore:
         if old:
             self.db[OUTBOX_CLOCK].update_one({"_id": ward_id}, {"$unset": {f"{NUMBERS}.{d}": "" for d in old}})
         taken = dict(doc[NUMBERS][_day_field(day)][_service_field(service_code)])
-        taken["value"] += base
+        for name, count in (base or {}).items():
+            taken[name] = taken.get(name, 0) + count
         taken["seq"] = doc["last"]
         return taken
 
-    def number_base(self, key: str) -> int:
-        """Where a service's numbering of the day starts (domain.sequence_key): 0, or past
-        the gap restoring.py leaves after a restore (it moves `value` of the day's
-        ticket_sequences document, as it did when the numbers were counted there; a restore
-        goes into a stopped platform, so a process reads it fresh). A day numbered in
-        ticket_sequences before the numbers moved to the ward's clock document continues
-        after its last number."""
-        doc = self.db[SEQUENCES].find_one({"_id": key}, {"value": 1})
-        return int(doc.get("value") or 0) if doc else 0
+    def day_start(self, key: str) -> dict[str, int]:
+        """What a service's day counts start from (domain.sequence_key): nothing, or the
+        day's ticket_sequences document — the gap restoring.py leaves in its `value` after a
+        restore (as when the numbers were counted there; a restore goes into a stopped
+        platform, so a process reads it fresh), or, on the day the numbers moved to the
+        ward's clock document, what that day had counted there: its numbers and the waits
+        go on from it."""
+        doc = self.db[SEQUENCES].find_one({"_id": key}) or {}
+        return {name: int(count) for name, count in doc.items()
+                if (name == "value" or name.startswith(("issued_r", "called_r"))) and isinstance(count, int)}
 
     def count_first_call(self, ward_id: str, service_code: str, day: str, rank: int) -> None:
         """A ticket of `rank` left the line for good (domain.waiting_ahead_at_issue).

@@ -50,11 +50,11 @@ def _estimate(deps: "Deps", ward_id: str, service_code: str, ahead: int) -> int:
 
 
 # ---------------------------------------------------------------- issuing
-def _number_base(deps: "Deps", ward_id: str, service_code: str, day: str) -> int:
-    """Where the service's numbers of the day start (store.number_base): moved only by a
-    restore, into a stopped platform, so remembered like reference data (0 included)."""
+def _day_start(deps: "Deps", ward_id: str, service_code: str, day: str) -> dict[str, int]:
+    """What the service's day counts start from (store.day_start): moved only by a restore,
+    into a stopped platform, so remembered like reference data (nothing included)."""
     key = domain.sequence_key(ward_id, service_code, day)
-    return deps.cache.remembered(("number_base", key), lambda: deps.store.number_base(key))
+    return deps.cache.remembered(("day_start", key), lambda: deps.store.day_start(key))
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def issue(deps: "Deps", principal: Principal | None, order: TicketOrder) -> dict
     # The number and its TicketIssued's place in the ward's publication order: one command
     # (store.take_number); the ticket and its event: one transaction.
     counts = deps.store.take_number(ward_id, service["code"], day, rank, now,
-                                    base=_number_base(deps, ward_id, service["code"], day))
+                                    base=_day_start(deps, ward_id, service["code"], day))
     ticket = domain.new_ticket(str(uuid.uuid4()), ward_id, day, service, counts["value"], priority, now,
                                queued_at=domain.as_utc(counts["queued_at"]))
     deps.store.insert_ticket(ticket, [events.ticket_issued(ticket)], seq=counts["seq"])

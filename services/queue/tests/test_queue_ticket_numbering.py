@@ -117,6 +117,16 @@ def test_a_day_numbered_past_a_restore_continues_after_it(app, kiosk):
     assert issue(client, kiosk, "B")["number"] == "B001"
 
 
+def test_a_day_counted_in_ticket_sequences_goes_on_with_its_numbers_and_its_line(app, kiosk):
+    # The day the numbers moved to the ward's clock document: three A tickets issued, one
+    # called, counted in ticket_sequences; the fourth has two people ahead.
+    db = app.extensions["motcua"].db
+    db[SEQUENCES].insert_one({"_id": sequence_key(WARD, "A", DAY), "value": 3, "issued_r1": 3, "called_r1": 1,
+                              "created_at": datetime(2026, 3, 2, tzinfo=timezone.utc)})
+    fourth = issue(app.test_client(), kiosk)
+    assert (fourth["number"], fourth["waiting_ahead"]) == ("A004", 2)
+
+
 def test_day_counts_older_than_the_day_before_yesterday_are_dropped(app, kiosk):
     db = app.extensions["motcua"].db
     days = {"d2026-02-27": {"sA": {"value": 9}}, "d2026-02-28": {"sA": {"value": 7}},
