@@ -11,6 +11,7 @@ real nameko consumer's store (handle_once), against three baselines on the same 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -121,16 +122,27 @@ def outbox_to_consumer(mongo_url: str, amqp_url: str, count: int, relay_class=Re
         client.close()
 
 
-def run(mongo_url: str, amqp_url: str, count: int = 2000) -> dict:
+def run(mongo_url: str, amqp_url: str, count: int = 2000, rounds: int = 3) -> dict:
+    """Every side once, then the pipeline and its fair baseline (raw pika storing each event
+    in the same database) `rounds` times more, alternating, so that both see the same
+    machine; their figures are the medians of all their runs (on two shared cores one run
+    of either moves by half from the next)."""
     body = json.dumps(_event(0), ensure_ascii=False).encode()
     raw = raw_pika(amqp_url, count, body)
     raw_confirmed = raw_pika_confirmed(amqp_url, count, body)
-    raw_stored = raw_pika_confirmed(amqp_url, count, body, mongo_url=mongo_url)
+    stored_runs = [raw_pika_confirmed(amqp_url, count, body, mongo_url=mongo_url)]
     relayed = relay_only(mongo_url, amqp_url, count)
-    platform = outbox_to_consumer(mongo_url, amqp_url, count)
+    pipeline_runs = [outbox_to_consumer(mongo_url, amqp_url, count)]
+    for _ in range(rounds - 1):
+        stored_runs.append(raw_pika_confirmed(amqp_url, count, body, mongo_url=mongo_url))
+        pipeline_runs.append(outbox_to_consumer(mongo_url, amqp_url, count))
+    raw_stored, platform = statistics.median(stored_runs), statistics.median(pipeline_runs)
     return {"events": count, "raw_pika_per_s": round(raw, 1), "raw_pika_confirmed_per_s": round(raw_confirmed, 1),
             "relay_only_per_s": round(relayed, 1), "pipeline_per_s": round(platform, 1),
             "raw_pika_stored_per_s": round(raw_stored, 1),
+            "pipeline_runs_per_s": [round(x, 1) for x in pipeline_runs],
+            "raw_pika_stored_runs_per_s": [round(x, 1) for x in stored_runs],
+            "ratio_stored_runs": [round(p / r, 3) for p, r in zip(pipeline_runs, stored_runs)],
             "ratio": round(platform / raw, 3), "ratio_confirmed": round(platform / raw_confirmed, 3),
             "ratio_stored": round(platform / raw_stored, 3),
             "relay_ratio": round(relayed / raw, 3)}
@@ -178,7 +190,8 @@ def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500,
     ch.queue_bind("bench.rawq.q", "bench.rawq", "Raw")
     setup.close()
     done = threading.Event()
-    store = MongoClient(mongo_url)[f"b{uuid.uuid4().hex[:6]}_raw"].seen if mongo_url else None
+    store_client = MongoClient(mongo_url) if mongo_url else None
+    store = store_client[f"b{uuid.uuid4().hex[:6]}_raw"].seen if store_client is not None else None
 
     async def publish():
         connection = await aiormq.connect(amqp_url)
@@ -194,4 +207,7 @@ def raw_pika_confirmed(amqp_url: str, count: int, body: bytes, batch: int = 500,
     consumer.start()
     asyncio.run(publish())
     done.wait(300)
-    return count / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    if store_client is not None:
+        store_client.close()
+    return count / elapsed
