@@ -143,10 +143,23 @@ def call_next(deps: "Deps", principal: Principal, ward_id: str, counter_id: str)
     counters.require_ward(deps, principal, ward_id)
     staff_of(principal, ward_id)
     counter = counters.require_counter(deps, ward_id, counter_id)
-    lock = counter_sessions.hold_for_call(deps, principal, ward_id, counter_id)
+    now = domain.to_millis(deps.clock.now())
+    day = day_of(deps, now)
+    if counter_sessions.held_lately(deps, principal, ward_id, counter_id):
+        # An idle counter calls again and again: answered by reads alone while nobody waits
+        # for it (or its ticket is still open), without claiming the counter and taking its
+        # lock. Only a call that has a ticket to claim takes the lock and reads again.
+        open_call = deps.store.newest_called_at_counter(ward_id, counter_id)
+        if open_call is not None and open_call["day"] == day:
+            return {**_called_answer(open_call, counter_id), "already_called": True}
+        line = deps.store.waiting_line(ward_id, day)
+        if domain.choose_next((domain.waiting_ticket(d) for d in line.values()), counter_id,
+                              counter["service_codes"]) is None:
+            return None
+        lock = counter_sessions.lock_for_call(deps, principal, ward_id, counter_id)
+    else:
+        lock = counter_sessions.hold_for_call(deps, principal, ward_id, counter_id)
     try:
-        now = domain.to_millis(deps.clock.now())
-        day = day_of(deps, now)
         open_call = deps.store.newest_called_at_counter(ward_id, counter_id)
         if open_call is not None and open_call["day"] == day:
             return {**_called_answer(open_call, counter_id), "already_called": True}

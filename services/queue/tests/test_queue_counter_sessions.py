@@ -144,3 +144,32 @@ def test_the_wards_admin_page_shows_who_holds_a_counter_and_frees_it(client, lan
     freed = client.post(f"/queue/admin/{WARD}/counters/quay-1/free", data={"csrf_token": csrf})
     assert freed.status_code == 303 and "saved=counter_freed" in freed.headers["Location"]
     assert client.post(SESSION, headers=minh).status_code == 200
+
+
+def test_an_idle_counter_calls_by_reads_alone_and_is_renewed_now_and_then(client, app, lan, minh, clock):
+    """Calling with nobody waiting (most calls of a quiet hour) writes nothing while the
+    holder was seen lately; a call with a ticket takes the lock as before; after
+    SEEN_LATELY_SECONDS a call renews the holder, long before they would count as gone."""
+    sessions = app.extensions["motcua"].db[counter_sessions.SESSIONS]
+    assert client.post(SESSION, headers=lan).status_code == 200
+    before = sessions.find_one({"_id": f"{WARD}:quay-1"})
+    clock.advance(seconds=60)
+    assert call(client, lan).status_code == 204
+    assert sessions.find_one({"_id": f"{WARD}:quay-1"}) == before          # not written
+    assert call(client, minh).get_json()["code"] == "counter_taken"         # still Lan's
+
+    clock.advance(seconds=counter_sessions.SEEN_LATELY_SECONDS + 1)
+    assert call(client, lan).status_code == 204
+    renewed = sessions.find_one({"_id": f"{WARD}:quay-1"})
+    assert renewed["last_seen_at"] > before["last_seen_at"] and renewed["call_lock"] is None
+
+
+def test_a_lately_held_counter_still_calls_one_ticket_and_answers_it_again(client, lan, token, clock):
+    assert client.post(SESSION, headers=lan).status_code == 200
+    waiting = issue(client, token)
+    called = call(client, lan).get_json()
+    assert called["ticket_id"] == waiting["ticket_id"] and "already_called" not in called
+    again = call(client, lan).get_json()
+    assert again["ticket_id"] == waiting["ticket_id"] and again["already_called"] is True
+    assert act(client, lan, waiting["ticket_id"], "serve").status_code == 200
+    assert call(client, lan).status_code == 204
