@@ -82,7 +82,8 @@ def service(deps: "Deps", ward_id: str, code: str) -> dict | None:
 
 
 def counter(deps: "Deps", ward_id: str, counter_id: str) -> dict | None:
-    return deps.store.counter(ward_id, counter_id)
+    """The counter and the services it calls, remembered like the ward (every call-next reads it)."""
+    return deps.cache.remembered(("counter", ward_id, counter_id), lambda: deps.store.counter(ward_id, counter_id))
 
 
 def require_counter(deps: "Deps", ward_id: str, counter_id: str) -> dict:
