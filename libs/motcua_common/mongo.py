@@ -11,6 +11,7 @@ from pymongo import MongoClient
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -18,6 +19,14 @@ from .config import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# How long a transaction is retried after transient errors (write conflicts, a failing
+# commit); far beyond any conflict seen under load (those settle in milliseconds).
+RETRY_SECONDS = 5.0
+
+
+class TransactionAbandoned(PyMongoError):
+    """A transaction kept failing with transient errors for RETRY_SECONDS."""
 
 
 def connect(settings: Settings, **kwargs) -> MongoClient:
@@ -37,18 +46,27 @@ def in_transaction(db: Database, work: Callable[[ClientSession], T]) -> T:
     Needs a replica set in production (the chart and compose run one); the embedded
     server supports transactions on its single node.
 
+    Retries stop after RETRY_SECONDS (TransactionAbandoned, a PyMongoError: the API's
+    503): a database that fails every commit (its disk full) kept a kiosk's request retrying
+    for the two minutes pymongo allows.
+
     A retry means two writers met on one document: each is counted
     (`motcua_transaction_retries_total{database, work}`), and a change retried three times
     or more is logged with how long it took, since that is how a hot document shows (the
     ward clock and the audit head were two; both stalls looked like a slow database)."""
     attempts = 0
+    started = time.monotonic()
 
     def attempt(session: ClientSession) -> T:
         nonlocal attempts
         attempts += 1
+        if attempts > 1 and time.monotonic() - started > RETRY_SECONDS:
+            # pymongo would go on for two minutes; a request (a kiosk, an officer) is
+            # better answered 503 now, and a worker's message is redelivered later.
+            raise TransactionAbandoned(f"{getattr(work, '__qualname__', 'transaction')}: still failing after "
+                                       f"{attempts - 1} attempts in {time.monotonic() - started:.1f} s")
         return work(session)
 
-    started = time.monotonic()
     try:
         with db.client.start_session() as session:
             return session.with_transaction(
