@@ -173,3 +173,38 @@ def test_a_lately_held_counter_still_calls_one_ticket_and_answers_it_again(clien
     assert again["ticket_id"] == waiting["ticket_id"] and again["already_called"] is True
     assert act(client, lan, waiting["ticket_id"], "serve").status_code == 200
     assert call(client, lan).status_code == 204
+
+
+def test_an_idle_counters_call_sends_the_database_reads_only(settings, verifier, clock, lan):
+    """What the province's day showed most of: a counter calling with nobody waiting. Its
+    record, its open call and the ward's line are read; nothing is written."""
+    from pymongo import monitoring
+
+    class Recorder(monitoring.CommandListener):
+        recording, names = False, []
+
+        def started(self, event):
+            if self.recording and event.database_name == settings.database_name("queue"):
+                self.names.append(event.command_name)
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    recorder = Recorder()
+    monitoring.register(recorder)  # for clients made from now on: this test's app
+    prepare(settings, demo=True)
+    app = create_app(settings, verifier=verifier, clock=clock)
+    try:
+        client = app.test_client()
+        assert client.post(SESSION, headers=lan).status_code == 200
+        assert call(client, lan).status_code == 204  # reference data remembered from here
+        recorder.recording = True
+        assert call(client, lan).status_code == 204
+        recorder.recording = False
+        assert recorder.names == ["find", "find", "find"], recorder.names
+    finally:
+        recorder.recording = False
+        app.extensions["motcua"].db.client.close()
