@@ -135,6 +135,8 @@ def commit(db: Database, change: Callable[[ClientSession], T],
                                        {"$set": {"state": "committed"}}, session=session)
         return result
 
+    # Retries are counted by this name (mongo.in_transaction): the change's, not "commit".
+    work.__qualname__ = getattr(change, "__qualname__", work.__qualname__)
     return in_transaction(db, work)
 
 
