@@ -219,6 +219,10 @@ def chain_pending(db: Database, batch: int = CHAIN_BATCH) -> int:
 
     from .mongo import in_transaction
 
+    # Most polls find nothing: one plain read then, no transaction (every transaction's
+    # statements queue on the embedded database's transaction registry).
+    if db[AUDIT_PENDING].find_one({}, {"_id": 1}) is None:
+        return 0
     moved, last = in_transaction(db, move)
     if moved and last // PRUNE_EVERY != (last - moved) // PRUNE_EVERY:
         try:
