@@ -8,13 +8,6 @@ outbox order, then the relay waits for the broker's confirms together and marks 
 confirmed ones sent with one write. Waiting for each confirm before the next publish (what
 pika's BlockingChannel does) paid a broker fsync and a database round trip per event; see
 bench/RESULTS.md. The broker keeps a channel's messages in publish order, so order holds.
-Running (run_forever), the relay writes a batch's marks while it publishes the next batch:
-the mark is the database's costliest step of an event here, and waiting for it left the
-broker and the consumers idle. At most one batch's marks are in flight; the next batch is
-read leaving those events out (they are confirmed, only not yet marked), and a batch is
-published only after the previous batch's confirms, as before. Marks that fail (the
-database gone) leave their events pending: published again later, a duplicate that the
-idempotent consumers ignore, as after a crash between the confirm and the mark.
 A nack (a queue refusing more, an internal broker error) leaves that event pending for the
 next batch; events after it in the same batch were already on the wire, so they are marked
 by their own confirms — resending them would only duplicate them.
@@ -52,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 import signal
 import threading
@@ -120,9 +112,6 @@ class Relay:
         self._held_wards: set[str] | None = None  # wards whose downlink refused events; None: not read yet
         self._next_downlink_retry = 0.0
         self.downlink_retry_seconds = DOWNLINK_RETRY_SECONDS
-        self._marker: ThreadPoolExecutor | None = None  # writes a batch's marks while the next one goes out
-        self._marking: Future | None = None  # the batch's marks in flight (at most one batch)
-        self._marking_ids: frozenset = frozenset()  # its events: confirmed, not yet marked sent
         metrics.RELAY_BROKER_BLOCKED.labels(service).set(0)
 
     # broker -------------------------------------------------------------
@@ -174,13 +163,6 @@ class Relay:
                 pass
 
     def close(self) -> None:
-        try:
-            self.finish_marks()
-        except PyMongoError as exc:  # those events stay pending and go again (duplicates are harmless)
-            log.warning("could not mark the last batch sent: %s", exc.__class__.__name__)
-        if self._marker is not None:
-            self._marker.shutdown(wait=True)
-            self._marker = None
         self._drop_connection()
 
     # publishing ---------------------------------------------------------
@@ -269,20 +251,15 @@ class Relay:
                 confirms.cancel()
                 await asyncio.gather(confirms, return_exceptions=True)
 
-    def publish_pending(self, overlap: bool = False) -> int:
-        """Publish one batch of pending events in order; return how many were confirmed.
-
-        The confirmed events are marked sent before this returns, unless `overlap`: then
-        their marks are written while the caller goes on to the next batch (see the
-        module's doc); finish_marks() waits for them."""
-        in_flight = self._marking_ids
-        batch = [doc for doc in self.db[OUTBOX]
-                 .find({"status": "pending"})
-                 .sort([("seq", 1), ("n", 1)])
-                 .limit(self.batch_size + len(in_flight))
-                 if doc["_id"] not in in_flight][:self.batch_size]
+    def publish_pending(self) -> int:
+        """Publish one batch of pending events in order; return how many were confirmed."""
+        batch = list(
+            self.db[OUTBOX]
+            .find({"status": "pending"})
+            .sort([("seq", 1), ("n", 1)])
+            .limit(self.batch_size)
+        )
         if not batch:
-            self.finish_marks()
             self.release_held()
             return 0
         channel = self._ensure_channel()
@@ -296,51 +273,27 @@ class Relay:
         down_refused = {doc["_id"] for doc, ok in zip(down, down_outcomes) if not ok}
         held = {doc["_id"]: self._downlink_ward(doc) for doc in for_wards
                 if doc["_id"] in down_refused or self._downlink_ward(doc) in held_wards}
-        # One batch's marks in flight at most: the previous batch's are written before this one's.
-        self.finish_marks()
         if confirmed:
-            if overlap and not held:
-                self._marking_ids = frozenset(doc["_id"] for doc in confirmed)
-                if self._marker is None:
-                    self._marker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"relay-marks-{self.service}")
-                self._marking = self._marker.submit(self._mark_sent, confirmed, {})
-            else:
-                # Held events are counted from the database right after (_count_held): marked now.
-                self._mark_sent(confirmed, held)
-                self._note_held([doc for doc in confirmed if doc["_id"] in down_refused])
-                for ward in {held[doc["_id"]] for doc in confirmed if doc["_id"] in held}:
-                    self._count_held(ward)
+            # One round trip of updates each by _id: a single update_many with $in was
+            # matched against every pending event by the embedded database (a scan, two
+            # thirds of its time in the pipeline bench); by _id it is an index lookup anywhere.
+            sent_at = datetime.now(timezone.utc)
+            self.db[OUTBOX].bulk_write([
+                UpdateOne({"_id": doc["_id"]}, {"$set": {"status": "sent", "sent_at": sent_at,
+                                                         **({DOWNLINK_HELD: held[doc["_id"]]} if doc["_id"] in held else {})},
+                                                "$inc": {"attempts": 1}})
+                for doc in confirmed], ordered=False)
+            self._note_held([doc for doc in confirmed if doc["_id"] in down_refused])
+            for ward in {held[doc["_id"]] for doc in confirmed if doc["_id"] in held}:
+                self._count_held(ward)
         if refused:
             log.warning("broker refused %d event(s); they stay pending", len(refused),
                         extra={"event_id": refused[0]["envelope"]["event_id"]})
             self.db[OUTBOX].update_many({"_id": {"$in": [doc["_id"] for doc in refused]}}, {"$inc": {"attempts": 1}})
-        self.release_held()
-        return len(confirmed)
-
-    def _mark_sent(self, confirmed: list[dict], held: dict) -> None:
-        """Mark confirmed events sent (with the ward a held one waits for)."""
-        # One round trip of updates each by _id: a single update_many with $in was
-        # matched against every pending event by the embedded database (a scan, two
-        # thirds of its time in the pipeline bench); by _id it is an index lookup anywhere.
-        sent_at = datetime.now(timezone.utc)
-        self.db[OUTBOX].bulk_write([
-            UpdateOne({"_id": doc["_id"]}, {"$set": {"status": "sent", "sent_at": sent_at,
-                                                     **({DOWNLINK_HELD: held[doc["_id"]]} if doc["_id"] in held else {})},
-                                            "$inc": {"attempts": 1}})
-            for doc in confirmed], ordered=False)
         for doc in confirmed:
             metrics.EVENTS_PUBLISHED.labels(self.service, doc["envelope"]["type"]).inc()
-
-    def finish_marks(self) -> None:
-        """Wait for the marks in flight (publish_pending(overlap=True)); a failed write is
-        raised here, and its events stay pending."""
-        marking, self._marking = self._marking, None
-        if marking is None:
-            return
-        try:
-            marking.result()
-        finally:
-            self._marking_ids = frozenset()
+        self.release_held()
+        return len(confirmed)
 
     # the downlink's held events ---------------------------------------------
     @staticmethod
@@ -404,10 +357,9 @@ class Relay:
         backoff = 0.5
         while not self._stopping.is_set():
             try:
-                published = self.publish_pending(overlap=True)
+                published = self.publish_pending()
                 backoff = 0.5
                 if published < self.batch_size:
-                    self.finish_marks()  # caught up: nothing of it stays unmarked while idle
                     self._idle(self.settings.relay_poll_seconds)
             except BROKER_ERRORS as exc:
                 log.warning("broker unavailable, events wait in the outbox: %s", exc.__class__.__name__)
@@ -420,10 +372,6 @@ class Relay:
                 backoff = min(backoff * 2, 10)
             except RelayStopped:
                 break
-        try:
-            self.finish_marks()
-        except PyMongoError as exc:  # those events stay pending and go again (duplicates are harmless)
-            log.warning("could not mark the last batch sent: %s", exc.__class__.__name__)
         self._drop_connection()
 
     def stop(self, *_args) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -101,52 +100,6 @@ def test_relay_publishes_in_order_and_marks_sent_after_confirm(broker_settings, 
         received.append(json.loads(body)["payload"]["receipt_code"])
     conn.close()
     assert received == [f"R{i}" for i in range(5)]
-
-
-def test_relay_marks_a_batch_while_it_publishes_the_next_without_losing_order(broker_settings, service_db):
-    """publish_pending(overlap=True) (what run_forever does) writes a batch's marks while
-    the next batch goes out: the next batch leaves the unmarked events out (no event twice),
-    order holds across batches, and a mark that fails leaves its events pending."""
-    from pymongo.errors import AutoReconnect
-
-    db = service_db("dossier")
-    commit(db, lambda s: None, [submitted(f"O{i}") for i in range(7)])
-    relay = Relay(db, broker_settings, "dossier", batch_size=3)
-    conn = pika.BlockingConnection(pika.URLParameters(broker_settings.amqp_url))
-    topology.declare(conn.channel(), broker_settings)
-    marked = []
-    original = relay._mark_sent
-
-    def slow_mark(confirmed, held):
-        marked.append([doc["envelope"]["payload"]["receipt_code"] for doc in confirmed])
-        time.sleep(0.3)  # still unmarked while the next batch is read and published
-        original(confirmed, held)
-
-    relay._mark_sent = slow_mark
-    assert relay.publish_pending(overlap=True) == 3
-    assert relay.publish_pending(overlap=True) == 3  # O0-O2 may still be unmarked: left out
-    relay.finish_marks()
-    assert pending_count(db) == 1
-    # A failed mark is raised by the next wait for it, and its events stay pending.
-    relay._mark_sent = lambda confirmed, held: (_ for _ in ()).throw(AutoReconnect("database gone"))
-    assert relay.publish_pending(overlap=True) == 1
-    with pytest.raises(AutoReconnect):
-        relay.finish_marks()
-    assert pending_count(db) == 1
-    relay._mark_sent = slow_mark
-    assert relay.publish_pending() == 1  # published again: a duplicate the consumers ignore
-    relay.close()
-    assert pending_count(db) == 0
-    assert marked == [["O0", "O1", "O2"], ["O3", "O4", "O5"], ["O6"]]
-    ch = conn.channel()
-    received = []
-    while True:
-        method, _props, body = ch.basic_get("notify.dossier.DossierSubmitted", auto_ack=True)
-        if method is None:
-            break
-        received.append(json.loads(body)["payload"]["receipt_code"])
-    conn.close()
-    assert received == [f"O{i}" for i in range(7)] + ["O6"]
 
 
 def test_relay_leaves_events_pending_while_the_broker_is_unreachable(broker_settings, service_db):
