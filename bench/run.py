@@ -15,7 +15,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
 
-from bench import growth, pipeline, sms, tickets  # noqa: E402
+from bench import edge, growth, pipeline, sms, tickets  # noqa: E402
 from bench.harness import (  # noqa: E402
     ADMIN_PASSWORD,
     RecordingGateway,
@@ -58,7 +58,7 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-PARTS = ("pipeline", "growth", "tickets", "sms", "simulation")
+PARTS = ("pipeline", "growth", "tickets", "sms", "simulation", "edge")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only or PARTS)
     previous = json.loads((HERE / "results.json").read_text()) if (HERE / "results.json").exists() else {}
     results: dict = {**previous, "machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if "edge" in parts:
+        # First, on a machine not yet warmed by the other parts: a ward office's box starts
+        # cold. It brings its own broker node and embedded database (bench/edge.py).
+        print("(5) ward office, motcua up --profile edge …", file=sys.stderr)
+        results["edge"] = edge.run()
+        print(json.dumps(results["edge"], ensure_ascii=False), file=sys.stderr)
+    if parts - {"edge"}:
+        run_on_centre(args, parts, results)
+    (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    report(results)
+    return 0
+
+
+def run_on_centre(args: argparse.Namespace, parts: set[str], results: dict) -> None:
+    """The parts that share one database, broker vhost and SMS gateway."""
     with database() as db, vhost() as amqp_url, RecordingGateway() as gateway:
         if "pipeline" in parts:
             print("(2) event pipeline …", file=sys.stderr)
@@ -120,9 +135,6 @@ def main(argv: list[str] | None = None) -> int:
                     # Wards beyond the demo's are created through the admin API (the harness's password).
                     results["simulation"] = simulate(base, args.sim_wards, args.sim_minutes, gateway=gateway, seed=1,
                                                      admin_password=ADMIN_PASSWORD)
-    (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
-    report(results)
-    return 0
 
 
 def report(results: dict) -> None:
@@ -148,6 +160,20 @@ def report(results: dict) -> None:
         print(f"dossier → SMS at {s['rate_per_s']}/s: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, lost {s['lost']}")
     if "idle_memory_mib" in results:
         print(f"motcua up idle: {results['idle_memory_mib']} MiB (process tree + embedded database)")
+    e = results.get("edge")
+    if e:
+        target = e["targets"]
+        print(f"ward office (--profile edge): ready in {e['ready_seconds']} s (target < {target['ready_seconds']} s), "
+              f"idle {e['idle_rss_mib']} MiB (target < {target['idle_rss_mib']} MiB)")
+        print(f"  {e['process_count']} processes; {e['idle_pss_mib']} MiB with shared pages counted once (PSS); "
+              f"the office's RabbitMQ node {e['broker_rss_mib']} MiB besides; "
+              f"1-min load {e['load_at_start']} at start, {e['load_at_measure']} at the measurement")
+        # Where the memory goes: processes of one command together, largest first.
+        by_name: dict[str, list[float]] = {}
+        for p in e["processes"]:
+            by_name.setdefault(p["name"], []).append(p["rss_mib"])
+        print("  " + ", ".join(f"{name} {sum(rss):.1f}" + (f" ({len(rss)}×)" if len(rss) > 1 else "")
+                               for name, rss in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))))
     for g in results.get("growth", []):
         worst = max(q["ms"] for q in g["queries"].values())
         scans = [n for n, q in g["queries"].items() if q["collection_scan"]]
