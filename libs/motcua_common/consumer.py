@@ -208,6 +208,35 @@ def handle_once(db: Database, consumer: str, event: Event, work: Callable[[Clien
     return GroupCommit.of(db).submit(f"{consumer}:{event.event_id}", event.type, work)
 
 
+def handle_idempotent(db: Database, consumer: str, event: Event, apply: Callable[[], object]) -> str:
+    """For a change that is idempotent by itself — applied twice, it leaves what applying it
+    once leaves (an upsert of constant fields, `$setOnInsert`, `$min`) — and touches one
+    document: `apply()` without a transaction, then the processed mark. Returns "processed",
+    or "duplicate" when the event's mark was there already (its change was applied again,
+    changing nothing).
+
+    Why not handle_once: its transaction is what such a change does not need, and on the
+    embedded database every transaction statement of every client waits for one lock
+    (bench/RESULTS.md, Hà Nội's day): the queue's activity lines and rating's opportunities
+    were most of the platform's transactions, and their queues fell hours behind.
+
+    The order is what makes it safe: killed after the change and before the mark, the
+    redelivered event applies the change again (nothing moves) and marks it; the mark never
+    exists without its change. `apply` must not raise for a change already applied."""
+    key = f"{consumer}:{event.event_id}"
+    try:
+        apply()
+    except DuplicateKeyError:
+        # Two deliveries of one subject's events raced to create its document and this one
+        # lost the insert: the document exists now, so the same upsert matches it.
+        apply()
+    try:
+        db[PROCESSED].insert_one({"_id": key, "type": event.type, "at": datetime.now(timezone.utc)})
+    except DuplicateKeyError:
+        return "duplicate"
+    return "processed"
+
+
 def _handle_alone(db: Database, key: str, event_type: str, work: Callable[[ClientSession], object]) -> str:
     def tx(session: ClientSession) -> str:
         # The mark's unique _id is the check: a seen event fails this insert (below), so

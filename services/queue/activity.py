@@ -8,7 +8,9 @@ alone — TicketIssued, TicketCalled, TicketServed — and the centre's own ward
 it the same way, so every ward is counted by one rule wherever its counters run.
 
 One line per ticket, whatever order its events come in: a redelivered event changes
-nothing (handle_once), and a recall (a second TicketCalled) keeps the first call. The day is
+nothing, and a recall (a second TicketCalled) keeps the first call. Each event is one upsert
+that is idempotent by itself (constant fields set, the first call kept by `$min`), so it is
+applied without a transaction (handle_idempotent). The day is
 the ward's local day (MOTCUA_TIMEZONE) of the event."""
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from motcua_common.auth import Principal
-from motcua_common.consumer import handle_once
+from motcua_common.consumer import handle_idempotent
 from motcua_common.events import Event
 from motcua_common.problems import ValidationFailed, field_error, forbidden
 
@@ -58,8 +60,8 @@ def on_ticket_event(deps: "Deps", principal: Principal | None, event: Event) -> 
     moment = _moment(event)
     local_day = deps.clock.local(moment).date().isoformat()
     on_insert, changes, earliest = ticket_line(event, moment, local_day)
-    return handle_once(deps.db, SERVICE, event, lambda session: store.record_ticket_activity(
-        deps.db, event.payload["ticket_id"], on_insert, changes, earliest, session))
+    return handle_idempotent(deps.db, SERVICE, event, lambda: store.record_ticket_activity(
+        deps.db, event.payload["ticket_id"], on_insert, changes, earliest))
 
 
 def _day_asked(deps: "Deps", text: str | None) -> str:

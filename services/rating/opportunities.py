@@ -1,13 +1,16 @@
 """Use cases of what may be rated, learnt from queue's and dossier's events: a served
-ticket, a dossier whose result is ready, a returned dossier. Each runs once per event
-(handle_once); the worker only wires them to the broker, and tests call them directly."""
+ticket, a dossier whose result is ready, a returned dossier. Each runs once per event; the
+worker only wires them to the broker, and tests call them directly. Opening an opportunity
+is one `$setOnInsert` upsert (the first event about a subject stands), idempotent by itself,
+so it runs without a transaction (handle_idempotent); a return's reads and writes keep
+theirs (handle_once)."""
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
 from motcua_common.auth import Principal
-from motcua_common.consumer import handle_once
+from motcua_common.consumer import handle_idempotent, handle_once
 from motcua_common.events import Event
 
 from . import domain, store
@@ -30,10 +33,8 @@ class ReturnWithoutReceiptCode(Exception):
 def on_ticket_served(deps: "Deps", principal: Principal | None, event: Event) -> str:
     opportunity = domain.ticket_served(event.payload, served_at=domain.parse_instant(event.occurred_at))
 
-    def work(session):
-        store.open_opportunity(deps.db, opportunity, deps.clock.now(), session)
-
-    outcome = handle_once(deps.db, SERVICE, event, work)
+    outcome = handle_idempotent(deps.db, SERVICE, event,
+                                lambda: store.open_opportunity(deps.db, opportunity, deps.clock.now()))
     log.info("ticket ratable", extra={"ticket_id": opportunity["subject_id"], "ward_id": opportunity["ward_id"],
                                       "outcome": outcome})
     return outcome
@@ -42,10 +43,8 @@ def on_ticket_served(deps: "Deps", principal: Principal | None, event: Event) ->
 def on_dossier_result_ready(deps: "Deps", principal: Principal | None, event: Event) -> str:
     opportunity = domain.dossier_result_ready(event.payload)
 
-    def work(session):
-        store.open_opportunity(deps.db, opportunity, deps.clock.now(), session)
-
-    outcome = handle_once(deps.db, SERVICE, event, work)
+    outcome = handle_idempotent(deps.db, SERVICE, event,
+                                lambda: store.open_opportunity(deps.db, opportunity, deps.clock.now()))
     log.info("dossier awaits its return", extra={"dossier_id": event["dossier_id"], "ward_id": event["ward_id"],
                                                  "outcome": outcome})
     return outcome
