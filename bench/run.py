@@ -15,7 +15,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "bench"
 
-from bench import edge, growth, pipeline, sms, tickets  # noqa: E402
+from bench import edge, embedded, growth, pipeline, sms, tickets  # noqa: E402
 from bench.harness import (  # noqa: E402
     ADMIN_PASSWORD,
     RecordingGateway,
@@ -58,7 +58,7 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-PARTS = ("pipeline", "growth", "tickets", "sms", "simulation", "edge")
+PARTS = ("pipeline", "growth", "tickets", "sms", "simulation", "edge", "embedded")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         print("(5) ward office, motcua up --profile edge …", file=sys.stderr)
         results["edge"] = edge.run()
         print(json.dumps(results["edge"], ensure_ascii=False), file=sys.stderr)
-    if parts - {"edge"}:
+    if "embedded" in parts:
+        # On fresh servers of its own: what bounds the other parts on the embedded database.
+        print("(6) the embedded database's costs …", file=sys.stderr)
+        results["embedded"] = embedded.run()
+        print(json.dumps(results["embedded"], ensure_ascii=False), file=sys.stderr)
+    if parts - {"edge", "embedded"}:
         run_on_centre(args, parts, results)
     (HERE / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))
     report(results)
@@ -160,6 +165,8 @@ def report(results: dict) -> None:
         print(f"dossier → SMS at {s['rate_per_s']}/s: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, lost {s['lost']}")
     if "idle_memory_mib" in results:
         print(f"motcua up idle: {results['idle_memory_mib']} MiB (process tree + embedded database)")
+    if results.get("embedded"):
+        print("\n".join(embedded.report(results["embedded"])))
     e = results.get("edge")
     if e:
         target = e["targets"]
@@ -183,6 +190,34 @@ def report(results: dict) -> None:
     if "province_day" in results:
         print("Hà Nội's day (126 communes and wards, ten times real time):")
         print_summary(results["province_day"])
+    print("\n".join(targets(results)))
+
+
+def targets(results: dict) -> list[str]:
+    """Issue 23's targets against the figures at hand, each met or not (or not measured)."""
+    def line(name: str, value, goal: str, met: bool | None) -> str:
+        verdict = "not measured" if met is None else ("met" if met else "NOT met")
+        return f"  {name}: {value} (target {goal}): {verdict}"
+
+    t, p, e, day = results.get("tickets"), results.get("pipeline"), results.get("edge"), results.get("province_day")
+    lines = ["targets:",
+             line("tickets × the minimal ticket", t and t["ratio"], "≥ 0.6", t and t["ratio"] >= 0.6),
+             line("pipeline × raw pika storing each event", p and p.get("ratio_stored"), "≥ 0.7",
+                  p and "ratio_stored" in p and p["ratio_stored"] >= 0.7)]
+    if day:
+        peak = day.get("morning_peak") or {}
+        worst = max((op["p99_ms"] for op in peak.values()), default=None)
+        lost = sum(day.get("lost_events", {}).values())
+        errors = sum(day.get("errors", {}).values())
+        lines.append(line("Hà Nội's day, morning peak p99 of a ticket, a call, a serve", f"{worst} ms", "≤ 1000 ms",
+                          worst is not None and worst <= 1000))
+        lines.append(line("Hà Nội's day, errors and lost events", f"{errors} errors, {lost} lost", "0 and 0",
+                          errors == 0 and lost == 0))
+    else:
+        lines.append(line("Hà Nội's day", None, "p99 ≤ 1000 ms at the morning peak, 0 errors, 0 lost", None))
+    lines.append(line("ward office ready", e and f"{e['ready_seconds']} s", "< 20 s", e and e["ready_seconds"] < 20))
+    lines.append(line("ward office idle", e and f"{e['idle_rss_mib']} MiB", "< 600 MiB", e and e["idle_rss_mib"] < 600))
+    return lines
 
 
 if __name__ == "__main__":
