@@ -209,11 +209,11 @@ def handle_once(db: Database, consumer: str, event: Event, work: Callable[[Clien
 
 
 def handle_idempotent(db: Database, consumer: str, event: Event, apply: Callable[[], object]) -> str:
-    """For a change that is idempotent by itself — applied twice, it leaves what applying it
-    once leaves (an upsert of constant fields, `$setOnInsert`, `$min`) — and touches one
-    document: `apply()` without a transaction, then the processed mark. Returns "processed",
-    or "duplicate" when the event's mark was there already (its change was applied again,
-    changing nothing).
+    """For a change that is idempotent by itself and touches one document — applied again,
+    even after later events' changes to that document, it leaves what they left (a
+    `$setOnInsert` upsert; fields only this event sets; `$min`): `apply()` without a
+    transaction, then the processed mark. Returns "processed", or "duplicate" when the
+    event's mark is there already (then nothing is applied).
 
     Why not handle_once: its transaction is what such a change does not need, and on the
     embedded database every transaction statement of every client waits for one lock
@@ -224,6 +224,8 @@ def handle_idempotent(db: Database, consumer: str, event: Event, apply: Callable
     redelivered event applies the change again (nothing moves) and marks it; the mark never
     exists without its change. `apply` must not raise for a change already applied."""
     key = f"{consumer}:{event.event_id}"
+    if db[PROCESSED].find_one({"_id": key}, {"_id": 1}) is not None:
+        return "duplicate"
     try:
         apply()
     except DuplicateKeyError:
@@ -233,7 +235,7 @@ def handle_idempotent(db: Database, consumer: str, event: Event, apply: Callable
     try:
         db[PROCESSED].insert_one({"_id": key, "type": event.type, "at": datetime.now(timezone.utc)})
     except DuplicateKeyError:
-        return "duplicate"
+        return "duplicate"  # a concurrent delivery of the same event marked it first
     return "processed"
 
 

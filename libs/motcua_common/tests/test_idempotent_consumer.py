@@ -59,9 +59,9 @@ def test_applied_once_then_answered_as_a_duplicate_without_a_transaction(db, set
         client.close()
     assert db.lines.count_documents({"_id": event["ticket_id"], "served": 1}) == 1
     assert db[PROCESSED].count_documents({"_id": f"queue:{event.event_id}"}) == 1
-    # The change, then the mark: plain commands, none of them in a transaction (no
-    # startTransaction, no commitTransaction, no txnNumber).
-    assert [c["name"] for c in sent] == ["update", "insert", "update", "insert"], sent
+    # The mark looked for, the change, then the mark: plain commands, none of them in a
+    # transaction (no commitTransaction, no txnNumber); a duplicate is only looked for.
+    assert [c["name"] for c in sent] == ["find", "update", "insert", "find"], sent
     assert not any(c["transaction"] for c in sent)
 
 
