@@ -22,29 +22,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.harness import process_tree_rss_mb, vhost
+from bench.harness import children_of, process_tree_rss_mb, vhost
 from motcua_common import topology
 from motcua_common.auth import SigningKey
 from motcua_common.config import Settings
 from motcua_platform.embedded import free_port
+from motcua_testing.centre_keys import JwksServer
 from motcua_testing.chaos import RabbitNode
 
 WARD = "dn-hai-chau"
 TARGETS = {"ready_seconds": 20, "idle_rss_mib": 600}
 IDLE_SECONDS = 10
 READY_TIMEOUT = 180
-
-
-def _children_of() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    return children
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -100,7 +89,7 @@ def short_name(pid: int) -> str:
 def process_tree(pid: int) -> list[dict]:
     """Every process of the tree rooted at `pid` with its resident and proportional set
     sizes (KiB), largest first, from one walk of /proc."""
-    children, found, todo = _children_of(), [], [pid]
+    children, found, todo = children_of(), [], [pid]
     while todo:
         current = todo.pop()
         rss = _status_kib(current, "VmRSS")
@@ -132,8 +121,6 @@ def run() -> dict:
     if not RabbitNode.available():
         raise RuntimeError("the edge benchmark needs a second RabbitMQ node of its own: run it as root, "
                            "with the rabbitmq-server package and runuser installed")
-    from http.server import ThreadingHTTPServer
-
     node = office = jwks = None
     with tempfile.TemporaryDirectory(prefix="motcua-bench-edge-") as tmp, vhost() as centre_url:
         try:
@@ -141,9 +128,8 @@ def run() -> dict:
             node.start()  # assigned first: a node that fails half-way is still removed below
             _centre(centre_url)
             keys = SigningKey.load_or_create(Path(tmp) / "centre-signing.pem")
-            jwks = ThreadingHTTPServer(("127.0.0.1", free_port()), _jwks_handler(keys.jwks()))
-            threading.Thread(target=jwks.serve_forever, daemon=True).start()
-            central = f"http://127.0.0.1:{jwks.server_port}"
+            jwks = JwksServer(keys.jwks()).start()
+            central = jwks.url
 
             env = {k: v for k, v in os.environ.items() if k not in ("MONGO_URL", "MOTCUA_DB_PREFIX")}
             env.update(AMQP_URL=node.url(), RABBITMQ_NODENAME=node.name, MOTCUA_DATA_DIR=str(Path(tmp) / "office"),
@@ -169,8 +155,7 @@ def run() -> dict:
             if office is not None:
                 _stop(office)
             if jwks is not None:
-                jwks.shutdown()
-                jwks.server_close()
+                jwks.stop()
             if node is not None:
                 node.remove()
     return {
@@ -186,31 +171,6 @@ def run() -> dict:
         "load_at_measure": load_at_measure,
         "targets": TARGETS,
     }
-
-
-def _jwks_handler(jwks: dict):
-    import json
-    from http.server import BaseHTTPRequestHandler
-
-    body = json.dumps(jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            # Only the keys: the office's other look-ups at the centre (the procedure
-            # catalog) get 404 and fall back to what it has kept, as when the link is down.
-            if self.path != "/identity/.well-known/jwks.json":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
 
 
 def _wait_ready(office: subprocess.Popen, started: float, log_path: Path) -> float:

@@ -75,8 +75,8 @@ def running_platform(mongo_url: str, amqp_url: str, sms_gateway_url: str, extra_
             running.stop()
 
 
-def process_tree_rss_mb(pid: int) -> float:
-    """Sum of the resident set sizes of a process and all its descendants, in MiB."""
+def children_of() -> dict[int, list[int]]:
+    """Every running process's children, by parent id (from /proc)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -85,6 +85,12 @@ def process_tree_rss_mb(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree_rss_mb(pid: int) -> float:
+    """Sum of the resident set sizes of a process and all its descendants, in MiB."""
+    children = children_of()
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()

@@ -27,7 +27,6 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import pika
@@ -35,6 +34,7 @@ import pytest
 import requests
 
 from motcua_common import topology
+from motcua_testing.centre_keys import JwksServer
 from motcua_testing.chaos import Checker, RabbitNode, WanLink, drain
 from motcua_common.consumer import handle_once
 from motcua_platform.edge import UPLINKS, BrokerControl, wait_for_shovels
@@ -91,48 +91,6 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("faults: lost / duplicated effects / unexpected")
     for c in REPORTS:
         terminalreporter.write_line(c.line())
-
-
-class JwksServer:
-    """The centre's identity, as far as the office needs it: the JWKS document. Stopped to
-    stand for the link being down."""
-
-    def __init__(self, jwks: dict):
-        body = json.dumps(jwks).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path != "/identity/.well-known/jwks.json":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.port = free_port()
-        self._handler = Handler
-        self.server = None
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "JwksServer":
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
 
 @pytest.fixture
